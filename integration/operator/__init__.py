@@ -1,0 +1,1 @@
+"""The operator's Integration API: client, token lifecycle and payload schemas."""

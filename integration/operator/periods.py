@@ -1,0 +1,62 @@
+"""The operator's one-month rule for call history, and splitting longer periods."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from integration.errors import PeriodError
+
+MAX_SPAN_MONTHS = 1
+HISTORY_DEPTH_MONTHS = 1
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same wall-clock time ``months`` calendar months later (earlier when negative),
+    the day clamped to the target month's length (31 Jan + 1 month = 28/29 Feb)."""
+    index = moment.year * 12 + moment.month - 1 + months
+    year, month = divmod(index, 12)
+    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    return moment.replace(year=year, month=month + 1, day=day)
+
+
+def earliest_available(now: datetime, tz: ZoneInfo) -> datetime:
+    """The oldest moment the operator serves: one calendar month back in its own zone."""
+    return add_months(now.astimezone(tz), -HISTORY_DEPTH_MONTHS).replace(microsecond=0)
+
+
+def split_period(
+    start: datetime, end: datetime, now: datetime, tz: ZoneInfo, *, clamp: bool = False
+) -> list[tuple[datetime, datetime]]:
+    """Half-open ``[start, end)`` slices of at most one month each, in the operator's zone.
+
+    History older than the operator keeps is refused with a clear ``PeriodError`` (or, with
+    ``clamp``, cut off); an end in the future is cut to ``now``.
+    """
+    if start.tzinfo is None or end.tzinfo is None:
+        raise PeriodError("period bounds must carry a time zone")
+    start, end, now = start.astimezone(tz), end.astimezone(tz), now.astimezone(tz)
+    end = min(end, now)
+    earliest = earliest_available(now, tz)
+    if start < earliest:
+        if not clamp:
+            raise PeriodError(
+                f"the operator keeps one month of call history: {start:%Y-%m-%d %H:%M} is out of reach; "
+                f"the earliest moment available now is {earliest:%Y-%m-%d %H:%M:%S} ({tz.key})"
+            )
+        start = earliest
+    if start >= end:
+        raise PeriodError(
+            f"the period is empty: it starts at {start:%Y-%m-%d %H:%M:%S} and ends at {end:%Y-%m-%d %H:%M:%S}"
+        )
+    slices = []
+    cursor = start
+    while cursor < end:
+        upper = min(add_months(cursor, MAX_SPAN_MONTHS), end)
+        slices.append((cursor, upper))
+        cursor = upper
+    return slices
+
+
+ONE_SECOND = timedelta(seconds=1)

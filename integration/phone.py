@@ -1,0 +1,182 @@
+"""Phone numbers: parse any reasonable input, give E.164, the operator's formats and match keys.
+
+Two entry points with different strictness:
+
+- ``parse_phone`` is for numbers *reported* to us (call history, CRM records): it returns E.164
+  whenever the digits parse at all, valid or not, keeps the raw form, and recognises short
+  internal numbers. Reporting never drops what the operator said.
+- ``parse_dialable`` is for numbers we are about to *dial*: the number must be valid, and it
+  yields the operator's ``PhoneTo`` format.
+
+``contract_number`` checks our own numbers (the operator's ``PhoneFrom``: 10 digits, no 8).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+from integration.errors import InvalidPhoneNumber
+
+# Characters people and systems put around digits: spaces (incl. no-break), brackets, dashes, dots.
+_DECORATION = re.compile(r"[\s\u00a0()\-./]")
+_ALLOWED = re.compile(r"^\+?\d+$")
+INTERNAL_MAX_DIGITS = 6  # extensions and short service numbers
+MATCH_KEY_DIGITS = 10
+
+
+class NumberType(StrEnum):
+    MOBILE = "mobile"
+    FIXED_LINE = "fixed_line"
+    FIXED_LINE_OR_MOBILE = "fixed_line_or_mobile"
+    TOLL_FREE = "toll_free"
+    PREMIUM_RATE = "premium_rate"
+    SHARED_COST = "shared_cost"
+    VOIP = "voip"
+    PERSONAL = "personal"
+    PAGER = "pager"
+    UAN = "uan"
+    VOICEMAIL = "voicemail"
+    INTERNAL = "internal"
+    UNKNOWN = "unknown"
+
+
+_TYPES = {
+    PhoneNumberType.MOBILE: NumberType.MOBILE,
+    PhoneNumberType.FIXED_LINE: NumberType.FIXED_LINE,
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: NumberType.FIXED_LINE_OR_MOBILE,
+    PhoneNumberType.TOLL_FREE: NumberType.TOLL_FREE,
+    PhoneNumberType.PREMIUM_RATE: NumberType.PREMIUM_RATE,
+    PhoneNumberType.SHARED_COST: NumberType.SHARED_COST,
+    PhoneNumberType.VOIP: NumberType.VOIP,
+    PhoneNumberType.PERSONAL_NUMBER: NumberType.PERSONAL,
+    PhoneNumberType.PAGER: NumberType.PAGER,
+    PhoneNumberType.UAN: NumberType.UAN,
+    PhoneNumberType.VOICEMAIL: NumberType.VOICEMAIL,
+}
+
+RUSSIA_COUNTRY_CODE = 7  # shared with Kazakhstan; both are dialled with the trunk prefix 8
+
+
+@dataclass(frozen=True)
+class Phone:
+    """A parsed number. ``e164`` is None only for short internal numbers."""
+
+    raw: str
+    e164: str | None
+    valid: bool
+    type: NumberType
+    region: str | None = None
+
+    @property
+    def internal(self) -> bool:
+        return self.type is NumberType.INTERNAL
+
+    @property
+    def digits(self) -> str:
+        """The digits of E.164 without '+', or the internal number itself."""
+        return self.e164[1:] if self.e164 else _DECORATION.sub("", self.raw)
+
+    @property
+    def country_code(self) -> int | None:
+        return phonenumbers.parse(self.e164).country_code if self.e164 else None
+
+    @property
+    def match_key(self) -> str | None:
+        """Last 10 digits: matches a CRM record whatever prefix it was written with.
+
+        Internal numbers have no match key: they must never be matched to a contact.
+        """
+        return None if self.internal else self.digits[-MATCH_KEY_DIGITS:]
+
+    @property
+    def phone_to(self) -> str:
+        """The operator's ``PhoneTo``: ``8XXXXXXXXXX`` in zone +7, else ``810`` + international."""
+        if self.e164 is None:
+            raise InvalidPhoneNumber(self.raw, "an internal number cannot be dialled through the operator")
+        if self.country_code == RUSSIA_COUNTRY_CODE:
+            return "8" + self.digits[1:]
+        return "810" + self.digits
+
+    def is_international(self, home_country_code: int = RUSSIA_COUNTRY_CODE) -> bool:
+        return self.e164 is not None and self.country_code != home_country_code
+
+
+def _clean(raw: object) -> str:
+    if raw is None:
+        raise InvalidPhoneNumber(raw, "no number given")
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
+    if not isinstance(raw, str):
+        raise InvalidPhoneNumber(raw, "a phone number must be text")
+    compact = _DECORATION.sub("", raw.strip())
+    if not compact:
+        raise InvalidPhoneNumber(raw, "no digits given")
+    if not _ALLOWED.match(compact):
+        if any(ch.isalpha() for ch in compact):
+            raise InvalidPhoneNumber(raw, "contains letters")
+        raise InvalidPhoneNumber(raw, "contains characters that are not part of a phone number")
+    if compact.count("+") > 1:
+        raise InvalidPhoneNumber(raw, "'+' may only stand at the start")
+    return compact
+
+
+def parse_phone(raw: object, region: str = "RU") -> Phone:
+    """Parse a reported number leniently: E.164 whenever the digits parse, valid or not."""
+    compact = _clean(raw)
+    text = str(raw).strip()
+    if not compact.startswith("+") and len(compact) <= INTERNAL_MAX_DIGITS:
+        return Phone(raw=text, e164=None, valid=False, type=NumberType.INTERNAL)
+    if len(compact.lstrip("+")) > 17:
+        raise InvalidPhoneNumber(raw, "too many digits for a phone number")
+    try:
+        number = phonenumbers.parse(compact, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhoneNumber(raw, _parse_reason(exc)) from None
+    valid = phonenumbers.is_valid_number(number)
+    kind = _TYPES.get(phonenumbers.number_type(number), NumberType.UNKNOWN) if valid else NumberType.UNKNOWN
+    return Phone(
+        raw=text,
+        e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        valid=valid,
+        type=kind,
+        region=phonenumbers.region_code_for_number(number),
+    )
+
+
+def parse_dialable(raw: object, region: str = "RU") -> Phone:
+    """Parse a number we are about to dial: it must be a valid, external number."""
+    phone = parse_phone(raw, region)
+    if phone.internal:
+        raise InvalidPhoneNumber(raw, "a short internal number cannot be dialled through the operator")
+    if not phone.valid:
+        number = phonenumbers.parse(phone.e164)
+        reason = {
+            phonenumbers.ValidationResult.TOO_SHORT: "too few digits",
+            phonenumbers.ValidationResult.TOO_LONG: "too many digits",
+            phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
+        }.get(phonenumbers.is_possible_number_with_reason(number), "not a number in use in its numbering plan")
+        raise InvalidPhoneNumber(raw, reason)
+    return phone
+
+
+def contract_number(raw: object, region: str = "RU") -> str:
+    """A number on the contract in the operator's ``PhoneFrom`` form: 10 digits, no 8."""
+    phone = parse_phone(raw, region)
+    if phone.internal or phone.country_code != RUSSIA_COUNTRY_CODE or len(phone.digits) != 11:
+        raise InvalidPhoneNumber(raw, "a contract number is a 10-digit number in zone +7 (e.g. 4990000000)")
+    return phone.digits[1:]
+
+
+def _parse_reason(exc: phonenumbers.NumberParseException) -> str:
+    return {
+        phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "unknown country code",
+        phonenumbers.NumberParseException.NOT_A_NUMBER: "not a phone number",
+        phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too few digits after the international prefix",
+        phonenumbers.NumberParseException.TOO_SHORT_NSN: "too few digits",
+        phonenumbers.NumberParseException.TOO_LONG: "too many digits",
+    }.get(exc.error_type, "not a phone number")

@@ -1,0 +1,12 @@
+"""A faithful simulator of the operator's Integration API, for tests, demos and benchmarks.
+
+It implements every documented method with the documented token rules (pair invalidation,
+lifetimes, the authorization token and the on/off switch), the one-month history rule, request
+hashes and the settings validation rules, plus a control API under ``/_sandbox/`` that tests use
+to inject faults, move the clock and inspect what the sandbox received.
+"""
+
+from integration.sandbox.server import SandboxServer
+from integration.sandbox.state import Sandbox, SandboxConfig
+
+__all__ = ["Sandbox", "SandboxConfig", "SandboxServer"]

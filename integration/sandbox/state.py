@@ -1,0 +1,397 @@
+"""The sandbox's state and rules, without HTTP: tokens, calls, recordings, settings, faults."""
+
+from __future__ import annotations
+
+import base64
+import random
+import re
+import secrets
+import threading
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from integration.operator.periods import add_months
+from integration.sandbox import data
+from integration.sandbox.tokens import mint, verify
+
+PHONE_TO = r"^(8\d{10}|810\d{6,15})$"
+PHONE_FROM = r"^\d{10}$"
+
+
+class SandboxError(Exception):
+    """An answer with an error: HTTP status, operator errorCode and errorMessage."""
+
+    def __init__(self, status: int, code: int, message: str):
+        self.status, self.code, self.message = status, code, message
+        super().__init__(message)
+
+
+@dataclass
+class SandboxConfig:
+    numbers: tuple[str, ...] = ("4990000000", "4950000000", "4950000001")
+    contract: str = "883766"
+    timezone: str = "Europe/Moscow"
+    access_ttl: float = 24 * 3600
+    refresh_ttl: float = 25 * 3600
+    authorization_ttl: float = 365 * 86400
+    seed: int = 1
+    secret: bytes = field(default=b"sandbox-secret", repr=False)
+    history_grace: float = 300.0  # seconds of slack on the one-month depth rule
+
+
+@dataclass
+class Fault:
+    """An injected fault. ``kind``: 500, html502, html200, empty, 429, timeout, drop."""
+
+    kind: str
+    method: str = "*"
+    count: int | None = 1  # None: until cleared
+    rate: float = 1.0
+    delay: float = 5.0  # for timeout
+    retry_after: float = 1.0  # for 429
+    after_effect: bool = True  # timeout/drop: do the work before failing
+
+    def matches(self, method: str) -> bool:
+        return self.method in ("*", method) and (self.count is None or self.count > 0)
+
+
+class Sandbox:
+    """All sandbox state behind one lock."""
+
+    def __init__(self, config: SandboxConfig | None = None):
+        self.config = config or SandboxConfig()
+        self.tz = ZoneInfo(self.config.timezone)
+        self.lock = threading.RLock()
+        self.rng = random.Random(self.config.seed)
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.clock_offset = 0.0
+            self.enabled = True
+            self.generation = 0
+            self.pair_jti: str | None = None
+            self.authorization_token: str | None = None
+            self.access_ttl = self.config.access_ttl
+            self.refresh_ttl = self.config.refresh_ttl
+            self.callbacks: list[dict] = []
+            self.calls: list[data.SandboxCall] = []
+            self.recordings: dict[str, data.RecordingSpec] = {}
+            self.results: dict[str, tuple[str, dict]] = {}
+            self.settings = {
+                num: data.default_settings(num, self.config.contract, 1000 * (i + 1))
+                for i, num in enumerate(self.config.numbers)
+            }
+            self.faults: list[Fault] = []
+            self.stats: Counter[str] = Counter()
+            self.rotate_authorization_token()
+
+    # -- clock --
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.clock_offset)
+
+    def local(self, moment: datetime) -> str:
+        return moment.astimezone(self.tz).strftime("%Y-%m-%d %H:%M:%S")
+
+    # -- tokens --
+
+    def rotate_authorization_token(self) -> str:
+        """A new authorization token (the cabinet's button): every older token stops working."""
+        with self.lock:
+            now = self.now()
+            self.authorization_token = mint(
+                {
+                    "typ": "authorization",
+                    "jti": uuid.uuid4().hex,
+                    "contract": self.config.contract,
+                    "iat": int(now.timestamp()),
+                    "exp": int(now.timestamp() + self.config.authorization_ttl),
+                },
+                self.config.secret,
+            )
+            self.invalidate_pair()
+            return self.authorization_token
+
+    def revoke_authorization_token(self) -> None:
+        with self.lock:
+            self.authorization_token = None
+            self.invalidate_pair()
+
+    def invalidate_pair(self) -> None:
+        with self.lock:
+            self.generation += 1
+            self.pair_jti = None
+
+    def _issue_pair(self) -> dict:
+        self.generation += 1
+        self.pair_jti = uuid.uuid4().hex
+        now = self.now()
+        claims = {
+            "contract": self.config.contract,
+            "gen": self.generation,
+            "jti": self.pair_jti,
+            "iat": int(now.timestamp()),
+        }
+        access_exp = now + timedelta(seconds=self.access_ttl)
+        refresh_exp = now + timedelta(seconds=self.refresh_ttl)
+        return {
+            "accessToken": mint(claims | {"typ": "access", "exp": int(access_exp.timestamp())}, self.config.secret),
+            "accessTokenExpiredIn": self.local(access_exp),
+            "refreshToken": mint(claims | {"typ": "refresh", "exp": int(refresh_exp.timestamp())}, self.config.secret),
+            "refreshTokenExpiredIn": self.local(refresh_exp),
+        }
+
+    def _check_pair_token(self, token: str, typ: str) -> None:
+        claims = verify(token, self.config.secret)
+        if not claims or claims.get("typ") != typ:
+            raise SandboxError(401, 401, f"invalid {typ} token")
+        if claims.get("jti") != self.pair_jti or claims.get("gen") != self.generation:
+            raise SandboxError(401, 401, f"{typ} token was invalidated")
+        if claims.get("exp", 0) <= self.now().timestamp():
+            raise SandboxError(401, 401, f"{typ} token expired")
+
+    def create_pair(self, bearer: str) -> dict:
+        with self.lock:
+            self.stats["auth.create"] += 1
+            claims = verify(bearer, self.config.secret)
+            if not self.authorization_token or bearer != self.authorization_token or not claims:
+                raise SandboxError(401, 401, "invalid authorization token")
+            if claims.get("exp", 0) <= self.now().timestamp():
+                raise SandboxError(401, 401, "authorization token expired")
+            if not self.enabled:
+                raise SandboxError(403, 403, "integration API is switched off")
+            return self._issue_pair()
+
+    def refresh_pair(self, bearer: str) -> dict:
+        with self.lock:
+            self.stats["auth.refresh"] += 1
+            self._check_pair_token(bearer, "refresh")
+            if not self.enabled:
+                raise SandboxError(403, 403, "integration API is switched off")
+            return self._issue_pair()
+
+    def authorize(self, bearer: str) -> None:
+        with self.lock:
+            self._check_pair_token(bearer, "access")
+            if not self.enabled:
+                raise SandboxError(403, 403, "integration API is switched off")
+
+    # -- envelope --
+
+    def envelope(self, api_name: str, result: dict, store: bool = True) -> dict:
+        request_hash = (
+            base64.b64encode(secrets.token_bytes(16)).decode() + base64.b64encode(secrets.token_bytes(20)).decode()
+        )
+        body = {
+            "error": {"errorMessage": "", "errorCode": 0},
+            "result": {
+                "apiName": api_name,
+                "apiVersion": 1,
+                "callTime": self.local(self.now()),
+                "responseDuration": "0.010",
+                "code": 0,
+                "requestHash": request_hash,
+                **result,
+            },
+        }
+        if store:
+            with self.lock:
+                self.results[request_hash] = (api_name, body)
+        return body
+
+    def result_by_hash(self, request_hash: str) -> dict:
+        with self.lock:
+            if request_hash not in self.results:
+                raise SandboxError(404, 404, "no request with this hash")
+            return self.results[request_hash][1]
+
+    # -- callbacks --
+
+    def create_callback(self, phone_to: str | None, phone_from: str | None) -> dict:
+        if not phone_to or not re.match(PHONE_TO, phone_to):
+            raise SandboxError(400, 400, "PhoneTo must be in national format: 8XXXXXXXXXX or 810…")
+        if not phone_from or not re.match(PHONE_FROM, phone_from):
+            raise SandboxError(400, 400, "PhoneFrom must be 10 digits without 8")
+        if phone_from not in self.config.numbers:
+            raise SandboxError(400, 400, "PhoneFrom is not a number of this contract")
+        with self.lock:
+            now = self.now()
+            self.callbacks.append({"PhoneTo": phone_to, "PhoneFrom": phone_from, "at": now.isoformat()})
+            ext = "+7" + phone_to[1:] if not phone_to.startswith("810") else "+" + phone_to[3:]
+            self.calls.append(
+                data.SandboxCall(
+                    id=len(self.calls) + 1,
+                    started_at=now.replace(microsecond=0),
+                    num=phone_from,
+                    direction=1,
+                    ext_e164=ext,
+                    ext_num=phone_to,
+                    duration=self.rng.randrange(10, 300),
+                    service="callback",
+                )
+            )
+        return self.envelope("callback/create", {})
+
+    # -- call history --
+
+    def add_calls(
+        self,
+        count: int,
+        since: datetime,
+        until: datetime,
+        nums: list[str] | None = None,
+        recording_ratio: float = 0.4,
+        recording_size: int = 32 * 1024,
+        seed: int | None = None,
+    ) -> list[data.SandboxCall]:
+        with self.lock:
+            rng = random.Random(seed) if seed is not None else self.rng
+            generated = data.generate_calls(
+                rng, count, since, until, list(nums or self.config.numbers), len(self.calls) + 1, recording_ratio
+            )
+            for call, recorded in generated:
+                if recorded:
+                    size = max(int(recording_size * (0.5 + rng.random())), 64)
+                    spec = data.make_recording(size, seed=rng.getrandbits(31))
+                    self.recordings[spec.id] = spec
+                    call.record_file_id = spec.id
+                self.calls.append(call)
+            return [call for call, _ in generated]
+
+    def add_recording(self, size: int, ready_in: float = 0.0, seed: int | None = None) -> data.RecordingSpec:
+        with self.lock:
+            ready_at = self.now() + timedelta(seconds=ready_in) if ready_in > 0 else None
+            spec = data.make_recording(
+                size, seed=seed if seed is not None else self.rng.getrandbits(31), ready_at=ready_at
+            )
+            self.recordings[spec.id] = spec
+            return spec
+
+    def call_list(self, body: dict) -> dict:
+        if not isinstance(body, dict):
+            raise SandboxError(400, 400, "body must be a JSON object")
+        nums = body.get("nums")
+        if not isinstance(nums, list) or not nums:
+            raise SandboxError(400, 400, "nums must be a non-empty list")
+        unknown = [n for n in nums if str(n) not in self.config.numbers]
+        if unknown:
+            raise SandboxError(400, 400, f"numbers not on this contract: {', '.join(map(str, unknown))}")
+        start, end = (
+            self._parse_time(body.get("periodStart"), "periodStart"),
+            self._parse_time(body.get("periodEnd"), "periodEnd"),
+        )
+        now = self.now()
+        if start > end:
+            raise SandboxError(400, 400, "periodStart is after periodEnd")
+        if end > add_months(start, 1) + timedelta(seconds=1):
+            raise SandboxError(400, 400, "the period is longer than one month")
+        if start < add_months(now.astimezone(self.tz), -1) - timedelta(seconds=self.config.history_grace):
+            raise SandboxError(400, 400, "search depth is limited to one month")
+        direction = body.get("direction") or 0
+        duration_from, duration_to = body.get("durationFrom"), body.get("durationTo")
+        only_recorded = bool(body.get("isCallRecord"))
+        is_read = body.get("isRead")
+        with self.lock:
+            rows = [
+                self.row(call)
+                for call in sorted(self.calls, key=lambda c: (c.started_at, c.id))
+                if call.num in map(str, nums)
+                and start <= call.started_at <= end
+                and (not direction or call.direction == direction)
+                and (duration_from is None or call.duration >= duration_from)
+                and (duration_to is None or call.duration <= duration_to)
+                and (not only_recorded or call.record_file_id)
+                and (is_read is None or call.is_read == is_read)
+            ]
+        return self.envelope("getcalllist", {"rowset": rows})
+
+    def row(self, call: data.SandboxCall) -> dict:
+        return {
+            "callDate": self.local(call.started_at),
+            "service": call.service,
+            "extNum": call.ext_num,
+            "num": call.num,
+            "direction": call.direction,
+            "duration": call.duration,
+            "recordFileId": call.record_file_id,
+            "isRead": call.is_read,
+        }
+
+    def _parse_time(self, value: object, name: str) -> datetime:
+        try:
+            return datetime.strptime(str(value).strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=self.tz).astimezone(UTC)
+        except ValueError:
+            raise SandboxError(400, 400, f"{name} must be 'yyyy-mm-dd hh:mm:ss'") from None
+
+    def recording(self, record_file_id: str | None) -> data.RecordingSpec:
+        with self.lock:
+            spec = self.recordings.get(record_file_id or "")
+            if spec is None:
+                raise SandboxError(404, 404, "record file not found")
+            if spec.ready_at and spec.ready_at > self.now():
+                raise SandboxError(404, 1404, "record file is not ready yet")
+            return spec
+
+    # -- settings --
+
+    def get_settings(self, body: dict) -> dict:
+        nums = body.get("nums") if isinstance(body, dict) else None
+        if not isinstance(nums, list) or not nums:
+            raise SandboxError(400, 400, "nums must be a non-empty list")
+        with self.lock:
+            missing = [n for n in nums if str(n) not in self.settings]
+            if missing:
+                raise SandboxError(400, 400, f"numbers not on this contract: {', '.join(map(str, missing))}")
+            return self.envelope("Vats/settings/get", {"vatsSettings": [self.settings[str(n)] for n in nums]})
+
+    def set_settings(self, body: dict) -> dict:
+        documents = body.get("vatsSettings") if isinstance(body, dict) else None
+        if not isinstance(documents, list) or not documents:
+            raise SandboxError(400, 400, "vatsSettings must be a non-empty list")
+        with self.lock:
+            problems = []
+            for document in documents:
+                num = str(document.get("num", "")) if isinstance(document, dict) else ""
+                if num not in self.settings:
+                    problems.append(f"number {num or '?'} is not on this contract")
+                    continue
+                problems += data.validate_settings(document, self.settings[num])
+            if problems:
+                raise SandboxError(400, 422, "; ".join(problems))
+            for document in documents:
+                self.settings[str(document["num"])] = data.apply_editable(self.settings[str(document["num"])], document)
+            return self.envelope("Vats/settings/set", {})
+
+    # -- faults --
+
+    def take_fault(self, method: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches(method) and self.rng.random() < fault.rate:
+                    if fault.count is not None:
+                        fault.count -= 1
+                    return fault
+            return None
+
+    def canonical_calls(self) -> list[dict]:
+        with self.lock:
+            return [
+                {
+                    "id": c.id,
+                    "started_at": c.started_at.isoformat(),
+                    "num": c.num,
+                    "direction": c.direction,
+                    "ext_e164": c.ext_e164,
+                    "ext_num": c.ext_num,
+                    "duration": c.duration,
+                    "service": c.service,
+                    "record_file_id": c.record_file_id,
+                    "is_read": c.is_read,
+                    "recording_sha256": self.recordings[c.record_file_id].sha256 if c.record_file_id else None,
+                }
+                for c in self.calls
+            ]
