@@ -67,7 +67,7 @@ class OperatorError(IntegrationError):
         self.status = status
         self.error_code = error_code
         self.error_message = error_message
-        self.message = message or error_message or self.default_message
+        self.message = message or self.default_message
         super().__init__(self._render())
 
     def _render(self) -> str:

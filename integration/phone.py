@@ -114,14 +114,14 @@ def _clean(raw: object) -> str:
     if not isinstance(raw, str):
         raise InvalidPhoneNumber(raw, "a phone number must be text")
     compact = _DECORATION.sub("", raw.strip())
-    if not compact:
+    if not compact.lstrip("+"):
         raise InvalidPhoneNumber(raw, "no digits given")
+    if "+" in compact[1:]:
+        raise InvalidPhoneNumber(raw, "'+' may only stand at the start")
     if not _ALLOWED.match(compact):
         if any(ch.isalpha() for ch in compact):
             raise InvalidPhoneNumber(raw, "contains letters")
         raise InvalidPhoneNumber(raw, "contains characters that are not part of a phone number")
-    if compact.count("+") > 1:
-        raise InvalidPhoneNumber(raw, "'+' may only stand at the start")
     return compact
 
 
@@ -157,7 +157,9 @@ def parse_dialable(raw: object, region: str = "RU") -> Phone:
         number = phonenumbers.parse(phone.e164)
         reason = {
             phonenumbers.ValidationResult.TOO_SHORT: "too few digits",
+            phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "too few digits (a local number needs its area code)",
             phonenumbers.ValidationResult.TOO_LONG: "too many digits",
+            phonenumbers.ValidationResult.INVALID_LENGTH: "wrong number of digits for its numbering plan",
             phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
         }.get(phonenumbers.is_possible_number_with_reason(number), "not a number in use in its numbering plan")
         raise InvalidPhoneNumber(raw, reason)

@@ -328,9 +328,14 @@ class TokenManager:
                 how = "create"
                 try:
                     pair = self.issuer.create(self._authorization_token)
-                except (OperatorAuthError, IntegrationDisabled) as exc:
+                except IntegrationDisabled as exc:
                     self._block(state, exc)
                     raise
+                except OperatorAuthError as exc:
+                    self._block(state, exc)
+                    raise AuthorizationRevoked(
+                        method=exc.method, status=exc.status, error_code=exc.error_code, error_message=exc.error_message
+                    ) from None
             renewed = replace(
                 state,
                 generation=state.generation + 1,

@@ -30,4 +30,6 @@ def build_operator_client(
         lock_lease=lease,
         lock_wait=lease + 5,
     )
-    return OperatorClient(transport, tokens, tz=settings.tz, retry=RetryPolicy(max_retries=settings.operator_max_retries))
+    return OperatorClient(
+        transport, tokens, tz=settings.tz, retry=RetryPolicy(max_retries=settings.operator_max_retries)
+    )

@@ -125,6 +125,8 @@ def generate_calls(
             ext_e164, ext_num = None, str(rng.randrange(100, 1000))
         else:
             ext_e164 = random_external(rng)
+            if style == "810" and ext_e164.startswith("+7"):
+                style = "8"  # Russian numbers are not written with the international prefix
             if not ext_e164.startswith("+7"):
                 style = "810"
             ext_num = render_ext_num(ext_e164, style)

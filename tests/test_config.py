@@ -1,0 +1,50 @@
+import pytest
+
+from integration.config import load_settings
+from integration.errors import ConfigError
+
+REQUIRED = {"OPERATOR_AUTHORIZATION_TOKEN": "secret-token-value", "OPERATOR_NUMBERS": "4990000000, 4950000000"}
+
+
+def load(env, tmp_path=None):
+    return load_settings(env, dotenv=(tmp_path / ".env") if tmp_path else "/nonexistent/.env")
+
+
+def test_defaults_and_required_values():
+    settings = load(REQUIRED)
+    assert settings.operator_numbers == ("4990000000", "4950000000")
+    assert settings.redis_url == "redis://localhost:6379/0"
+    assert settings.operator_api_url == "https://webapi.alloincognito.ru:4431"
+    assert settings.operator_timezone == "Europe/Moscow"
+    assert settings.default_region == "RU"
+
+
+def test_every_problem_is_reported_on_its_own_line():
+    with pytest.raises(ConfigError) as caught:
+        load({"OPERATOR_NUMBERS": "499000000, 84990000000", "OPERATOR_TIMEZONE": "Mars/Base", "REDIS_URL": "http://x",
+              "OPERATOR_READ_TIMEOUT": "soon", "DEFAULT_REGION": "XX", "OPERATOR_MAX_RETRIES": "-1"})
+    problems = caught.value.problems
+    assert problems[0] == "OPERATOR_AUTHORIZATION_TOKEN is required but not set"
+    assert any(p.startswith("OPERATOR_NUMBERS must be 10 digits") or "499000000" in p for p in problems)
+    assert any(p.startswith("OPERATOR_TIMEZONE") for p in problems)
+    assert any(p.startswith("REDIS_URL") for p in problems)
+    assert any(p.startswith("OPERATOR_READ_TIMEOUT") for p in problems)
+    assert any(p.startswith("DEFAULT_REGION") for p in problems)
+    assert any(p.startswith("OPERATOR_MAX_RETRIES") for p in problems)
+    assert len(problems) == 7
+
+
+def test_secret_values_never_appear_in_errors_or_repr():
+    secret = "eyJ-very-secret"
+    settings = load(REQUIRED | {"OPERATOR_AUTHORIZATION_TOKEN": secret})
+    assert secret not in repr(settings)
+    with pytest.raises(ConfigError) as caught:
+        load({"OPERATOR_AUTHORIZATION_TOKEN": secret, "OPERATOR_NUMBERS": secret})
+    assert secret not in str(caught.value) or "OPERATOR_NUMBERS" in str(caught.value)
+
+
+def test_dotenv_file_is_read_and_environment_wins(tmp_path):
+    (tmp_path / ".env").write_text("OPERATOR_AUTHORIZATION_TOKEN=from-file\nOPERATOR_NUMBERS=4990000000\nDEFAULT_REGION=KZ\n")
+    settings = load({"DEFAULT_REGION": "RU"}, tmp_path)
+    assert settings.operator_authorization_token == "from-file"
+    assert settings.default_region == "RU"
