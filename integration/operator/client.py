@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
@@ -37,7 +37,7 @@ from integration.errors import (
 )
 from integration.models import CallbackPlaced, CallRow, Direction, PbxSettings, RecordingFile, TokenPair
 from integration.operator.auth import ACCESS_LIFETIME, REFRESH_LIFETIME, TokenManager, parse_expiry, utc_now
-from integration.operator.periods import ONE_SECOND, split_period
+from integration.operator.periods import split_period
 from integration.operator.recording import RecordingDecoder, RecordingFormatError
 from integration.operator.schemas import (
     CallbackResultSchema,
@@ -338,7 +338,8 @@ class OperatorClient:
         body = {
             "nums": list(nums),
             "periodStart": format_operator_datetime(start, self.tz),
-            "periodEnd": format_operator_datetime(end - ONE_SECOND, self.tz),
+            # Second resolution, inclusive: the last whole second before ``end``.
+            "periodEnd": format_operator_datetime(end - timedelta(microseconds=1), self.tz),
             "direction": {Direction.OUTBOUND: 1, Direction.INBOUND: 2}.get(direction, 0),
             "durationFrom": duration_from,
             "durationTo": duration_to,

@@ -10,6 +10,7 @@ from integration.errors import PeriodError
 
 MAX_SPAN_MONTHS = 1
 HISTORY_DEPTH_MONTHS = 1
+CLAMP_MARGIN = timedelta(minutes=1)
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -21,13 +22,19 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month + 1, day=day)
 
 
-def earliest_available(now: datetime, tz: ZoneInfo) -> datetime:
+def earliest_available(now: datetime, tz: ZoneInfo, depth_months: int = HISTORY_DEPTH_MONTHS) -> datetime:
     """The oldest moment the operator serves: one calendar month back in its own zone."""
-    return add_months(now.astimezone(tz), -HISTORY_DEPTH_MONTHS).replace(microsecond=0)
+    return add_months(now.astimezone(tz), -depth_months).replace(microsecond=0)
 
 
 def split_period(
-    start: datetime, end: datetime, now: datetime, tz: ZoneInfo, *, clamp: bool = False
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    tz: ZoneInfo,
+    *,
+    clamp: bool = False,
+    depth_months: int = HISTORY_DEPTH_MONTHS,
 ) -> list[tuple[datetime, datetime]]:
     """Half-open ``[start, end)`` slices of at most one month each, in the operator's zone.
 
@@ -38,14 +45,14 @@ def split_period(
         raise PeriodError("period bounds must carry a time zone")
     start, end, now = start.astimezone(tz), end.astimezone(tz), now.astimezone(tz)
     end = min(end, now)
-    earliest = earliest_available(now, tz)
+    earliest = earliest_available(now, tz, depth_months)
     if start < earliest:
         if not clamp:
             raise PeriodError(
                 f"the operator keeps one month of call history: {start:%Y-%m-%d %H:%M} is out of reach; "
                 f"the earliest moment available now is {earliest:%Y-%m-%d %H:%M:%S} ({tz.key})"
             )
-        start = earliest
+        start = earliest + CLAMP_MARGIN  # the operator's clock may run a little ahead of ours
     if start >= end:
         raise PeriodError(
             f"the period is empty: it starts at {start:%Y-%m-%d %H:%M:%S} and ends at {end:%Y-%m-%d %H:%M:%S}"
@@ -58,5 +65,3 @@ def split_period(
         cursor = upper
     return slices
 
-
-ONE_SECOND = timedelta(seconds=1)

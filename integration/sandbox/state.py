@@ -203,11 +203,12 @@ class Sandbox:
                 self.results[request_hash] = (api_name, body)
         return body
 
-    def result_by_hash(self, request_hash: str) -> dict:
+    def result_by_hash(self, request_hash: str) -> tuple[str, dict]:
+        """The method name and stored answer of an earlier request."""
         with self.lock:
             if request_hash not in self.results:
                 raise SandboxError(404, 404, "no request with this hash")
-            return self.results[request_hash][1]
+            return self.results[request_hash]
 
     # -- callbacks --
 
