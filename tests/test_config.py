@@ -21,8 +21,16 @@ def test_defaults_and_required_values():
 
 def test_every_problem_is_reported_on_its_own_line():
     with pytest.raises(ConfigError) as caught:
-        load({"OPERATOR_NUMBERS": "499000000, 84990000000", "OPERATOR_TIMEZONE": "Mars/Base", "REDIS_URL": "http://x",
-              "OPERATOR_READ_TIMEOUT": "soon", "DEFAULT_REGION": "XX", "OPERATOR_MAX_RETRIES": "-1"})
+        load(
+            {
+                "OPERATOR_NUMBERS": "499000000, 84990000000",
+                "OPERATOR_TIMEZONE": "Mars/Base",
+                "REDIS_URL": "http://x",
+                "OPERATOR_READ_TIMEOUT": "soon",
+                "DEFAULT_REGION": "XX",
+                "OPERATOR_MAX_RETRIES": "-1",
+            }
+        )
     problems = caught.value.problems
     assert problems[0] == "OPERATOR_AUTHORIZATION_TOKEN is required but not set"
     assert any(p.startswith("OPERATOR_NUMBERS must be 10 digits") or "499000000" in p for p in problems)
@@ -44,7 +52,9 @@ def test_secret_values_never_appear_in_errors_or_repr():
 
 
 def test_dotenv_file_is_read_and_environment_wins(tmp_path):
-    (tmp_path / ".env").write_text("OPERATOR_AUTHORIZATION_TOKEN=from-file\nOPERATOR_NUMBERS=4990000000\nDEFAULT_REGION=KZ\n")
+    (tmp_path / ".env").write_text(
+        "OPERATOR_AUTHORIZATION_TOKEN=from-file\nOPERATOR_NUMBERS=4990000000\nDEFAULT_REGION=KZ\n"
+    )
     settings = load({"DEFAULT_REGION": "RU"}, tmp_path)
     assert settings.operator_authorization_token == "from-file"
     assert settings.default_region == "RU"

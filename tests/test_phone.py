@@ -119,7 +119,10 @@ def test_default_region_applies_to_numbers_without_country_code():
     assert parse_phone("030 1234567", region="DE").e164 == "+49301234567"
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("4990000000", "4990000000"), ("84990000000", "4990000000"), ("+7 499 000-00-00", "4990000000")])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("4990000000", "4990000000"), ("84990000000", "4990000000"), ("+7 499 000-00-00", "4990000000")],
+)
 def test_contract_numbers_are_ten_digits(raw, expected):
     assert contract_number(raw) == expected
 

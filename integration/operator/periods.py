@@ -64,4 +64,3 @@ def split_period(
         slices.append((cursor, upper))
         cursor = upper
     return slices
-

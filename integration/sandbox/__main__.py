@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=float, default=7.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--token-file", help="write the authorization token to this file")
+    parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
 
     numbers = tuple(n.strip() for n in args.numbers.split(",") if n.strip())
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
     print(f"operator sandbox on http://{args.host}:{server.port} — numbers {', '.join(numbers)}", flush=True)
     print(f"authorization token: GET http://{args.host}:{server.port}/_sandbox/state", flush=True)
     with contextlib.suppress(KeyboardInterrupt):

@@ -32,7 +32,13 @@ def make_rig(max_retries: int = 3, seeded: bool = True) -> Rig:
     tokens = TokenManager(store, AuthApi(transport, TZ), AUTHORIZATION)
     if seeded:
         now = datetime.now(UTC).timestamp()
-        state = TokenState(generation=1, access_token=ACCESS, access_expires_at=now + 3600, refresh_token=REFRESH, refresh_expires_at=now + 7200)
+        state = TokenState(
+            generation=1,
+            access_token=ACCESS,
+            access_expires_at=now + 3600,
+            refresh_token=REFRESH,
+            refresh_expires_at=now + 7200,
+        )
         store.compare_and_set(tokens.key, state, 0)
     sleeps: list[float] = []
     client = OperatorClient(transport, tokens, tz=TZ, retry=RetryPolicy(max_retries=max_retries), sleep=sleeps.append)
@@ -40,7 +46,10 @@ def make_rig(max_retries: int = 3, seeded: bool = True) -> Rig:
 
 
 def envelope(result: dict | None = None, code: int = 0, message: str = "") -> dict:
-    return {"error": {"errorCode": code, "errorMessage": message}, "result": {"apiName": "x", "code": 0, "requestHash": "h==", **(result or {})}}
+    return {
+        "error": {"errorCode": code, "errorMessage": message},
+        "result": {"apiName": "x", "code": 0, "requestHash": "h==", **(result or {})},
+    }
 
 
 def token_pair(n: int) -> dict:

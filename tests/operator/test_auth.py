@@ -188,7 +188,11 @@ def test_threads_share_one_refresh(store):
 
 def test_lock_wait_timeout_is_operator_unavailable(redis_conn):
     store = RedisTokenStore(redis_conn)
-    with store.lock("k", lease=5, wait=5), pytest.raises(OperatorUnavailable, match="renewing"), store.lock("k", lease=5, wait=0.1):
+    with (
+        store.lock("k", lease=5, wait=5),
+        pytest.raises(OperatorUnavailable, match="renewing"),
+        store.lock("k", lease=5, wait=0.1),
+    ):
         pass
 
 

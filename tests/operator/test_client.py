@@ -162,7 +162,9 @@ def test_answers_map_to_typed_errors_without_retries(status, body, error):
 
 @responses.activate
 def test_html_502_on_a_read_is_operator_unavailable_after_jittered_retries():
-    responses.post(API + "request/getcalllist", status=502, body="<html><h1>502 Bad Gateway</h1></html>", content_type="text/html")
+    responses.post(
+        API + "request/getcalllist", status=502, body="<html><h1>502 Bad Gateway</h1></html>", content_type="text/html"
+    )
     rig = make_rig(max_retries=3)
     with pytest.raises(OperatorUnavailable) as caught:
         rig.client.get_call_list_slice(["4990000000"], datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC))
@@ -172,11 +174,15 @@ def test_html_502_on_a_read_is_operator_unavailable_after_jittered_retries():
     assert all(0 <= delay <= cap for delay, cap in zip(rig.sleeps, (0.5, 1.0, 2.0), strict=True))
 
 
-@pytest.mark.parametrize("failure", [requests.exceptions.ReadTimeout(), refused(), requests.exceptions.ConnectionError("reset")])
+@pytest.mark.parametrize(
+    "failure", [requests.exceptions.ReadTimeout(), refused(), requests.exceptions.ConnectionError("reset")]
+)
 @responses.activate
 def test_reads_retry_on_network_failures(failure):
     responses.post(API + "Vats/settings/get", body=failure)
-    responses.post(API + "Vats/settings/get", json=envelope({"vatsSettings": [{"num": "4990000000", "vatsName": "Office"}]}))
+    responses.post(
+        API + "Vats/settings/get", json=envelope({"vatsSettings": [{"num": "4990000000", "vatsName": "Office"}]})
+    )
     settings = make_rig().client.get_pbx_settings(["4990000000"])
     assert settings[0].num == "4990000000" and settings[0].name == "Office"
     assert len(responses.calls) == 2
@@ -207,7 +213,9 @@ def test_401_refreshes_once_and_repeats_with_the_new_token():
     responses.get(API + "callback/create", json=envelope())
     make_rig().client.create_callback("89161234567", "4990000000")
     assert [c.request.headers["Authorization"] for c in responses.calls] == [
-        f"Bearer {ACCESS}", f"Bearer {REFRESH}", "Bearer access-token-secret-2",
+        f"Bearer {ACCESS}",
+        f"Bearer {REFRESH}",
+        "Bearer access-token-secret-2",
     ]
 
 
@@ -218,7 +226,9 @@ def test_refused_refresh_falls_back_to_create_with_the_authorization_token():
     responses.get(API + "auth/integrationapi/create", json=token_pair(3))
     responses.post(API + "request/getcalllist", json=envelope({"rowset": []}))
     rig = make_rig()
-    assert rig.client.get_call_list_slice(["4990000000"], datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC)) == []
+    assert (
+        rig.client.get_call_list_slice(["4990000000"], datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC)) == []
+    )
     assert responses.calls[2].request.headers["Authorization"] == f"Bearer {AUTHORIZATION}"
     assert responses.calls[3].request.headers["Authorization"] == "Bearer access-token-secret-3"
 
@@ -264,24 +274,52 @@ def test_switched_off_api_during_create_is_reported_as_disabled():
 @responses.activate
 def test_call_list_request_body_and_rows():
     rows = [
-        {"callDate": "2026-11-20 10:00:00", "service": "local", "extNum": "89161234567", "num": "4990000000",
-         "direction": 2, "duration": 65, "recordFileId": "bec3e80f-2197-4f2e-87d8-44ae05e60eb7", "isRead": None, "newField": "kept"},
-        {"callDate": "2026-11-20T10:05:00+03:00", "extNum": "101", "num": 4950000000, "direction": "1", "duration": "00:01:05"},
+        {
+            "callDate": "2026-11-20 10:00:00",
+            "service": "local",
+            "extNum": "89161234567",
+            "num": "4990000000",
+            "direction": 2,
+            "duration": 65,
+            "recordFileId": "bec3e80f-2197-4f2e-87d8-44ae05e60eb7",
+            "isRead": None,
+            "newField": "kept",
+        },
+        {
+            "callDate": "2026-11-20T10:05:00+03:00",
+            "extNum": "101",
+            "num": 4950000000,
+            "direction": "1",
+            "duration": "00:01:05",
+        },
         {"callDate": "2026-11-20 10:06:00", "extNum": "810442079460958"},
         {"callDate": "not a date", "extNum": "89161234567"},
     ]
     responses.post(API + "request/getcalllist", json=envelope({"rowset": rows}))
     start = datetime(2026, 11, 20, 7, 0, tzinfo=UTC)
     rig = make_rig()
-    got = rig.client.get_call_list_slice(["4990000000", "4950000000"], start, start + timedelta(hours=1), direction=Direction.INBOUND, only_recorded=True)
+    got = rig.client.get_call_list_slice(
+        ["4990000000", "4950000000"], start, start + timedelta(hours=1), direction=Direction.INBOUND, only_recorded=True
+    )
     assert body_of(responses.calls[0]) == {
-        "nums": ["4990000000", "4950000000"], "periodStart": "2026-11-20 10:00:00", "periodEnd": "2026-11-20 10:59:59",
-        "direction": 2, "durationFrom": None, "durationTo": None, "isCallRecord": 1, "isRead": None,
+        "nums": ["4990000000", "4950000000"],
+        "periodStart": "2026-11-20 10:00:00",
+        "periodEnd": "2026-11-20 10:59:59",
+        "direction": 2,
+        "durationFrom": None,
+        "durationTo": None,
+        "isCallRecord": 1,
+        "isRead": None,
     }
     assert len(got) == 3  # the malformed row is skipped, the others kept
     first, second, third = got
     assert first.started_at == datetime(2026, 11, 20, 7, 0, tzinfo=UTC)
-    assert (first.line, first.direction, first.duration, first.ext_num) == ("4990000000", Direction.INBOUND, 65, "89161234567")
+    assert (first.line, first.direction, first.duration, first.ext_num) == (
+        "4990000000",
+        Direction.INBOUND,
+        65,
+        "89161234567",
+    )
     assert first.record_file_id == "bec3e80f-2197-4f2e-87d8-44ae05e60eb7"
     assert first.extra == {"newField": "kept"}
     assert (second.line, second.direction, second.duration) == ("4950000000", Direction.OUTBOUND, 65)
@@ -319,14 +357,20 @@ def record_body(content: bytes, *, escape_slashes: bool = False, wrap: int = 0) 
         encoded = "\\n".join(encoded[i : i + wrap] for i in range(0, len(encoded), wrap))
     if escape_slashes:
         encoded = encoded.replace("/", "\\/")
-    return '{"error": {"errorMessage": "", "errorCode": 0}, "result": {"file_NAME": "a.mp3", "apiName": "getcallrecordfile", ' \
+    return (
+        '{"error": {"errorMessage": "", "errorCode": 0}, "result": {"file_NAME": "a.mp3", "apiName": "getcallrecordfile", '
         f'"requestHash": "r==", "fileContent": "{encoded}", "code": 0}}}}'
+    )
 
 
 @pytest.mark.parametrize(("escape", "wrap"), [(False, 0), (True, 0), (True, 76)])
 @responses.activate
 def test_recording_is_streamed_decoded_and_checked(escape, wrap):
-    responses.get(API + "request/getcallrecordfile", body=record_body(MP3, escape_slashes=escape, wrap=wrap), content_type="application/json")
+    responses.get(
+        API + "request/getcallrecordfile",
+        body=record_body(MP3, escape_slashes=escape, wrap=wrap),
+        content_type="application/json",
+    )
     sink = BytesIO()
     recording = make_rig().client.download_recording("bec3e80f", sink)
     assert sink.getvalue() == MP3
@@ -337,21 +381,27 @@ def test_recording_is_streamed_decoded_and_checked(escape, wrap):
 
 @responses.activate
 def test_recording_that_is_not_audio_is_refused():
-    responses.get(API + "request/getcallrecordfile", body=record_body(b"<html>not audio</html>"), content_type="application/json")
+    responses.get(
+        API + "request/getcallrecordfile", body=record_body(b"<html>not audio</html>"), content_type="application/json"
+    )
     with pytest.raises(InvalidResponse, match="not audio"):
         make_rig().client.download_recording("x", BytesIO())
 
 
 @responses.activate
 def test_recording_not_found_is_rejected_with_the_operator_message():
-    responses.get(API + "request/getcallrecordfile", status=404, json=envelope(code=404, message="record file not found"))
+    responses.get(
+        API + "request/getcallrecordfile", status=404, json=envelope(code=404, message="record file not found")
+    )
     with pytest.raises(RequestRejected, match="record file not found"):
         make_rig().client.download_recording("x", BytesIO())
 
 
 @responses.activate
 def test_recording_error_envelope_with_status_200():
-    responses.get(API + "request/getcallrecordfile", json={"error": {"errorCode": 9, "errorMessage": "not ready"}, "result": None})
+    responses.get(
+        API + "request/getcallrecordfile", json={"error": {"errorCode": 9, "errorMessage": "not ready"}, "result": None}
+    )
     with pytest.raises(RequestRejected) as caught:
         make_rig().client.download_recording("x", BytesIO())
     assert caught.value.error_code == 9
@@ -379,5 +429,14 @@ def test_result_by_hash_url_encodes_the_hash():
 
 
 def test_every_operator_error_is_an_operator_error():
-    for error in (AuthorizationRevoked, IntegrationDisabled, InvalidResponse, OperatorUnavailable, OutcomeUnknown, RateLimited, RequestRejected, TokenInvalid):
+    for error in (
+        AuthorizationRevoked,
+        IntegrationDisabled,
+        InvalidResponse,
+        OperatorUnavailable,
+        OutcomeUnknown,
+        RateLimited,
+        RequestRejected,
+        TokenInvalid,
+    ):
         assert issubclass(error, OperatorError)

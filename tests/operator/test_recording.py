@@ -21,7 +21,9 @@ def document(content: bytes, *, escape: bool = False, wrap: int = 0, before: str
         encoded = "\\r\\n".join(encoded[i : i + wrap] for i in range(0, len(encoded), wrap))
     if escape:
         encoded = encoded.replace("/", "\\/")
-    head = json.dumps({"error": {"errorCode": 0, "errorMessage": 'a "quoted" \\ fileContent'}, "result": {"file_NAME": "x.mp3"}})
+    head = json.dumps(
+        {"error": {"errorCode": 0, "errorMessage": 'a "quoted" \\ fileContent'}, "result": {"file_NAME": "x.mp3"}}
+    )
     return (head[:-2] + f', {before}"fileContent" :  "{encoded}"{after}}}}}').encode()
 
 
@@ -83,6 +85,9 @@ def test_null_content_is_not_mistaken_for_a_string():
     assert not decoder.found_content and envelope["result"]["file_NAME"] == "a"
 
 
-@pytest.mark.parametrize(("head", "ok"), [(b"ID3\x04", True), (b"\xff\xfb\x90\x64", True), (b"\xff\xf3\x00\x00", True), (b"RIFF", False), (b"<htm", False)])
+@pytest.mark.parametrize(
+    ("head", "ok"),
+    [(b"ID3\x04", True), (b"\xff\xfb\x90\x64", True), (b"\xff\xf3\x00\x00", True), (b"RIFF", False), (b"<htm", False)],
+)
 def test_mp3_sniffing(head, ok):
     assert looks_like_mp3(head) is ok

@@ -22,7 +22,12 @@ def test_sixteen_processes_across_an_expiry_make_exactly_one_refresh(sandbox, co
     control.post("token-lifetimes", {"access": 6, "refresh": 120})
     env = sandbox_env | {"TEST_RENEW_MARGIN": "2"}
     workers = [
-        subprocess.Popen([sys.executable, "-m", "tests.operator.token_worker", json.dumps(env)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.operator.token_worker", json.dumps(env)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(PROCESSES)
     ]
     try:
@@ -72,7 +77,9 @@ def test_a_rotated_authorization_token_works_once_configured(control, sandbox_en
     new_token = control.post("authorization-token/rotate")["authorization_token"]
     with pytest.raises(AuthorizationRevoked):
         old.get_pbx_settings(["4990000000"])
-    new = build_operator_client(load_settings(sandbox_env | {"OPERATOR_AUTHORIZATION_TOKEN": new_token}, dotenv="/nonexistent"), redis_conn)
+    new = build_operator_client(
+        load_settings(sandbox_env | {"OPERATOR_AUTHORIZATION_TOKEN": new_token}, dotenv="/nonexistent"), redis_conn
+    )
     assert new.get_pbx_settings(["4990000000"])
 
 

@@ -21,7 +21,9 @@ API = "/api/v1/"
 
 def bearer(sandbox_url: str, token: str, method: str, **kw) -> requests.Response:
     verb = "POST" if method.startswith(("request/getcalllist", "Vats")) else "GET"
-    return requests.request(verb, sandbox_url + API + method, headers={"Authorization": f"Bearer {token}"}, timeout=10, **kw)
+    return requests.request(
+        verb, sandbox_url + API + method, headers={"Authorization": f"Bearer {token}"}, timeout=10, **kw
+    )
 
 
 def pair(sandbox_url: str, authorization: str) -> dict:
@@ -34,15 +36,23 @@ def pair(sandbox_url: str, authorization: str) -> dict:
 def test_a_new_pair_invalidates_the_previous_one(sandbox, control):
     first = pair(sandbox.url, control.authorization_token)
     second = bearer(sandbox.url, first["refreshToken"], "auth/integrationapi/refresh").json()
-    assert bearer(sandbox.url, first["accessToken"], "Vats/settings/get", json={"nums": ["4990000000"]}).status_code == 401
+    assert (
+        bearer(sandbox.url, first["accessToken"], "Vats/settings/get", json={"nums": ["4990000000"]}).status_code == 401
+    )
     assert bearer(sandbox.url, first["refreshToken"], "auth/integrationapi/refresh").status_code == 401
-    assert bearer(sandbox.url, second["accessToken"], "Vats/settings/get", json={"nums": ["4990000000"]}).status_code == 200
+    assert (
+        bearer(sandbox.url, second["accessToken"], "Vats/settings/get", json={"nums": ["4990000000"]}).status_code
+        == 200
+    )
 
 
 def test_lifetimes_follow_the_clock(sandbox, control):
     tokens = pair(sandbox.url, control.authorization_token)
     control.post("clock", {"shift": 24 * 3600 + 1})
-    assert bearer(sandbox.url, tokens["accessToken"], "Vats/settings/get", json={"nums": ["4990000000"]}).status_code == 401
+    assert (
+        bearer(sandbox.url, tokens["accessToken"], "Vats/settings/get", json={"nums": ["4990000000"]}).status_code
+        == 401
+    )
     assert bearer(sandbox.url, tokens["refreshToken"], "auth/integrationapi/refresh").status_code == 200
     control.post("clock", {"shift": 3600 * 26})
     tokens = pair(sandbox.url, control.authorization_token)
@@ -60,7 +70,10 @@ def test_expiry_strings_are_operator_local_times(sandbox, control):
 def test_switched_off_refuses_everything(sandbox, control):
     tokens = pair(sandbox.url, control.authorization_token)
     control.post("switch", {"enabled": False})
-    assert bearer(sandbox.url, tokens["accessToken"], "Vats/settings/get", json={"nums": ["4990000000"]}).status_code == 403
+    assert (
+        bearer(sandbox.url, tokens["accessToken"], "Vats/settings/get", json={"nums": ["4990000000"]}).status_code
+        == 403
+    )
     assert bearer(sandbox.url, control.authorization_token, "auth/integrationapi/create").status_code == 403
 
 
@@ -111,7 +124,17 @@ def test_history_matches_the_canonical_calls_in_every_ext_format(client, control
         assert row.duration == call["duration"] and row.record_file_id == call["record_file_id"]
         assert parse_phone(row.ext_num).e164 == call["ext_e164"]
         raw = row.ext_num
-        seen_styles.add("internal" if len(raw) <= 4 else "810" if raw.startswith("810") else "+7" if raw.startswith("+") else raw[0] if len(raw) == 11 else "10")
+        seen_styles.add(
+            "internal"
+            if len(raw) <= 4
+            else "810"
+            if raw.startswith("810")
+            else "+7"
+            if raw.startswith("+")
+            else raw[0]
+            if len(raw) == 11
+            else "10"
+        )
     assert seen_styles == set(EXT_FORMATS) - {"7"} | {"7"}
 
 
@@ -120,14 +143,23 @@ def test_the_one_month_rules(sandbox, control):
     now = datetime.now(UTC) + timedelta(hours=3)
 
     def ask(start, end):
-        body = {"nums": ["4990000000"], "periodStart": f"{start:%Y-%m-%d %H:%M:%S}", "periodEnd": f"{end:%Y-%m-%d %H:%M:%S}"}
+        body = {
+            "nums": ["4990000000"],
+            "periodStart": f"{start:%Y-%m-%d %H:%M:%S}",
+            "periodEnd": f"{end:%Y-%m-%d %H:%M:%S}",
+        }
         return bearer(sandbox.url, tokens["accessToken"], "request/getcalllist", json=body)
 
     assert ask(now - timedelta(days=20), now).status_code == 200
     too_old = ask(now - timedelta(days=40), now - timedelta(days=35))
     assert too_old.status_code == 400 and "one month" in too_old.json()["error"]["errorMessage"]
     assert ask(now - timedelta(days=3), now - timedelta(days=4)).status_code == 400
-    bad = bearer(sandbox.url, tokens["accessToken"], "request/getcalllist", json={"nums": ["4990000000"], "periodStart": "yesterday"})
+    bad = bearer(
+        sandbox.url,
+        tokens["accessToken"],
+        "request/getcalllist",
+        json={"nums": ["4990000000"], "periodStart": "yesterday"},
+    )
     assert "periodStart" in bad.json()["error"]["errorMessage"]
 
 
@@ -140,9 +172,15 @@ def test_result_by_hash_repeats_the_answer(client, control):
 
 
 def _last_hash(client, now) -> str:
-    result = client._call("request/getcalllist", "POST", json={
-        "nums": ["4990000000", "4950000000", "4950000001"], "periodStart": f"{(now - timedelta(days=2)).astimezone(client.tz):%Y-%m-%d %H:%M:%S}",
-        "periodEnd": f"{now.astimezone(client.tz):%Y-%m-%d %H:%M:%S}"})
+    result = client._call(
+        "request/getcalllist",
+        "POST",
+        json={
+            "nums": ["4990000000", "4950000000", "4950000001"],
+            "periodStart": f"{(now - timedelta(days=2)).astimezone(client.tz):%Y-%m-%d %H:%M:%S}",
+            "periodEnd": f"{now.astimezone(client.tz):%Y-%m-%d %H:%M:%S}",
+        },
+    )
     return result["requestHash"]
 
 
@@ -228,9 +266,24 @@ def test_valid_change_is_stored_and_empty_ranges_are_accepted(client):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: blocks(d)[0]["scheduleJson"]["schedule"]["days"]["1"]["times"].__setitem__(0, {"time_start": 30000, "time_end": 72000}), "gap 28800-30000"),
-        (lambda d: blocks(d)[0]["scheduleJson"]["schedule"]["days"]["2"]["times"].__setitem__(0, {"time_start": 20000, "time_end": 72000}), "overlap"),
-        (lambda d: blocks(d)[0]["scheduleJson"]["schedule"]["days"]["3"]["times"].__setitem__(0, {"time_start": 72000, "time_end": 28800}), "bad time range"),
+        (
+            lambda d: blocks(d)[0]["scheduleJson"]["schedule"]["days"]["1"]["times"].__setitem__(
+                0, {"time_start": 30000, "time_end": 72000}
+            ),
+            "gap 28800-30000",
+        ),
+        (
+            lambda d: blocks(d)[0]["scheduleJson"]["schedule"]["days"]["2"]["times"].__setitem__(
+                0, {"time_start": 20000, "time_end": 72000}
+            ),
+            "overlap",
+        ),
+        (
+            lambda d: blocks(d)[0]["scheduleJson"]["schedule"]["days"]["3"]["times"].__setitem__(
+                0, {"time_start": 72000, "time_end": 28800}
+            ),
+            "bad time range",
+        ),
         (lambda d: blocks(d)[0]["redirectNums"][0].__setitem__("dialTime", 91), "dialTime"),
         (lambda d: blocks(d)[0]["redirectNums"][0].__setitem__("num", "12345"), "forwarding number 12345"),
         (lambda d: d.__setitem__("standartPhoneDialTime", 0), "standartPhoneDialTime"),
@@ -248,7 +301,9 @@ def test_documented_rules_are_enforced(client, edit, message):
 
 def test_forwarding_numbers_in_all_documented_forms(client):
     doc = settings_doc(client)
-    for redirect, number in zip(blocks(doc)[0]["redirectNums"], ["9001234567", "89001234567", "+79001234567"], strict=False):
+    for redirect, number in zip(
+        blocks(doc)[0]["redirectNums"], ["9001234567", "89001234567", "+79001234567"], strict=False
+    ):
         redirect["num"] = number
     client.set_pbx_settings([doc])
 
@@ -260,8 +315,12 @@ def test_sandbox_process_starts_and_answers(tmp_path):
     from tests.conftest import ROOT
 
     token_file = tmp_path / "token"
-    process = subprocess.Popen([sys.executable, "-m", "integration.sandbox", "--port", "0", "--token-file", str(token_file)],
-                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "integration.sandbox", "--port", "0", "--token-file", str(token_file)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = process.stdout.readline()
         assert "operator sandbox on http://127.0.0.1:" in line

@@ -1,0 +1,31 @@
+# The two commands of the README: `make run` and `make test`. Each installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test lint bench
+
+$(VENV)/.runtime: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+## Install, then run the product against the operator sandbox (needs Redis on localhost:6379).
+run: $(VENV)/.runtime
+	$(PY) contrib/run_local.py
+
+## Install, then lint and run every test (pytest's "no tests collected" is not a failure).
+test: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+## The benchmarks under contrib/bench (print figures, never fail on timing).
+bench: $(VENV)/.dev
+	$(PY) contrib/bench/recording_decode.py
