@@ -8,8 +8,7 @@ import sys
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from integration.config import load_settings
-from integration.errors import ConfigError
+from integration.config import settings_or_exit
 from integration.queues import queues
 from integration.runtime import Runtime
 
@@ -18,13 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python worker.py", description="vats-bridge background worker")
     parser.add_argument("--burst", action="store_true", help="quit when the queues are empty (tests, cron)")
     args = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print("vats-bridge worker cannot start; fix these settings:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit("vats-bridge worker")
     connection = Runtime(settings).redis
     worker = Worker(queues(connection), connection=connection, serializer=JSONSerializer)
     worker.work(burst=args.burst, with_scheduler=True, logging_level=settings.log_level)

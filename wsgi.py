@@ -1,14 +1,6 @@
 """WSGI entry point: ``gunicorn wsgi:app`` or ``flask --app wsgi …``."""
 
-import sys
-
 from integration import create_app
-from integration.errors import ConfigError
+from integration.config import settings_or_exit
 
-try:
-    app = create_app()
-except ConfigError as exc:
-    print("vats-bridge cannot start; fix these settings:", file=sys.stderr)
-    for problem in exc.problems:
-        print(f"  - {problem}", file=sys.stderr)
-    sys.exit(2)
+app = create_app(settings_or_exit("vats-bridge"))

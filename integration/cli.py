@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import re
 import tempfile
@@ -22,10 +23,11 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from integration.errors import IntegrationError, InvalidPhoneNumber, OutcomeUnknown, PeriodError
-from integration.models import Direction
+from integration.models import CallFilter, Direction
 from integration.phone import contract_number, parse_dialable, parse_phone
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNKNOWN = 1, 2, 3
+log = logging.getLogger(__name__)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -53,6 +55,11 @@ def friendly_errors(command: Callable) -> Callable:
             _fail(str(exc), EXIT_FAILED)
         except redis.RedisError as exc:
             _fail(f"cannot use Redis (REDIS_URL): {type(exc).__name__}", EXIT_FAILED)
+        except click.ClickException:
+            raise
+        except Exception as exc:
+            log.debug("unexpected error", exc_info=True)
+            _fail(f"unexpected {type(exc).__name__}; run with LOG_LEVEL=DEBUG for details", EXIT_FAILED)
 
     return run
 
@@ -142,9 +149,8 @@ def calls_command(since: str | None, until: str | None, nums: tuple[str, ...], d
     unknown = [n for n in lines if n not in settings.operator_numbers]
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)} not in OPERATOR_NUMBERS", param_hint="--num")
-    rows = runtime.operator.get_call_list(
-        lines, start, end, direction=None if direction == "all" else Direction(direction)
-    )
+    filters = CallFilter(direction=None if direction == "all" else Direction(direction))
+    rows = runtime.operator.get_call_list(lines, start, end, filters)
     for row in rows:
         try:
             phone = parse_phone(row.ext_num, settings.default_region)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,3 +152,14 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: str | Path =
     if problems:
         raise ConfigError(problems)
     return Settings(**values)
+
+
+def settings_or_exit(program: str) -> Settings:
+    """``load_settings()``, or print every problem (one line each) and exit with code 2."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        print(f"{program} cannot start; fix these settings:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -40,6 +40,17 @@ class CallRow:
 
 
 @dataclass(frozen=True)
+class CallFilter:
+    """The optional filters of a call-history request."""
+
+    direction: Direction | None = None
+    duration_from: int | None = None
+    duration_to: int | None = None
+    only_recorded: bool = False
+    is_read: int | None = None
+
+
+@dataclass(frozen=True)
 class CallbackPlaced:
     """The operator accepted a callback order."""
 

@@ -173,7 +173,16 @@ def test_worker_starts_and_stops_in_burst_mode(sandbox_env):
     from tests.conftest import ROOT
 
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **sandbox_env}
-    result = subprocess.run([sys.executable, "worker.py", "--burst"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "worker.py", "--burst"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
-    broken = subprocess.run([sys.executable, "worker.py", "--burst"], cwd=ROOT, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    broken = subprocess.run(
+        [sys.executable, "worker.py", "--burst"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert broken.returncode == 2 and "OPERATOR_AUTHORIZATION_TOKEN is required" in broken.stderr

@@ -35,7 +35,7 @@ from integration.errors import (
     RequestRejected,
     TokenInvalid,
 )
-from integration.models import CallbackPlaced, CallRow, Direction, PbxSettings, RecordingFile, TokenPair
+from integration.models import CallbackPlaced, CallFilter, CallRow, Direction, PbxSettings, RecordingFile, TokenPair
 from integration.operator.auth import ACCESS_LIFETIME, REFRESH_LIFETIME, TokenManager, parse_expiry, utc_now
 from integration.operator.periods import split_period
 from integration.operator.recording import RecordingDecoder, RecordingFormatError
@@ -297,42 +297,18 @@ class OperatorClient:
         nums: Sequence[str],
         start: datetime,
         end: datetime,
+        filters: CallFilter = CallFilter(),
         *,
-        direction: Direction | None = None,
-        duration_from: int | None = None,
-        duration_to: int | None = None,
-        only_recorded: bool = False,
-        is_read: int | None = None,
         clamp_to_depth: bool = False,
     ) -> list[CallRow]:
         """Calls of ``nums`` in ``[start, end)``, one request per month of the period."""
         rows: list[CallRow] = []
         for lower, upper in split_period(start, end, self.clock(), self.tz, clamp=clamp_to_depth):
-            rows.extend(
-                self.get_call_list_slice(
-                    nums,
-                    lower,
-                    upper,
-                    direction=direction,
-                    duration_from=duration_from,
-                    duration_to=duration_to,
-                    only_recorded=only_recorded,
-                    is_read=is_read,
-                )
-            )
+            rows.extend(self.get_call_list_slice(nums, lower, upper, filters))
         return rows
 
     def get_call_list_slice(
-        self,
-        nums: Sequence[str],
-        start: datetime,
-        end: datetime,
-        *,
-        direction: Direction | None = None,
-        duration_from: int | None = None,
-        duration_to: int | None = None,
-        only_recorded: bool = False,
-        is_read: int | None = None,
+        self, nums: Sequence[str], start: datetime, end: datetime, filters: CallFilter = CallFilter()
     ) -> list[CallRow]:
         """One ``getcalllist`` request for ``[start, end)`` (at most one month; not split)."""
         body = {
@@ -340,11 +316,11 @@ class OperatorClient:
             "periodStart": format_operator_datetime(start, self.tz),
             # Second resolution, inclusive: the last whole second before ``end``.
             "periodEnd": format_operator_datetime(end - timedelta(microseconds=1), self.tz),
-            "direction": {Direction.OUTBOUND: 1, Direction.INBOUND: 2}.get(direction, 0),
-            "durationFrom": duration_from,
-            "durationTo": duration_to,
-            "isCallRecord": 1 if only_recorded else 0,
-            "isRead": is_read,
+            "direction": {Direction.OUTBOUND: 1, Direction.INBOUND: 2}.get(filters.direction, 0),
+            "durationFrom": filters.duration_from,
+            "durationTo": filters.duration_to,
+            "isCallRecord": 1 if filters.only_recorded else 0,
+            "isRead": filters.is_read,
         }
         result = self._call(GET_CALL_LIST, "POST", json=body)
         return self._rows(_load(CallListResultSchema(), result, GET_CALL_LIST)["rowset"] or [])

@@ -25,7 +25,7 @@ from integration.errors import (
     RequestRejected,
     TokenInvalid,
 )
-from integration.models import Direction
+from integration.models import CallFilter, Direction
 from tests.operator.helpers import ACCESS, API, AUTHORIZATION, REFRESH, body_of, envelope, make_rig, token_pair
 
 MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 40
@@ -299,7 +299,10 @@ def test_call_list_request_body_and_rows():
     start = datetime(2026, 11, 20, 7, 0, tzinfo=UTC)
     rig = make_rig()
     got = rig.client.get_call_list_slice(
-        ["4990000000", "4950000000"], start, start + timedelta(hours=1), direction=Direction.INBOUND, only_recorded=True
+        ["4990000000", "4950000000"],
+        start,
+        start + timedelta(hours=1),
+        CallFilter(direction=Direction.INBOUND, only_recorded=True),
     )
     assert body_of(responses.calls[0]) == {
         "nums": ["4990000000", "4950000000"],
