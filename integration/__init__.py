@@ -6,25 +6,55 @@
 from __future__ import annotations
 
 import logging
+import time
 
-from flask import Flask
+from flask import Flask, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from integration.config import Settings, load_settings
 from integration.runtime import Runtime
+
+MEASURED = ("/webhooks/", "/callback-requests")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The web app and its CLI. Raises ``ConfigError`` listing every settings problem."""
     settings = settings or load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = Flask(__name__)
-    app.extensions["vats"] = Runtime(settings)
 
-    from integration.cli import operator_group
+    from integration.cli import db_group, operator_group
+    from integration.web.api import api
+    from integration.web.errors import register_error_handlers
+    from integration.web.forms import forms
     from integration.web.health import health
+    from integration.web.state import WebState
+    from integration.web.webhooks import webhooks
 
-    app.register_blueprint(health)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+    runtime = Runtime(settings)
+    app.extensions["vats"] = runtime
+    app.extensions["vats.web"] = WebState(runtime)
+    for blueprint in (health, webhooks, forms, api):
+        app.register_blueprint(blueprint)
+    register_error_handlers(app)
     app.cli.add_command(operator_group)
+    app.cli.add_command(db_group)
+
+    @app.before_request
+    def _start_clock() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _measure(response):
+        if request.path.startswith(MEASURED):
+            endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+            runtime.metrics.inc("vats_webhooks_total", endpoint=endpoint, outcome=str(response.status_code))
+            runtime.metrics.observe("vats_webhook_seconds", time.perf_counter() - g.started, endpoint=endpoint)
+        return response
+
     return app
 
 

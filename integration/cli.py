@@ -21,6 +21,7 @@ import click
 import redis
 from flask import current_app
 from flask.cli import AppGroup
+from sqlalchemy.exc import SQLAlchemyError
 
 from integration.errors import IntegrationError, InvalidPhoneNumber, OutcomeUnknown, PeriodError
 from integration.models import CallFilter, Direction
@@ -55,6 +56,8 @@ def friendly_errors(command: Callable) -> Callable:
             _fail(str(exc), EXIT_FAILED)
         except redis.RedisError as exc:
             _fail(f"cannot use Redis (REDIS_URL): {type(exc).__name__}", EXIT_FAILED)
+        except SQLAlchemyError as exc:
+            _fail(f"cannot use the database (DATABASE_URL): {type(exc).__name__}", EXIT_FAILED)
         except click.ClickException:
             raise
         except Exception as exc:
@@ -248,3 +251,16 @@ def settings_get_command(num: str, as_json: bool) -> None:
                 click.echo(
                     f"    {block.get('nameTerm')}: {block.get('dialModeTerm') or block.get('dialModeCode')} → {targets}"
                 )
+
+
+db_group = AppGroup("db", help="The ledger database (DATABASE_URL).")
+
+
+@db_group.command("upgrade")
+@friendly_errors
+def db_upgrade_command() -> None:
+    """Create or migrate the ledger schema to the latest version (safe to repeat)."""
+    from integration.ledger.db import upgrade
+
+    upgrade(_runtime().engine)
+    click.echo("database schema is up to date")

@@ -6,9 +6,12 @@ all of them at once, one line each (``ConfigError.problems``).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 import sys
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,18 @@ from dotenv import dotenv_values
 from integration.errors import ConfigError
 
 CONTRACT_NUMBER = re.compile(r"^\d{10}$")
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """``count`` requests per ``seconds``."""
+
+    count: int
+    seconds: int
+
+    def __str__(self) -> str:
+        return f"{self.count} per {self.seconds} s"
 
 
 @dataclass(frozen=True)
@@ -38,10 +53,32 @@ class Settings:
     operator_read_timeout: float = 30.0
     operator_max_retries: int = 3
     log_level: str = "INFO"
+    database_url: str = "sqlite:///var/integration.db"
+    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    api_token: str | None = field(default=None, repr=False)
+    public_url: str = "http://localhost:8000"
+    callback_ttl: int = 60
+    click_to_call_debounce: int = 15
+    allow_premium_numbers: bool = False
+    allow_international_numbers: bool = False
+    callback_request_from: str | None = None
+    callback_request_limit_per_number: RateLimit = RateLimit(3, 3600)
+    callback_request_limit_per_ip: RateLimit = RateLimit(20, 3600)
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 64 * 1024
+    trusted_proxies: int = 0
+    worker_class: str = "simple"
+    integration_config: str = "integration.toml"
+    users: dict[str, str] = field(default_factory=dict)
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.operator_timezone)
+
+    @property
+    def form_number(self) -> str:
+        """The contract number that rings for website "call me back" requests."""
+        return self.callback_request_from or self.operator_numbers[0]
 
 
 def _text(value: str) -> str:
@@ -71,6 +108,12 @@ def _numbers(value: str) -> tuple[str, ...]:
     if bad:
         raise ValueError(f"each number must be 10 digits without the leading 8 (e.g. 4990000000); got {', '.join(bad)}")
     return tuple(dict.fromkeys(numbers))
+
+
+def _contract_number(value: str) -> str:
+    if not CONTRACT_NUMBER.match(value.strip()):
+        raise ValueError("must be 10 digits without the leading 8 (e.g. 4990000000)")
+    return value.strip()
 
 
 def _timezone(value: str) -> str:
@@ -111,6 +154,60 @@ def _log_level(value: str) -> str:
     return level
 
 
+def _whole(value: str) -> int:
+    if not value.strip().isdigit():
+        raise ValueError("must be a whole number of seconds")
+    return int(value)
+
+
+def _boolean(value: str) -> bool:
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _secrets(value: str) -> tuple[str, ...]:
+    secrets = tuple(value.split())
+    for secret in secrets:
+        if not secret.startswith("whsec_"):
+            raise ValueError("must be whsec_… secrets separated by spaces")
+        try:
+            if not base64.b64decode(secret[6:] + "==", validate=False):
+                raise ValueError
+        except (ValueError, binascii.Error):
+            raise ValueError("must be whsec_ followed by base64") from None
+    return secrets
+
+
+def _rate(value: str) -> RateLimit:
+    count, _, period = value.strip().partition("/")
+    if not count.isdigit() or period.strip().lower() not in _PERIODS:
+        raise ValueError("must look like 3/hour (per second, minute, hour or day)")
+    return RateLimit(int(count), _PERIODS[period.strip().lower()])
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+    if any(o != "*" and urlsplit(o).scheme not in ("http", "https") for o in origins):
+        raise ValueError("must be origins such as https://example.com, comma-separated (or *)")
+    return origins
+
+
+def _worker_class(value: str) -> str:
+    if value.strip() not in ("simple", "fork"):
+        raise ValueError("must be simple or fork")
+    return value.strip()
+
+
+def _database_url(value: str) -> str:
+    if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value.strip()):
+        raise ValueError("must be a sqlite:/// or postgresql:// URL")
+    return value.strip()
+
+
 # (environment name, Settings field, parser, required); defaults live on the dataclass.
 SETTINGS: list[tuple[str, str, Callable[[str], Any], bool]] = [
     ("OPERATOR_AUTHORIZATION_TOKEN", "operator_authorization_token", _text, True),
@@ -123,6 +220,22 @@ SETTINGS: list[tuple[str, str, Callable[[str], Any], bool]] = [
     ("OPERATOR_READ_TIMEOUT", "operator_read_timeout", _positive_float, False),
     ("OPERATOR_MAX_RETRIES", "operator_max_retries", _count, False),
     ("LOG_LEVEL", "log_level", _log_level, False),
+    ("DATABASE_URL", "database_url", _database_url, False),
+    ("WEBHOOK_SECRET", "webhook_secrets", _secrets, False),
+    ("API_TOKEN", "api_token", _text, False),
+    ("PUBLIC_URL", "public_url", _url, False),
+    ("CALLBACK_TTL", "callback_ttl", _whole, False),
+    ("CLICK_TO_CALL_DEBOUNCE", "click_to_call_debounce", _whole, False),
+    ("ALLOW_PREMIUM_NUMBERS", "allow_premium_numbers", _boolean, False),
+    ("ALLOW_INTERNATIONAL_NUMBERS", "allow_international_numbers", _boolean, False),
+    ("CALLBACK_REQUEST_FROM", "callback_request_from", _contract_number, False),
+    ("CALLBACK_REQUEST_LIMIT_PER_NUMBER", "callback_request_limit_per_number", _rate, False),
+    ("CALLBACK_REQUEST_LIMIT_PER_IP", "callback_request_limit_per_ip", _rate, False),
+    ("CORS_ORIGINS", "cors_origins", _origins, False),
+    ("MAX_BODY_BYTES", "max_body_bytes", _whole, False),
+    ("TRUSTED_PROXIES", "trusted_proxies", _count, False),
+    ("WORKER_CLASS", "worker_class", _worker_class, False),
+    ("INTEGRATION_CONFIG", "integration_config", _text, False),
 ]
 
 
@@ -149,9 +262,39 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: str | Path =
         except ValueError as exc:
             # Parsers explain with "must …" and never echo a secret value.
             problems.append(f"{name} {exc}")
+    numbers = values.get("operator_numbers", ())
+    if values.get("callback_request_from") and values["callback_request_from"] not in numbers:
+        problems.append("CALLBACK_REQUEST_FROM must be one of OPERATOR_NUMBERS")
+    path = Path(values.get("integration_config", Settings.integration_config))
+    if path.is_file():
+        values["users"] = _load_users(path, numbers, problems)
+    elif "INTEGRATION_CONFIG" in source and source["INTEGRATION_CONFIG"].strip():
+        problems.append(f"INTEGRATION_CONFIG names {path}, which does not exist")
     if problems:
         raise ConfigError(problems)
     return Settings(**values)
+
+
+def _load_users(path: Path, numbers: tuple[str, ...], problems: list[str]) -> dict[str, str]:
+    """``[users]`` of the TOML file: CRM user id → the contract number that rings for them."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        problems.append(f"INTEGRATION_CONFIG ({path}) is not valid TOML: {exc}")
+        return {}
+    users = document.get("users", {})
+    if not isinstance(users, dict):
+        problems.append(f'INTEGRATION_CONFIG ({path}): [users] must be a table of user id = "contract number"')
+        return {}
+    result = {}
+    for user, number in users.items():
+        if not isinstance(number, str) or number not in numbers:
+            problems.append(
+                f"INTEGRATION_CONFIG ({path}): users.{user} must be one of OPERATOR_NUMBERS, got {number!r}"
+            )
+        else:
+            result[str(user)] = number
+    return result
 
 
 def settings_or_exit(program: str) -> Settings:

@@ -77,3 +77,35 @@ class PbxSettings:
     mode_code: int | None
     do_not_disturb: bool
     raw: dict[str, Any] = field(compare=False)
+
+
+class CallbackStatus(StrEnum):
+    """The life of a click-to-call: queued → placing → placed | failed | unknown; or expired."""
+
+    QUEUED = "queued"
+    PLACING = "placing"
+    PLACED = "placed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"  # the operator may or may not have rung: never repeated
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    """A request to ring ``phone_from`` (a contract number) and connect it to ``phone_to``."""
+
+    id: str
+    source: str  # webhook, form, …
+    phone_from: str  # 10 digits, the operator's PhoneFrom
+    phone_to: str  # E.164
+    operator_phone_to: str  # the operator's PhoneTo
+    created_at: datetime
+    phone_to_raw: str = ""
+    status: CallbackStatus = CallbackStatus.QUEUED
+    crm_user: str | None = None
+    crm_context: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+    reason: str | None = None
+    request_hash: str | None = None
+    placing_at: datetime | None = None
+    finished_at: datetime | None = None

@@ -1,6 +1,7 @@
-"""The process's shared resources, built lazily from settings: Redis and the operator client.
+"""The process's shared resources, built lazily from settings.
 
-Nothing connects at import or construction; each resource is made on first use.
+Nothing connects at import or construction; each resource is made on first use and then reused
+(connection pools, the RQ queue with its cached server version, the marshmallow schemas).
 """
 
 from __future__ import annotations
@@ -8,10 +9,16 @@ from __future__ import annotations
 from functools import cached_property
 
 import redis
+from sqlalchemy import Engine
 
+from integration.callbacks import CallbackIntake
 from integration.config import Settings
+from integration.ledger.callbacks import CallbackLedger
+from integration.ledger.db import make_engine
+from integration.metrics import Metrics
 from integration.operator.client import OperatorClient
 from integration.operator.factory import build_operator_client
+from integration.queues import CALLBACKS, Enqueuer, make_queue
 
 
 class Runtime:
@@ -23,6 +30,33 @@ class Runtime:
         return redis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=5, health_check_interval=30)
 
     @cached_property
+    def metrics(self) -> Metrics:
+        return Metrics(self.redis)
+
+    @cached_property
     def operator(self) -> OperatorClient:
         """Tokens live in Redis, so this process never invalidates another's pair."""
-        return build_operator_client(self.settings, self.redis)
+        client = build_operator_client(self.settings, self.redis)
+        client.on_call = self._record_operator_call
+        return client
+
+    def _record_operator_call(self, method: str, outcome: str, seconds: float) -> None:
+        self.metrics.inc("vats_operator_calls_total", method=method, outcome=outcome)
+        self.metrics.observe("vats_operator_call_seconds", seconds, method=method)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def callback_ledger(self) -> CallbackLedger:
+        return CallbackLedger(self.engine)
+
+    @cached_property
+    def intake(self) -> CallbackIntake:
+        return CallbackIntake(
+            self.redis,
+            Enqueuer(make_queue(CALLBACKS, self.redis)),
+            ttl=self.settings.callback_ttl,
+            debounce=self.settings.click_to_call_debounce,
+        )

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 import requests
+from sqlalchemy import text
+from werkzeug.serving import make_server
 
+from integration import create_app
 from integration.config import Settings, load_settings
+from integration.ledger.db import make_engine, upgrade
 from integration.operator.client import OperatorClient
 from integration.operator.factory import build_operator_client
 from integration.sandbox import SandboxConfig, SandboxServer
@@ -105,3 +112,87 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.
         text=True,
         timeout=timeout,
     )
+
+
+# --- the service: ledger databases, the web app, workers --------------------------------------
+
+SECRET = "whsec_" + base64.b64encode(b"test-secret-test-secret-32bytes!").decode()
+OLD_SECRET = "whsec_" + base64.b64encode(b"an-older-secret-still-accepted!!").decode()
+API_TOKEN = "test-api-token"
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def fresh_database(url: str) -> str:
+    """Empty the database at ``url`` and bring it to the current schema."""
+    engine = make_engine(url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """Each test using it runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return fresh_database(f"sqlite:///{tmp_path}/ledger.db")
+    return fresh_database(POSTGRES_URL)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return fresh_database(f"sqlite:///{tmp_path}/ledger.db")
+
+
+@pytest.fixture
+def service_env(sandbox_env: dict[str, str], sqlite_url: str) -> dict[str, str]:
+    """Settings for the whole service against the sandbox, the test Redis and a fresh SQLite."""
+    return sandbox_env | {
+        "DATABASE_URL": sqlite_url,
+        "WEBHOOK_SECRET": f"{SECRET} {OLD_SECRET}",
+        "API_TOKEN": API_TOKEN,
+        "CALLBACK_REQUEST_FROM": "4950000000",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture
+def app(service_env, redis_conn):
+    app = create_app(load_settings(service_env, dotenv="/nonexistent/.env"))
+    yield app
+    app.extensions["vats"].engine.dispose()
+
+
+@pytest.fixture
+def http(app):
+    """Flask's test client for the app."""
+    return app.test_client()
+
+
+@contextlib.contextmanager
+def serve(app):
+    """The app over real HTTP on a free loopback port (threaded)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run_worker(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``python worker.py --burst`` in its own process."""
+    full_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run([sys.executable, "worker.py", "--burst", *args], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen:
+    """``python worker.py`` running until killed."""
+    full_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
+    return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -279,6 +279,8 @@ class OperatorClient:
         self.retry = retry
         self.sleep = sleep
         self.clock = clock
+        # Called after every attempt with (method, outcome, seconds): metrics hook.
+        self.on_call: Callable[[str, str, float], None] = lambda method, outcome, seconds: None
 
     # -- methods --
 
@@ -404,27 +406,35 @@ class OperatorClient:
         reauthorized = False
         while True:
             token = self.tokens.access_token()
+            started = time.monotonic()
             try:
                 response = self.transport.send(method, http_method, token, params=params, json=json, stream=stream)
-                return handle(response)
-            except TokenInvalid:
-                if reauthorized:
-                    raise
-                reauthorized = True
-                self.tokens.handle_unauthorized(token)
-                continue
-            except OperatorUnavailable as exc:
-                if not idempotent and exc.request_sent:
-                    raise OutcomeUnknown(method=method, status=exc.status) from exc
-                if attempt >= self.retry.max_retries or not exc.retryable:
-                    raise
-                delay = self.retry.delay(attempt)
-            except RateLimited as exc:
-                if attempt >= self.retry.max_retries or (exc.retry_after or 0) > self.retry.max_delay:
-                    raise
-                delay = self.retry.delay(attempt, exc.retry_after)
-            except OperatorError:
-                raise
+                result = handle(response)
+            except OperatorError as exc:
+                self.on_call(method, type(exc).__name__, time.monotonic() - started)
+                if isinstance(exc, TokenInvalid) and not reauthorized:
+                    reauthorized = True
+                    self.tokens.handle_unauthorized(token)
+                    continue
+                delay = self._retry_delay(exc, attempt, idempotent)
+            else:
+                self.on_call(method, "ok", time.monotonic() - started)
+                return result
             log.info("retrying %s in %.2f s (attempt %d)", method, delay, attempt + 1)
             self.sleep(delay)
             attempt += 1
+
+    def _retry_delay(self, exc: OperatorError, attempt: int, idempotent: bool) -> float:
+        """How long to wait before repeating the call, or raise when it must not be repeated."""
+        if isinstance(exc, OperatorUnavailable):
+            if not idempotent and exc.request_sent:
+                raise OutcomeUnknown(method=exc.method, status=exc.status) from exc
+            if attempt < self.retry.max_retries and exc.retryable:
+                return self.retry.delay(attempt)
+        elif (
+            isinstance(exc, RateLimited)
+            and attempt < self.retry.max_retries
+            and (exc.retry_after or 0) <= self.retry.max_delay
+        ):
+            return self.retry.delay(attempt, exc.retry_after)
+        raise exc

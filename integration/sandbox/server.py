@@ -18,7 +18,7 @@ class SandboxServer:
         self.sandbox = Sandbox(config)
         self.app = create_sandbox_app(self.sandbox)
         self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="sandbox", daemon=True)
 
     @property
     def url(self) -> str:

@@ -1,6 +1,15 @@
-"""Liveness."""
+"""Liveness, readiness and metrics."""
 
-from flask import Blueprint, jsonify
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+from redis import RedisError
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from integration.ledger.db import schema_problem
+from integration.web.errors import problem_response
+from integration.web.state import web
 
 health = Blueprint("health", __name__)
 
@@ -9,3 +18,39 @@ health = Blueprint("health", __name__)
 def healthz():
     """The process is up (it checks nothing else)."""
     return jsonify(status="ok")
+
+
+@health.get("/readyz")
+def readyz():
+    """Redis, the database (and its schema) and the operator token state."""
+    runtime = web().runtime
+    checks: dict[str, str] = {}
+    try:
+        runtime.redis.ping()
+        checks["redis"] = "ok"
+    except RedisError as exc:
+        checks["redis"] = f"unreachable ({type(exc).__name__})"
+    try:
+        with runtime.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = schema_problem(runtime.engine) or "ok"
+    except SQLAlchemyError as exc:
+        checks["database"] = f"unreachable ({type(exc).__name__})"
+    if checks["redis"] == "ok":
+        status = runtime.operator.tokens.status()
+        if status.blocked_reason:
+            checks["operator"] = (
+                f"authorization {status.blocked_reason}: a person must act (see `flask --app wsgi operator token`)"
+            )
+        else:
+            checks["operator"] = "ok" if status.has_pair else "ok (no token pair yet)"
+    if all(value.startswith("ok") for value in checks.values()):
+        return jsonify(status="ready", checks=checks)
+    failing = ", ".join(name for name, value in checks.items() if not value.startswith("ok"))
+    return problem_response(503, "Service Unavailable", f"not ready: {failing}", extra={"checks": checks})
+
+
+@health.get("/metrics")
+def metrics():
+    """Prometheus text format, gathered from every process through Redis."""
+    return Response(web().runtime.metrics.render(), mimetype="text/plain; version=0.0.4")

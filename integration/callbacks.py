@@ -1,0 +1,193 @@
+"""Click-to-call (flow 1), without Flask or RQ.
+
+- ``CallbackIntake.submit`` (web side): one Redis round trip claims the idempotency and debounce
+  keys, stores a status record and enqueues ``place_callback``; a duplicate gets the existing
+  request back and never a second job.
+- ``place_callback`` (worker side): at most one ``callback/create`` per request. The request is
+  moved to ``placing`` in a committed transaction *before* the operator is called; a job that
+  finds it already ``placing`` or later never calls again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from redis import Redis
+
+from integration.errors import OperatorError, OutcomeUnknown
+from integration.ledger.callbacks import CallbackLedger
+from integration.models import CallbackRequest, CallbackStatus
+from integration.operator.auth import utc_now
+from integration.operator.client import OperatorClient
+from integration.phone import Phone
+from integration.queues import Claim, Enqueuer
+
+log = logging.getLogger(__name__)
+
+JOB = "integration.jobs.place_callback"
+IDEMPOTENCY_TTL = 24 * 3600
+RECORD_TTL = 24 * 3600
+QUEUE_GRACE = 60  # RQ drops the job this long after CALLBACK_TTL; the job itself expires it at TTL
+
+
+def record_key(request_id: str) -> str:
+    return f"vats:callback:{request_id}"
+
+
+def to_json(request: CallbackRequest) -> dict[str, Any]:
+    data = asdict(request)
+    for name in ("created_at", "placing_at", "finished_at"):
+        data[name] = data[name].isoformat() if data[name] else None
+    data["status"] = request.status.value
+    return data
+
+
+def from_json(data: dict[str, Any]) -> CallbackRequest:
+    values = dict(data)
+    for name in ("created_at", "placing_at", "finished_at"):
+        values[name] = datetime.fromisoformat(values[name]) if values.get(name) else None
+    values["status"] = CallbackStatus(values.get("status", "queued"))
+    return CallbackRequest(**values)
+
+
+@dataclass(frozen=True)
+class ClickToCall:
+    """A validated order: ring ``phone_from``, then connect ``destination``."""
+
+    phone_from: str
+    destination: Phone
+    source: str = "webhook"
+    idempotency_key: str | None = None
+    crm_user: str | None = None
+    crm_context: dict[str, Any] | None = None
+
+
+class CallbackIntake:
+    def __init__(
+        self,
+        redis: Redis,
+        enqueuer: Enqueuer,
+        *,
+        ttl: int,
+        debounce: int,
+        clock: Callable[[], datetime] = utc_now,
+    ):
+        self.redis = redis
+        self.enqueuer = enqueuer
+        self.ttl = ttl
+        self.debounce = debounce
+        self.clock = clock
+
+    def submit(self, order: ClickToCall) -> tuple[CallbackRequest, bool]:
+        """Accept an order; returns the request and whether it is new (False: a duplicate)."""
+        request = CallbackRequest(
+            id=uuid.uuid4().hex,
+            source=order.source,
+            phone_from=order.phone_from,
+            phone_to=order.destination.e164 or "",
+            phone_to_raw=order.destination.raw,
+            operator_phone_to=order.destination.phone_to,
+            created_at=self.clock(),
+            crm_user=order.crm_user,
+            crm_context=order.crm_context,
+            idempotency_key=order.idempotency_key,
+        )
+        claims = []
+        if order.idempotency_key:
+            claims.append(Claim(f"vats:idempotency:{order.source}:{order.idempotency_key}", IDEMPOTENCY_TTL))
+        if self.debounce:
+            claims.append(Claim(f"vats:debounce:{request.phone_from}:{request.phone_to}", self.debounce))
+        payload = to_json(request)
+        created, request_id = self.enqueuer.claim_and_enqueue(
+            claims,
+            request.id,
+            JOB,
+            job_id=request.id,
+            kwargs={"request": payload},
+            ttl=self.ttl + QUEUE_GRACE,
+            timeout=180,
+            result_ttl=3600,
+            failure_ttl=7 * 86400,
+            extra=[("SET", record_key(request.id), json.dumps(payload), "EX", RECORD_TTL)],
+        )
+        if created:
+            return request, True
+        existing = self.queued_record(request_id)
+        return (existing or replace(request, id=request_id)), False
+
+    def queued_record(self, request_id: str) -> CallbackRequest | None:
+        """The request as accepted, before a worker recorded it in the ledger."""
+        raw = self.redis.get(record_key(request_id))
+        if raw is None:
+            return None
+        request = from_json(json.loads(raw))
+        if self.clock() - request.created_at > timedelta(seconds=self.ttl):
+            return replace(request, status=CallbackStatus.EXPIRED, reason="no worker took it in time")
+        return request
+
+
+def current_status(request_id: str, ledger: CallbackLedger, intake: CallbackIntake) -> CallbackRequest | None:
+    """The ledger's record, or the accepted one still waiting in the queue."""
+    return ledger.get(request_id) or intake.queued_record(request_id)
+
+
+def place_callback(
+    request: CallbackRequest,
+    ledger: CallbackLedger,
+    operator: OperatorClient,
+    *,
+    ttl: int,
+    clock: Callable[[], datetime] = utc_now,
+) -> CallbackRequest:
+    """Place one accepted request, at most once. Returns the request as the ledger now has it."""
+    ledger.add(request)
+    stored = ledger.get(request.id)
+    if stored.status is CallbackStatus.PLACING:
+        # A previous run was interrupted after it may have called the operator.
+        ledger.transition(
+            request.id,
+            [CallbackStatus.PLACING],
+            CallbackStatus.UNKNOWN,
+            finished_at=clock(),
+            reason="interrupted while placing the call; it was not repeated",
+        )
+        return ledger.get(request.id)
+    if stored.status is not CallbackStatus.QUEUED:
+        return stored
+    now = clock()
+    if now - stored.created_at > timedelta(seconds=ttl):
+        ledger.transition(
+            request.id,
+            [CallbackStatus.QUEUED],
+            CallbackStatus.EXPIRED,
+            finished_at=now,
+            reason=f"waited more than CALLBACK_TTL ({ttl} s) in the queue; not placed late",
+        )
+        return ledger.get(request.id)
+    if not ledger.transition(request.id, [CallbackStatus.QUEUED], CallbackStatus.PLACING, placing_at=now):
+        return ledger.get(request.id)  # another worker took it
+    try:
+        placed = operator.create_callback(stored.operator_phone_to, stored.phone_from)
+    except OutcomeUnknown as exc:
+        ledger.transition(
+            request.id, [CallbackStatus.PLACING], CallbackStatus.UNKNOWN, finished_at=clock(), reason=str(exc)
+        )
+    except OperatorError as exc:
+        ledger.transition(
+            request.id, [CallbackStatus.PLACING], CallbackStatus.FAILED, finished_at=clock(), reason=str(exc)
+        )
+    else:
+        ledger.transition(
+            request.id,
+            [CallbackStatus.PLACING],
+            CallbackStatus.PLACED,
+            finished_at=clock(),
+            request_hash=placed.request_hash,
+        )
+    return ledger.get(request.id)

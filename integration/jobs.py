@@ -1,0 +1,82 @@
+"""Thin RQ entry points: JSON-safe arguments in, dependencies from the process runtime,
+orchestration from ``callbacks`` (and later ``sync``). Each job reports its metrics."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from integration import callbacks
+from integration.config import load_settings
+from integration.operator.auth import utc_now
+from integration.runtime import Runtime
+
+log = logging.getLogger(__name__)
+_runtime: Runtime | None = None
+
+
+def use_runtime(runtime: Runtime | None) -> None:
+    """Set the runtime jobs use (the worker sets it once; tests may swap it)."""
+    global _runtime
+    _runtime = runtime
+
+
+def runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime(load_settings())
+    return _runtime
+
+
+def measured(job: Callable) -> Callable:
+    @functools.wraps(job)
+    def run(*args, **kwargs):
+        metrics = runtime().metrics
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = job(*args, **kwargs)
+            outcome = "ok"
+            return result
+        finally:
+            metrics.inc("vats_jobs_total", job=job.__name__, outcome=outcome)
+            metrics.observe("vats_job_seconds", time.perf_counter() - started, job=job.__name__)
+            metrics.flush()
+
+    return run
+
+
+@measured
+def place_callback(request: dict) -> dict:
+    """Place one click-to-call at most once (no RQ retries on this job, on purpose)."""
+    rt = runtime()
+    result = callbacks.place_callback(
+        callbacks.from_json(request), rt.callback_ledger, rt.operator, ttl=rt.settings.callback_ttl
+    )
+    rt.metrics.inc("vats_callbacks_total", outcome=result.status.value)
+    log.info("callback %s: %s%s", result.id, result.status.value, f" ({result.reason})" if result.reason else "")
+    return {"id": result.id, "status": result.status.value}
+
+
+def stuck_after(rt: Runtime) -> timedelta:
+    """How long a ``placing`` request may last: the operator call's own time limit, plus slack."""
+    settings = rt.settings
+    return timedelta(
+        seconds=(settings.operator_connect_timeout + settings.operator_read_timeout)
+        * (settings.operator_max_retries + 1)
+        + 30
+    )
+
+
+@measured
+def reap_stuck_callbacks() -> int:
+    """Requests left in ``placing`` by a killed worker become ``unknown`` (never re-placed)."""
+    rt = runtime()
+    now = utc_now()
+    reaped = rt.callback_ledger.reap_placing(now - stuck_after(rt), now)
+    for request_id in reaped:
+        log.warning("callback %s was interrupted while placing; marked unknown", request_id)
+    return len(reaped)

@@ -1,0 +1,97 @@
+"""Callback requests in the ledger. Status changes are compare-and-set updates, committed at once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from integration.ledger.tables import callback_requests as table
+from integration.models import CallbackRequest, CallbackStatus
+
+
+def insert_ignoring_duplicates(engine: Engine, target, rows: list[dict]) -> list[tuple]:
+    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL; returns the new primary keys."""
+    if not rows:
+        return []
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(target).on_conflict_do_nothing().returning(*target.primary_key.columns)
+    with engine.begin() as connection:
+        return [tuple(row) for row in connection.execute(statement, rows)]
+
+
+def _row(request: CallbackRequest) -> dict:
+    return {
+        "id": request.id,
+        "source": request.source,
+        "idempotency_key": request.idempotency_key,
+        "phone_from": request.phone_from,
+        "phone_to": request.phone_to,
+        "phone_to_raw": request.phone_to_raw,
+        "operator_phone_to": request.operator_phone_to,
+        "crm_user": request.crm_user,
+        "crm_context": json.dumps(request.crm_context, ensure_ascii=False) if request.crm_context is not None else None,
+        "status": request.status.value,
+        "reason": request.reason,
+        "request_hash": request.request_hash,
+        "created_at": request.created_at,
+        "placing_at": request.placing_at,
+        "finished_at": request.finished_at,
+    }
+
+
+def _record(row) -> CallbackRequest:
+    data = dict(row._mapping)
+    data["status"] = CallbackStatus(data["status"])
+    data["crm_context"] = json.loads(data["crm_context"]) if data["crm_context"] else None
+    return CallbackRequest(**data)
+
+
+class CallbackLedger:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def add(self, request: CallbackRequest) -> bool:
+        """Store a request unless one with its id exists; True when it was new."""
+        return bool(insert_ignoring_duplicates(self.engine, table, [_row(request)]))
+
+    def get(self, request_id: str) -> CallbackRequest | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(table).where(table.c.id == request_id)).first()
+        return _record(row) if row else None
+
+    def transition(self, request_id: str, expected: Iterable[CallbackStatus], to: CallbackStatus, **fields) -> bool:
+        """Move to ``to`` only from one of ``expected``; True when this call made the change."""
+        statement = (
+            update(table)
+            .where(table.c.id == request_id, table.c.status.in_([s.value for s in expected]))
+            .values(status=to.value, **fields)
+        )
+        with self.engine.begin() as connection:
+            return connection.execute(statement).rowcount == 1
+
+    def reap_placing(self, started_before: datetime, now: datetime) -> list[str]:
+        """Requests stuck in ``placing`` since before ``started_before`` become ``unknown``."""
+        with self.engine.begin() as connection:
+            ids = [
+                row.id
+                for row in connection.execute(
+                    select(table.c.id).where(
+                        table.c.status == CallbackStatus.PLACING.value, table.c.placing_at < started_before
+                    )
+                )
+            ]
+            if ids:
+                connection.execute(
+                    update(table)
+                    .where(table.c.id.in_(ids), table.c.status == CallbackStatus.PLACING.value)
+                    .values(
+                        status=CallbackStatus.UNKNOWN.value,
+                        finished_at=now,
+                        reason="the worker stopped while placing the call; it was not repeated",
+                    )
+                )
+        return ids

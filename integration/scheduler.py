@@ -1,0 +1,78 @@
+"""Periodic work, declared as data, enqueued once per interval however many schedulers run.
+
+Each run has a deterministic job id per time bucket and is enqueued with ``unique=True``, so two
+schedulers (or two workers) running by mistake still give one run per interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+
+from redis import Redis
+from rq.exceptions import DuplicateJobError
+
+from integration.queues import DEFAULT, make_queue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    func: str
+    every: int  # seconds
+    queue: str = DEFAULT
+
+    @property
+    def offset(self) -> int:
+        """A stable per-task offset inside the interval, so tasks do not all fire at once."""
+        return zlib.crc32(self.name.encode()) % self.every
+
+    def bucket(self, now: float) -> int:
+        return int((now - self.offset) // self.every)
+
+
+PERIODIC: list[Periodic] = [
+    Periodic("reap_stuck_callbacks", "integration.jobs.reap_stuck_callbacks", every=30),
+]
+
+
+def enqueue_due(connection: Redis, now: float, tasks: list[Periodic] = PERIODIC) -> list[str]:
+    """Enqueue each task's run for the current interval unless it exists; returns new job ids."""
+    enqueued = []
+    for task in tasks:
+        job_id = f"periodic:{task.name}:{task.bucket(now)}"
+        try:
+            make_queue(task.queue, connection).enqueue_call(
+                task.func, job_id=job_id, unique=True, ttl=task.every, result_ttl=task.every * 2, failure_ttl=86400
+            )
+        except DuplicateJobError:
+            continue
+        enqueued.append(job_id)
+    return enqueued
+
+
+class Scheduler(threading.Thread):
+    """Runs ``enqueue_due`` every ``tick`` seconds until stopped."""
+
+    def __init__(self, connection: Redis, tasks: list[Periodic] = PERIODIC, tick: float = 1.0):
+        super().__init__(name="vats-scheduler", daemon=True)
+        self.connection = connection
+        self.tasks = tasks
+        self.tick = tick
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                enqueue_due(self.connection, time.time(), self.tasks)
+            except Exception:
+                log.exception("scheduler tick failed")
+            self.stopped.wait(self.tick)
+
+    def stop(self) -> None:
+        self.stopped.set()

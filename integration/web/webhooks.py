@@ -1,0 +1,40 @@
+"""Signed inbound webhooks: ``POST /webhooks/click-to-call``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from integration.signatures import InvalidSignature
+from integration.web.errors import Problem
+from integration.web.state import web
+
+webhooks = Blueprint("webhooks", __name__)
+
+
+def signed_json() -> tuple[str, dict[str, Any]]:
+    """Verify the Standard Webhooks signature, then parse the body; returns (webhook id, body)."""
+    body = request.get_data(cache=True)
+    try:
+        webhook_id = web().verifier.verify(body, request.headers)
+    except InvalidSignature as exc:
+        raise Problem(401, "Unauthorized", str(exc)) from None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise Problem(400, "Malformed JSON", "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise Problem(422, "Invalid request", "the body must be a JSON object")
+    return webhook_id, data
+
+
+@webhooks.post("/webhooks/click-to-call")
+def click_to_call():
+    """Ring the caller's own phone, then connect the customer: 202 ``{"id", "status"}``."""
+    webhook_id, data = signed_json()
+    order = replace(web().click_to_call_schema.load(data), idempotency_key=webhook_id)
+    accepted, _ = web().runtime.intake.submit(order)
+    return jsonify(id=accepted.id, status=accepted.status.value), 202
