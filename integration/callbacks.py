@@ -14,7 +14,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,7 +41,7 @@ def record_key(request_id: str) -> str:
 
 
 def to_json(request: CallbackRequest) -> dict[str, Any]:
-    data = asdict(request)
+    data = {field.name: getattr(request, field.name) for field in fields(request)}
     for name in ("created_at", "placing_at", "finished_at"):
         data[name] = data[name].isoformat() if data[name] else None
     data["status"] = request.status.value

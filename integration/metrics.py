@@ -7,6 +7,7 @@ Each process adds to an in-memory buffer and flushes it to one Redis hash at mos
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
@@ -41,6 +42,27 @@ def _order(field: str) -> tuple:
     return (head, float("inf") if value == "+Inf" else float(value) if value else -1.0, field)
 
 
+def _cumulative(stored: dict[bytes, bytes]) -> list[tuple[str, float]]:
+    """Stored series in order, histogram buckets made cumulative, with their ``_count``."""
+    values = {field.decode(): float(value) for field, value in stored.items()}
+    histograms: dict[str, dict[str, float]] = defaultdict(dict)
+    out = []
+    for field, value in values.items():
+        if "_bucket{" in field:
+            head, _, bound = field.rpartition('le="')
+            histograms[head][bound.rstrip('"}')] = value
+        else:
+            out.append((field, value))
+    for head, counts in histograms.items():
+        running = 0.0
+        for bound in [f"{b}" for b in BUCKETS] + ["+Inf"]:
+            running += counts.get(bound, 0.0)
+            out.append((f'{head}le="{bound}"}}', running))
+        name, _, labels = head.partition("_bucket{")
+        out.append((f"{name}_count{{{labels.rstrip(',')}}}", running))
+    return sorted(out, key=lambda item: _order(item[0]))
+
+
 class Metrics:
     def __init__(self, redis: Redis | None, flush_interval: float = 1.0):
         self.redis = redis
@@ -53,13 +75,12 @@ class Metrics:
         self._add(f"{name}{{{_labels(labels)}}}", amount)
 
     def observe(self, name: str, seconds: float, **labels: str) -> None:
+        """Count into the smallest bucket that holds ``seconds``; ``render`` makes them cumulative."""
         base = _labels(labels)
         sep = "," if base else ""
-        for bound in BUCKETS:
-            if seconds <= bound:
-                self._buffer_add(f'{name}_bucket{{{base}{sep}le="{bound}"}}', 1)
-        self._buffer_add(f'{name}_bucket{{{base}{sep}le="+Inf"}}', 1)
-        self._buffer_add(f"{name}_count{{{base}}}", 1)
+        index = bisect.bisect_left(BUCKETS, seconds)
+        bound = f"{BUCKETS[index]}" if index < len(BUCKETS) else "+Inf"
+        self._buffer_add(f'{name}_bucket{{{base}{sep}le="{bound}"}}', 1)
         self._add(f"{name}_sum{{{base}}}", seconds)
 
     def _buffer_add(self, field: str, amount: float) -> None:
@@ -89,11 +110,10 @@ class Metrics:
         self.flush()
         stored = self.redis.hgetall(KEY) if self.redis is not None else {}
         series: dict[str, list[str]] = defaultdict(list)
-        for field, value in sorted(stored.items(), key=lambda item: _order(item[0].decode())):
-            name = field.decode().split("{", 1)[0]
+        for field, number in _cumulative(stored):
+            name = field.split("{", 1)[0]
             family = next((f for f in HELP if name == f or name.startswith(f + "_")), name)
-            number = float(value)
-            series[family].append(f"{field.decode()} {int(number) if number.is_integer() else number}")
+            series[family].append(f"{field} {int(number) if number.is_integer() else number}")
         lines = []
         for family in sorted(series):
             kind, text = HELP.get(family, ("untyped", family))

@@ -71,6 +71,7 @@ class Phone:
     valid: bool
     type: NumberType
     region: str | None = None
+    country_code: int | None = None
 
     @property
     def internal(self) -> bool:
@@ -80,10 +81,6 @@ class Phone:
     def digits(self) -> str:
         """The digits of E.164 without '+', or the internal number itself."""
         return self.e164[1:] if self.e164 else _DECORATION.sub("", self.raw)
-
-    @property
-    def country_code(self) -> int | None:
-        return phonenumbers.parse(self.e164).country_code if self.e164 else None
 
     @property
     def match_key(self) -> str | None:
@@ -137,14 +134,16 @@ def parse_phone(raw: object, region: str = "RU") -> Phone:
         number = phonenumbers.parse(compact, region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidPhoneNumber(raw, _parse_reason(exc)) from None
-    valid = phonenumbers.is_valid_number(number)
-    kind = _TYPES.get(phonenumbers.number_type(number), NumberType.UNKNOWN) if valid else NumberType.UNKNOWN
+    # number_type() is UNKNOWN exactly when the number is not valid: one look-up answers both.
+    kind = _TYPES.get(phonenumbers.number_type(number), NumberType.UNKNOWN)
+    valid = kind is not NumberType.UNKNOWN
     return Phone(
         raw=text,
         e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
         valid=valid,
         type=kind,
         region=phonenumbers.region_code_for_number(number),
+        country_code=number.country_code,
     )
 
 
@@ -168,6 +167,8 @@ def parse_dialable(raw: object, region: str = "RU") -> Phone:
 
 def contract_number(raw: object, region: str = "RU") -> str:
     """A number on the contract in the operator's ``PhoneFrom`` form: 10 digits, no 8."""
+    if isinstance(raw, str) and len(raw) == 10 and raw.isdigit():
+        return raw  # already in that form (the common case)
     phone = parse_phone(raw, region)
     if phone.internal or phone.country_code != RUSSIA_COUNTRY_CODE or len(phone.digits) != 11:
         raise InvalidPhoneNumber(raw, "a contract number is a 10-digit number in zone +7 (e.g. 4990000000)")

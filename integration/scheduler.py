@@ -45,7 +45,7 @@ def enqueue_due(connection: Redis, now: float, tasks: list[Periodic] = PERIODIC)
     """Enqueue each task's run for the current interval unless it exists; returns new job ids."""
     enqueued = []
     for task in tasks:
-        job_id = f"periodic:{task.name}:{task.bucket(now)}"
+        job_id = f"periodic-{task.name}-{task.bucket(now)}"
         try:
             make_queue(task.queue, connection).enqueue_call(
                 task.func, job_id=job_id, unique=True, ttl=task.every, result_ttl=task.every * 2, failure_ttl=86400

@@ -54,3 +54,64 @@ class SandboxProcess:
     def __exit__(self, *exc) -> None:
         self.process.terminate()
         self.process.wait(10)
+
+
+def wait_http(url: str, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while True:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+class Process:
+    """A command in the background, stopped (SIGTERM, then SIGKILL) on exit."""
+
+    def __init__(self, args: list[str], env: dict[str, str]):
+        self.args, self.env = args, env
+
+    def __enter__(self) -> Process:
+        self.process = subprocess.Popen(self.args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **self.env},
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def gunicorn(app: str, port: int, env: dict[str, str], workers: int = 2) -> Process:
+    return Process([sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning", app], env)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def service_env(sandbox: SandboxProcess, workdir: str, **extra: str) -> dict[str, str]:
+    """Settings for the service against a benchmark sandbox (Redis db 12, SQLite in ``workdir``)."""
+    return {
+        "OPERATOR_API_URL": sandbox.url,
+        "OPERATOR_AUTHORIZATION_TOKEN": sandbox.state["authorization_token"],
+        "OPERATOR_NUMBERS": ",".join(sandbox.state["numbers"]),
+        "REDIS_URL": "redis://127.0.0.1:6379/12",
+        "DATABASE_URL": f"sqlite:///{workdir}/bench.db",
+        "WEBHOOK_SECRET": BENCH_SECRET,
+        "CLICK_TO_CALL_DEBOUNCE": "0",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+BENCH_SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC1iZW5jaG1hcmstc2VjcmV0"

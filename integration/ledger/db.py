@@ -6,10 +6,6 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeDecorator
@@ -57,7 +53,9 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def _alembic_config(engine: Engine) -> Config:
+def _alembic_config(engine: Engine):
+    from alembic.config import Config  # imported here: only migrations and readiness need it
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -66,11 +64,16 @@ def _alembic_config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (idempotent)."""
+    from alembic import command
+
     command.upgrade(_alembic_config(engine), revision)
 
 
 def schema_problem(engine: Engine) -> str | None:
     """None when the schema is current, else what to do about it."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()

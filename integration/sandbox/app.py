@@ -225,6 +225,12 @@ def create_sandbox_app(sandbox: Sandbox) -> Flask:
                 sandbox.stats.clear()
             return jsonify(dict(sandbox.stats))
 
+    @app.errorhandler(TypeError)
+    @app.errorhandler(ValueError)
+    @app.errorhandler(KeyError)
+    def bad_control_request(exc: Exception) -> Response:
+        return _json({"error": f"bad control request: {exc}"}, 400)
+
     return app
 
 
