@@ -109,10 +109,10 @@ class CallbackIntake:
             request.id,
             JOB,
             job_id=request.id,
-            kwargs={"request": payload},
+            kwargs={"request_id": request.id},
             ttl=self.ttl + QUEUE_GRACE,
             timeout=180,
-            result_ttl=3600,
+            result_ttl=0,  # the ledger is the record; skipping RQ's result keeps workers quick
             failure_ttl=7 * 86400,
             extra=[("SET", record_key(request.id), json.dumps(payload), "EX", RECORD_TTL)],
         )
@@ -121,12 +121,16 @@ class CallbackIntake:
         existing = self.queued_record(request_id)
         return (existing or replace(request, id=request_id)), False
 
-    def queued_record(self, request_id: str) -> CallbackRequest | None:
-        """The request as accepted, before a worker recorded it in the ledger."""
+    def accepted(self, request_id: str) -> CallbackRequest | None:
+        """The request exactly as accepted (kept in Redis for a day), or None."""
         raw = self.redis.get(record_key(request_id))
-        if raw is None:
+        return from_json(json.loads(raw)) if raw is not None else None
+
+    def queued_record(self, request_id: str) -> CallbackRequest | None:
+        """The accepted request as seen before a worker recorded it in the ledger."""
+        request = self.accepted(request_id)
+        if request is None:
             return None
-        request = from_json(json.loads(raw))
         if self.clock() - request.created_at > timedelta(seconds=self.ttl):
             return replace(request, status=CallbackStatus.EXPIRED, reason="no worker took it in time")
         return request
@@ -146,34 +150,12 @@ def place_callback(
     clock: Callable[[], datetime] = utc_now,
 ) -> CallbackRequest:
     """Place one accepted request, at most once. Returns the request as the ledger now has it."""
-    ledger.add(request)
-    stored = ledger.get(request.id)
-    if stored.status is CallbackStatus.PLACING:
-        # A previous run was interrupted after it may have called the operator.
-        ledger.transition(
-            request.id,
-            [CallbackStatus.PLACING],
-            CallbackStatus.UNKNOWN,
-            finished_at=clock(),
-            reason="interrupted while placing the call; it was not repeated",
-        )
-        return ledger.get(request.id)
-    if stored.status is not CallbackStatus.QUEUED:
-        return stored
     now = clock()
-    if now - stored.created_at > timedelta(seconds=ttl):
-        ledger.transition(
-            request.id,
-            [CallbackStatus.QUEUED],
-            CallbackStatus.EXPIRED,
-            finished_at=now,
-            reason=f"waited more than CALLBACK_TTL ({ttl} s) in the queue; not placed late",
-        )
-        return ledger.get(request.id)
-    if not ledger.transition(request.id, [CallbackStatus.QUEUED], CallbackStatus.PLACING, placing_at=now):
-        return ledger.get(request.id)  # another worker took it
+    stored, claimed = ledger.start_placing(request, now, accepted_after=now - timedelta(seconds=ttl))
+    if not claimed:
+        return _settle_unclaimed(stored, ledger, now, ttl)
     try:
-        placed = operator.create_callback(stored.operator_phone_to, stored.phone_from)
+        placed = operator.create_callback(request.operator_phone_to, request.phone_from)
     except OutcomeUnknown as exc:
         ledger.transition(
             request.id, [CallbackStatus.PLACING], CallbackStatus.UNKNOWN, finished_at=clock(), reason=str(exc)
@@ -191,3 +173,25 @@ def place_callback(
             request_hash=placed.request_hash,
         )
     return ledger.get(request.id)
+
+
+def _settle_unclaimed(stored: CallbackRequest, ledger: CallbackLedger, now: datetime, ttl: int) -> CallbackRequest:
+    """This run may not call the operator: say why in the ledger, once."""
+    if stored.status is CallbackStatus.PLACING:
+        # A previous run was interrupted after it may have called the operator.
+        ledger.transition(
+            stored.id,
+            [CallbackStatus.PLACING],
+            CallbackStatus.UNKNOWN,
+            finished_at=now,
+            reason="interrupted while placing the call; it was not repeated",
+        )
+    elif stored.status is CallbackStatus.QUEUED:  # too old to place
+        ledger.transition(
+            stored.id,
+            [CallbackStatus.QUEUED],
+            CallbackStatus.EXPIRED,
+            finished_at=now,
+            reason=f"waited more than CALLBACK_TTL ({ttl} s) in the queue; not placed late",
+        )
+    return ledger.get(stored.id)

@@ -50,12 +50,14 @@ def measured(job: Callable) -> Callable:
 
 
 @measured
-def place_callback(request: dict) -> dict:
+def place_callback(request_id: str) -> dict:
     """Place one click-to-call at most once (no RQ retries on this job, on purpose)."""
     rt = runtime()
-    result = callbacks.place_callback(
-        callbacks.from_json(request), rt.callback_ledger, rt.operator, ttl=rt.settings.callback_ttl
-    )
+    request = rt.intake.accepted(request_id) or rt.callback_ledger.get(request_id)
+    if request is None:
+        log.error("callback %s: no record of this request; nothing placed", request_id)
+        return {"id": request_id, "status": "missing"}
+    result = callbacks.place_callback(request, rt.callback_ledger, rt.operator, ttl=rt.settings.callback_ttl)
     rt.metrics.inc("vats_callbacks_total", outcome=result.status.value)
     log.info("callback %s: %s%s", result.id, result.status.value, f" ({result.reason})" if result.reason else "")
     return {"id": result.id, "status": result.status.value}

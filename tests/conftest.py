@@ -187,12 +187,24 @@ def serve(app):
 def run_worker(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """``python worker.py --burst`` in its own process."""
     full_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run([sys.executable, "worker.py", "--burst", *args], cwd=ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "worker.py", "--burst", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen:
     """``python worker.py`` running until killed."""
     full_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
-    return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=full_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "worker.py"],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

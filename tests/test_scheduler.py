@@ -41,13 +41,26 @@ def test_offsets_spread_tasks_inside_the_interval():
 
 
 def test_reaper_job_marks_stuck_placing_unknown(service_env, redis_conn):
-    runtime = Runtime(load_settings(service_env | {"OPERATOR_READ_TIMEOUT": "1", "OPERATOR_CONNECT_TIMEOUT": "1", "OPERATOR_MAX_RETRIES": "0"}, dotenv="/x"))
+    runtime = Runtime(
+        load_settings(
+            service_env | {"OPERATOR_READ_TIMEOUT": "1", "OPERATOR_CONNECT_TIMEOUT": "1", "OPERATOR_MAX_RETRIES": "0"},
+            dotenv="/x",
+        )
+    )
     jobs.use_runtime(runtime)
     try:
         ledger = runtime.callback_ledger
         old = datetime.now(UTC) - timedelta(minutes=5)
-        ledger.add(CallbackRequest(id="stuck", source="webhook", phone_from="4990000000", phone_to="+79161234567",
-                                   operator_phone_to="89161234567", created_at=old))
+        ledger.add(
+            CallbackRequest(
+                id="stuck",
+                source="webhook",
+                phone_from="4990000000",
+                phone_to="+79161234567",
+                operator_phone_to="89161234567",
+                created_at=old,
+            )
+        )
         ledger.transition("stuck", [CallbackStatus.QUEUED], CallbackStatus.PLACING, placing_at=old)
         assert jobs.reap_stuck_callbacks() == 1
         assert ledger.get("stuck").status is CallbackStatus.UNKNOWN

@@ -9,7 +9,11 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 app = Flask(__name__)
-_queue = Queue("bench", connection=redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12")), serializer=JSONSerializer)
+_queue = Queue(
+    "bench",
+    connection=redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12")),
+    serializer=JSONSerializer,
+)
 
 
 @app.post("/enqueue")

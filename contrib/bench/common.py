@@ -60,9 +60,9 @@ def wait_http(url: str, timeout: float = 20) -> None:
     deadline = time.time() + timeout
     while True:
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=5)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             if time.time() > deadline:
                 raise
             time.sleep(0.1)
@@ -75,8 +75,13 @@ class Process:
         self.args, self.env = args, env
 
     def __enter__(self) -> Process:
-        self.process = subprocess.Popen(self.args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **self.env},
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            self.args,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **self.env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         return self
 
     def __exit__(self, *exc) -> None:
@@ -88,7 +93,21 @@ class Process:
 
 
 def gunicorn(app: str, port: int, env: dict[str, str], workers: int = 2) -> Process:
-    return Process([sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning", app], env)
+    return Process(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            app,
+        ],
+        env,
+    )
 
 
 def free_port() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import Engine, select, update
@@ -57,6 +58,30 @@ class CallbackLedger:
     def add(self, request: CallbackRequest) -> bool:
         """Store a request unless one with its id exists; True when it was new."""
         return bool(insert_ignoring_duplicates(self.engine, table, [_row(request)]))
+
+    def start_placing(
+        self, request: CallbackRequest, now: datetime, accepted_after: datetime
+    ) -> tuple[CallbackRequest, bool]:
+        """Record ``request`` if new and move it from ``queued`` to ``placing``, in one transaction.
+
+        Returns (the stored request, True) when this call made the move: only then may the
+        operator be called. A request accepted before ``accepted_after`` is not moved.
+        """
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        with self.engine.begin() as connection:
+            connection.execute(dialect.insert(table).on_conflict_do_nothing(), _row(request))
+            moved = connection.execute(
+                update(table)
+                .where(
+                    table.c.id == request.id,
+                    table.c.status == CallbackStatus.QUEUED.value,
+                    table.c.created_at >= accepted_after,
+                )
+                .values(status=CallbackStatus.PLACING.value, placing_at=now)
+            ).rowcount
+            if moved == 1:
+                return replace(request, status=CallbackStatus.PLACING, placing_at=now), True
+            return _record(connection.execute(select(table).where(table.c.id == request.id)).first()), False
 
     def get(self, request_id: str) -> CallbackRequest | None:
         with self.engine.connect() as connection:

@@ -266,6 +266,7 @@ class TokenManager:
         self.lock_wait = lock_wait
         self.authorization_expires_at = jwt_expiry(authorization_token)
         self._warned_on: str | None = None
+        self._cached: TokenState | None = None  # this process's last view of the store
 
     def __repr__(self) -> str:
         return f"TokenManager(key={self.key!r})"
@@ -273,16 +274,23 @@ class TokenManager:
     def access_token(self) -> str:
         """A usable access token, renewing first when it is missing or about to expire."""
         self._warn_if_authorization_expires_soon()
-        state = self.store.load(self.key)
         now = self.clock().timestamp()
+        margin = self.renew_margin.total_seconds()
+        cached = self._cached
+        if cached is not None and cached.access_token and cached.access_expires_at - now > margin:
+            # Still good by our clock. If another process renewed meanwhile, the operator answers
+            # 401 and handle_unauthorized() re-reads the store: a store read per call is not needed.
+            return cached.access_token
+        state = self._cached = self.store.load(self.key)
         if state is not None:
             self._raise_if_blocked(state, now)
-            if state.access_token and state.access_expires_at - now > self.renew_margin.total_seconds():
+            if state.access_token and state.access_expires_at - now > margin:
                 return state.access_token
         return self._renew(stale=state.access_token if state else None)
 
     def handle_unauthorized(self, rejected_token: str) -> str:
         """The operator refused ``rejected_token``: renew unless another process already did."""
+        self._cached = None
         return self._renew(stale=rejected_token, rejected=True)
 
     def status(self) -> TokenStatus:
@@ -317,6 +325,7 @@ class TokenManager:
             now = self.clock()
             self._raise_if_blocked(state, now.timestamp())
             if state.access_token and state.access_token != stale and state.access_expires_at > now.timestamp():
+                self._cached = state
                 return state.access_token  # another process renewed while we waited
             pair, how = None, "refresh"
             if state.refresh_token and state.refresh_expires_at > now.timestamp():
@@ -351,8 +360,9 @@ class TokenManager:
             if not self.store.compare_and_set(self.key, renewed, state.generation):
                 # Our lease ran out and another process stored a pair meanwhile: keep theirs.
                 log.warning("token store changed during renewal; using the stored pair")
-                current = self.store.load(self.key)
+                current = self._cached = self.store.load(self.key)
                 return current.access_token if current and current.access_token else pair.access_token
+            self._cached = renewed
             log.info("operator token renewed by %s (generation %d)", how, renewed.generation)
             return pair.access_token
 
@@ -369,6 +379,7 @@ class TokenManager:
             blocked_reason=reason,
         )
         self.store.compare_and_set(self.key, blocked, state.generation)
+        self._cached = None
         log.error("operator authorization failed (%s): %s", reason, exc)
 
     def _raise_if_blocked(self, state: TokenState, now: float) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 
 from integration.sandbox.data import RecordingSpec
 from integration.sandbox.state import Fault, Sandbox, SandboxError
@@ -90,7 +90,11 @@ def create_sandbox_app(sandbox: Sandbox) -> Flask:
         "auth/integrationapi/refresh": ("GET", api(False)(lambda bearer: _json(sandbox.refresh_pair(bearer)))),
         "callback/create": (
             "GET",
-            api()(lambda _: _json(sandbox.create_callback(request.args.get("PhoneTo"), request.args.get("PhoneFrom")))),
+            api()(
+                lambda _: _json(
+                    sandbox.create_callback(request.args.get("PhoneTo"), request.args.get("PhoneFrom"), g.received_at)
+                )
+            ),
         ),
         "request/getcalllist": ("POST", api()(lambda _: _json(sandbox.call_list(request.get_json(silent=True))))),
         "request/getcallrecordfile": (
@@ -104,6 +108,7 @@ def create_sandbox_app(sandbox: Sandbox) -> Flask:
 
     @app.route("/api/v1/<path:method>", methods=["GET", "POST"])
     def operator_method(method: str) -> Response:
+        g.received_at = sandbox.now()
         if method not in methods or methods[method][0] != request.method:
             return _error(404, 404, "no such method")
         sandbox.stats[method] += 1

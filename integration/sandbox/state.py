@@ -212,7 +212,9 @@ class Sandbox:
 
     # -- callbacks --
 
-    def create_callback(self, phone_to: str | None, phone_from: str | None) -> dict:
+    def create_callback(
+        self, phone_to: str | None, phone_from: str | None, received_at: datetime | None = None
+    ) -> dict:
         if not phone_to or not re.match(PHONE_TO, phone_to):
             raise SandboxError(400, 400, "PhoneTo must be in national format: 8XXXXXXXXXX or 810…")
         if not phone_from or not re.match(PHONE_FROM, phone_from):
@@ -221,7 +223,14 @@ class Sandbox:
             raise SandboxError(400, 400, "PhoneFrom is not a number of this contract")
         with self.lock:
             now = self.now()
-            self.callbacks.append({"PhoneTo": phone_to, "PhoneFrom": phone_from, "at": now.isoformat()})
+            self.callbacks.append(
+                {
+                    "PhoneTo": phone_to,
+                    "PhoneFrom": phone_from,
+                    "at": now.isoformat(),
+                    "received_at": (received_at or now).isoformat(),
+                }
+            )
             ext = "+7" + phone_to[1:] if not phone_to.startswith("810") else "+" + phone_to[3:]
             self.calls.append(
                 data.SandboxCall(

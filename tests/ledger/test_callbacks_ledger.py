@@ -12,8 +12,17 @@ NOW = datetime(2026, 11, 27, 9, 30, 15, 123456, tzinfo=UTC)
 
 
 def request(**kw) -> CallbackRequest:
-    values = dict(id="r1", source="webhook", phone_from="4990000000", phone_to="+79161234567", operator_phone_to="89161234567",
-                  created_at=NOW, phone_to_raw="8 916 123-45-67", crm_user="7", crm_context={"deal": 42, "name": "Анна"})
+    values = dict(
+        id="r1",
+        source="webhook",
+        phone_from="4990000000",
+        phone_to="+79161234567",
+        operator_phone_to="89161234567",
+        created_at=NOW,
+        phone_to_raw="8 916 123-45-67",
+        crm_user="7",
+        crm_context={"deal": 42, "name": "Анна"},
+    )
     return CallbackRequest(**(values | kw))
 
 

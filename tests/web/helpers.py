@@ -8,7 +8,9 @@ from integration.signatures import sign_headers
 from tests.conftest import SECRET
 
 
-def signed(body: dict | bytes, secret: str = SECRET, msg_id: str | None = None, timestamp: int | None = None) -> tuple[bytes, dict]:
+def signed(
+    body: dict | bytes, secret: str = SECRET, msg_id: str | None = None, timestamp: int | None = None
+) -> tuple[bytes, dict]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = sign_headers(secret, msg_id or f"msg_{uuid.uuid4().hex}", data, timestamp)
     return data, headers | {"Content-Type": "application/json"}

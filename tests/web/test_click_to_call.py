@@ -70,7 +70,10 @@ def test_user_is_mapped_to_a_contract_number(service_env, redis_conn, tmp_path):
         ({"webhook-id": "m", "webhook-timestamp": str(now() + 600), "webhook-signature": "v1,AAAA"}, "5 minutes"),
         ({"webhook-id": "m", "webhook-timestamp": str(now()), "webhook-signature": "v1,AAAA"}, "no valid signature"),
         ({"webhook-id": "m", "webhook-timestamp": str(now()), "webhook-signature": "garbage,,,"}, "no valid signature"),
-        ({"webhook-id": "m", "webhook-timestamp": str(now()), "webhook-signature": "v1,%%%notbase64"}, "no valid signature"),
+        (
+            {"webhook-id": "m", "webhook-timestamp": str(now()), "webhook-signature": "v1,%%%notbase64"},
+            "no valid signature",
+        ),
     ],
 )
 def test_bad_signatures_are_401_and_enqueue_nothing(http, redis_conn, headers, detail):

@@ -15,10 +15,23 @@ AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 def test_form_encoded_request_rings_the_form_number(http, redis_conn):
-    response = http.post(FORM, data={"phone": "8 916 123-45-67", "name": "Анна", "comment": "after 5 pm", "page_url": "https://shop.example/p/1"})
+    response = http.post(
+        FORM,
+        data={
+            "phone": "8 916 123-45-67",
+            "name": "Анна",
+            "comment": "after 5 pm",
+            "page_url": "https://shop.example/p/1",
+        },
+    )
     assert response.status_code == 202
     status = http.get(f"/api/callbacks/{response.json['id']}", headers=AUTH).json
-    assert (status["from"], status["to"], status["source"], status["status"]) == ("4950000000", "+79161234567", "form", "queued")
+    assert (status["from"], status["to"], status["source"], status["status"]) == (
+        "4950000000",
+        "+79161234567",
+        "form",
+        "queued",
+    )
     assert status["crm"] == {"name": "Анна", "comment": "after 5 pm", "page_url": "https://shop.example/p/1"}
 
 
@@ -28,8 +41,12 @@ def test_json_request_is_accepted(http, redis_conn):
 
 @pytest.mark.parametrize(
     ("data", "field", "message"),
-    [({}, "phone", "Missing data"), ({"phone": "abc"}, "phone", "contains letters"), ({"phone": "88095551234"}, "phone", "premium"),
-     ({"phone": "89161234567", "name": "x" * 201}, "name", "Longer than maximum")],
+    [
+        ({}, "phone", "Missing data"),
+        ({"phone": "abc"}, "phone", "contains letters"),
+        ({"phone": "88095551234"}, "phone", "premium"),
+        ({"phone": "89161234567", "name": "x" * 201}, "name", "Longer than maximum"),
+    ],
 )
 def test_form_validation(http, redis_conn, data, field, message):
     body = assert_problem(http.post(FORM, json=data), 422)
@@ -61,10 +78,17 @@ def test_rate_limit_per_destination_number(http, redis_conn):
 
 
 def test_rate_limit_per_client_ip(service_env, redis_conn):
-    http = create_app(load_settings(service_env | {"CALLBACK_REQUEST_LIMIT_PER_IP": "5/minute"}, dotenv="/x")).test_client()
-    codes = [http.post(FORM, data={"phone": f"8916000000{i}"}, environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code for i in range(7)]
+    http = create_app(
+        load_settings(service_env | {"CALLBACK_REQUEST_LIMIT_PER_IP": "5/minute"}, dotenv="/x")
+    ).test_client()
+    codes = [
+        http.post(FORM, data={"phone": f"8916000000{i}"}, environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code
+        for i in range(7)
+    ]
     assert codes == [202] * 5 + [429] * 2
-    assert http.post(FORM, data={"phone": "89160000009"}, environ_base={"REMOTE_ADDR": "203.0.113.10"}).status_code == 202
+    assert (
+        http.post(FORM, data={"phone": "89160000009"}, environ_base={"REMOTE_ADDR": "203.0.113.10"}).status_code == 202
+    )
 
 
 def test_cors_for_configured_origins_only(service_env, redis_conn):
@@ -111,7 +135,11 @@ def test_status_of_a_request_nobody_picked_up_becomes_expired(service_env, redis
 def test_health_and_readiness(http, redis_conn):
     assert http.get("/healthz").json == {"status": "ok"}
     ready = http.get("/readyz")
-    assert ready.status_code == 200 and ready.json["checks"] == {"redis": "ok", "database": "ok", "operator": "ok (no token pair yet)"}
+    assert ready.status_code == 200 and ready.json["checks"] == {
+        "redis": "ok",
+        "database": "ok",
+        "operator": "ok (no token pair yet)",
+    }
 
 
 def test_not_ready_names_what_is_wrong(service_env, tmp_path, redis_conn):
