@@ -1,12 +1,16 @@
 """Run vats-bridge on a laptop against the operator sandbox (``make run``).
 
-Starts the sandbox, shows the operator client working against it, then runs the web app and
-the worker until Ctrl-C. Only Redis must be running (REDIS_URL, default localhost:6379).
+Starts the sandbox, migrates the SQLite ledger, shows the operator CLI working, then runs the
+web app (gunicorn) and the worker, places a demo click-to-call through a signed webhook and
+keeps everything running until Ctrl-C. Only Redis must be running (REDIS_URL).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -15,18 +19,36 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from integration.signatures import sign_headers  # noqa: E402
+
 SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "8090"))
 WEB_PORT = int(os.environ.get("PORT", "8000"))
+VAR = ROOT / "var"
 
 
 def say(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m", flush=True)
 
 
-def start(args: list[str], env: dict[str, str], **kw) -> subprocess.Popen:
-    return subprocess.Popen(args, cwd=ROOT, env=env, **kw)
+def remembered(name: str, make) -> str:
+    """A demo secret kept in var/ so it stays the same between runs."""
+    path = VAR / name
+    if not path.exists():
+        path.write_text(make())
+    return path.read_text().strip()
+
+
+def wait_for(check, what: str, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while not check():
+        if time.time() > deadline:
+            raise SystemExit(f"{what} did not come up in {timeout:.0f} s")
+        time.sleep(0.2)
 
 
 def main() -> int:
@@ -39,46 +61,90 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    (ROOT / "var").mkdir(exist_ok=True)
-    token_file = ROOT / "var" / "sandbox-token"
+    VAR.mkdir(exist_ok=True)
+    token_file = VAR / "sandbox-token"
+    token_file.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     processes = [
-        start(
+        subprocess.Popen(
             [sys.executable, "-m", "integration.sandbox", "--port", str(SANDBOX_PORT), "--token-file", str(token_file)],
-            env,
+            cwd=ROOT,
+            env=env,
         )
     ]
     try:
-        deadline = time.time() + 15
-        while not (token_file.exists() and token_file.read_text()):
-            if processes[0].poll() is not None or time.time() > deadline:
-                print("the sandbox did not start (is the port taken? set SANDBOX_PORT)", file=sys.stderr)
-                return 1
-            time.sleep(0.1)
-        time.sleep(0.5)
+        wait_for(
+            lambda: token_file.exists() and token_file.read_text(), "the sandbox (is the port taken? set SANDBOX_PORT)"
+        )
+        secret = remembered(
+            "demo-webhook-secret", lambda: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        )
+        api_token = remembered("demo-api-token", lambda: secrets.token_urlsafe(24))
         env |= {
             "OPERATOR_API_URL": f"http://127.0.0.1:{SANDBOX_PORT}",
             "OPERATOR_AUTHORIZATION_TOKEN": token_file.read_text(),
             "OPERATOR_NUMBERS": "4990000000,4950000000,4950000001",
             "REDIS_URL": redis_url,
+            "WEBHOOK_SECRET": secret,
+            "API_TOKEN": api_token,
+            "CORS_ORIGINS": "*",
         }
         flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
         since = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%d")
         for title, args in [
+            ("flask --app wsgi db upgrade: the ledger (SQLite at var/integration.db)", ["db", "upgrade"]),
             ("operator token: a token pair from the sandbox", ["operator", "token"]),
             (f"operator calls --since {since}", ["operator", "calls", "--since", since]),
-            (
-                "operator callback: ring 4990000000, then connect +7 916 123-45-67",
-                ["operator", "callback", "--from", "4990000000", "--to", "+7 916 123-45-67"],
-            ),
             ("operator settings get 4990000000", ["operator", "settings", "get", "4990000000"]),
         ]:
             say(title)
             subprocess.run(flask + args, cwd=ROOT, env=env, check=False)
-        say(f"web app on http://127.0.0.1:{WEB_PORT} (try /healthz), worker running; Ctrl-C stops everything")
-        print(f"sandbox control API: http://127.0.0.1:{SANDBOX_PORT}/_sandbox/state", flush=True)
-        processes.append(start(flask + ["run", "--port", str(WEB_PORT)], env))
-        processes.append(start([sys.executable, "worker.py"], env))
+
+        base = f"http://127.0.0.1:{WEB_PORT}"
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{WEB_PORT}", "wsgi:app"],
+                cwd=ROOT,
+                env=env,
+            )
+        )
+        processes.append(subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env))
+        wait_for(lambda: _up(base + "/readyz"), "the web app (is the port taken? set PORT)")
+
+        say("a CRM user clicks +7 916 123-45-67: signed POST /webhooks/click-to-call")
+        body = json.dumps({"to": "+7 916 123-45-67", "from": "4990000000", "crm": {"user": "demo"}}).encode()
+        headers = sign_headers(secret, f"demo_{secrets.token_hex(4)}", body) | {"Content-Type": "application/json"}
+        accepted = requests.post(base + "/webhooks/click-to-call", data=body, headers=headers, timeout=10).json()
+        print("202", accepted)
+        auth = {"Authorization": f"Bearer {api_token}"}
+        wait_for(
+            lambda: (
+                requests.get(f"{base}/api/callbacks/{accepted['id']}", headers=auth, timeout=5).json()["status"]
+                != "queued"
+            ),
+            "the worker",
+        )
+        print(
+            "GET /api/callbacks/…",
+            requests.get(f"{base}/api/callbacks/{accepted['id']}", headers=auth, timeout=5).json(),
+        )
+        print(
+            "the sandbox received:",
+            requests.get(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/callbacks", timeout=5).json()[-1],
+        )
+
+        say(f"running: web {base}, worker, sandbox http://127.0.0.1:{SANDBOX_PORT} — Ctrl-C stops everything")
+        print(
+            f"""Try:
+  curl {base}/readyz
+  curl {base}/metrics
+  curl -X POST {base}/callback-requests -d phone=89161112233 -d name=Anna      # the website form
+  .venv/bin/python contrib/send_webhook.py --secret {secret} {base}/webhooks/click-to-call '{{"to": "89161234567", "from": "4950000000"}}'
+  curl -H 'Authorization: Bearer {api_token}' {base}/api/callbacks/<id>
+  curl http://127.0.0.1:{SANDBOX_PORT}/_sandbox/callbacks                     # what the "operator" received
+The demo secrets are in var/demo-webhook-secret and var/demo-api-token.""",
+            flush=True,
+        )
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)
         print("a process stopped; shutting down", file=sys.stderr)
@@ -88,12 +154,19 @@ def main() -> int:
     finally:
         for process in processes:
             if process.poll() is None:
-                process.send_signal(signal.SIGINT)
+                process.send_signal(signal.SIGTERM)
         for process in processes:
             try:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _up(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 if __name__ == "__main__":
