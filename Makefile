@@ -29,3 +29,5 @@ lint: $(VENV)/.dev
 ## The benchmarks under contrib/bench (print figures, never fail on timing).
 bench: $(VENV)/.dev
 	$(PY) contrib/bench/recording_decode.py
+	$(PY) contrib/bench/ingest.py
+	$(PY) contrib/bench/latency.py
