@@ -16,21 +16,11 @@ PROBLEM = "application/problem+json"
 
 
 class Problem(Exception):
-    """Raise to answer with a problem document."""
+    """Raise to answer with a problem document; takes ``problem_response``'s arguments."""
 
-    def __init__(
-        self,
-        status: int,
-        title: str,
-        detail: str | None = None,
-        *,
-        errors: dict | None = None,
-        headers: dict[str, str] | None = None,
-        type_: str = "about:blank",
-    ):
-        self.status, self.title, self.detail = status, title, detail
-        self.errors, self.headers, self.type = errors, headers or {}, type_
+    def __init__(self, status: int, title: str, detail: str | None = None, **fields: Any):
         super().__init__(title)
+        self.fields = {"status": status, "title": title, "detail": detail, **fields}
 
 
 def problem_response(
@@ -62,9 +52,7 @@ def validation_problem(messages: Any) -> Response:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Problem)
     def _problem(exc: Problem) -> Response:
-        return problem_response(
-            exc.status, exc.title, exc.detail, errors=exc.errors, headers=exc.headers, type_=exc.type
-        )
+        return problem_response(**exc.fields)
 
     @app.errorhandler(ValidationError)
     def _invalid(exc: ValidationError) -> Response:
