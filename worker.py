@@ -18,7 +18,7 @@ from integration import jobs
 from integration.config import settings_or_exit
 from integration.queues import queues
 from integration.runtime import Runtime
-from integration.scheduler import Scheduler
+from integration.scheduler import Scheduler, periodic_tasks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     connection = runtime.redis
     worker_class = SimpleWorker if runtime.settings.worker_class == "simple" else Worker
     worker = worker_class(queues(connection), connection=connection, serializer=JSONSerializer)
-    scheduler = Scheduler(connection)
+    scheduler = Scheduler(connection, periodic_tasks(runtime.settings))
     if not args.burst:
         scheduler.start()
     try:

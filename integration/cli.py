@@ -264,3 +264,33 @@ def db_upgrade_command() -> None:
 
     upgrade(_runtime().engine)
     click.echo("database schema is up to date")
+
+
+@click.command("sync")
+@click.option("--since", help="YYYY-MM-DD or ISO date-time with offset [default: from the sync cursor]")
+@click.option("--until", help="YYYY-MM-DD (inclusive) or ISO date-time with offset [default: now]")
+@friendly_errors
+def sync_command(since: str | None, until: str | None) -> None:
+    """Bring the call ledger up to date now (the same code the scheduled sync runs)."""
+    from integration.jobs import run_sync
+
+    runtime = _runtime()
+    tz = runtime.settings.tz
+    start = parse_moment(since, tz) if since else None
+    end = parse_moment(until, tz, end=True) if until else None
+    if start and end and start >= end:
+        raise click.BadParameter("--since must be before --until", param_hint="--since")
+    result = run_sync(runtime, start, end, wait=60)
+    if result is None:
+        _fail("another sync is still running; try again in a minute", EXIT_FAILED)
+    if result.out_of_reach_before:
+        click.echo(
+            f"note: the operator keeps one month of call history; calls before "
+            f"{_local(result.out_of_reach_before, tz)} ({tz.key}) are out of reach and were not read",
+            err=True,
+        )
+    click.echo(
+        f"synced {_local(max(result.start, result.out_of_reach_before or result.start), tz)} – {_local(result.end, tz)} "
+        f"({tz.key}): {result.found} call(s) found, {len(result.new_ids)} new"
+        + ("" if result.moved_cursor else "; the sync cursor was left where it was")
+    )

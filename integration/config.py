@@ -68,6 +68,9 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     trusted_proxies: int = 0
     worker_class: str = "simple"
+    sync_interval: int = 60
+    sync_overlap: int = 7200
+    sync_first_window: int = 86400
     integration_config: str = "integration.toml"
     users: dict[str, str] = field(default_factory=dict)
 
@@ -160,6 +163,12 @@ def _whole(value: str) -> int:
     return int(value)
 
 
+def _positive_whole(value: str) -> int:
+    if not value.strip().isdigit() or int(value) == 0:
+        raise ValueError("must be a whole number of seconds, at least 1")
+    return int(value)
+
+
 def _boolean(value: str) -> bool:
     text = value.strip().lower()
     if text in ("1", "true", "yes", "on"):
@@ -235,6 +244,9 @@ SETTINGS: list[tuple[str, str, Callable[[str], Any], bool]] = [
     ("MAX_BODY_BYTES", "max_body_bytes", _whole, False),
     ("TRUSTED_PROXIES", "trusted_proxies", _count, False),
     ("WORKER_CLASS", "worker_class", _worker_class, False),
+    ("SYNC_INTERVAL", "sync_interval", _positive_whole, False),
+    ("SYNC_OVERLAP", "sync_overlap", _whole, False),
+    ("SYNC_FIRST_WINDOW", "sync_first_window", _whole, False),
     ("INTEGRATION_CONFIG", "integration_config", _text, False),
 ]
 

@@ -7,12 +7,15 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from integration import callbacks
+from redis.exceptions import LockError
+
+from integration import callbacks, sync
 from integration.config import load_settings
 from integration.operator.auth import utc_now
 from integration.runtime import Runtime
+from integration.sync import SyncResult
 
 log = logging.getLogger(__name__)
 _runtime: Runtime | None = None
@@ -82,3 +85,54 @@ def reap_stuck_callbacks() -> int:
     for request_id in reaped:
         log.warning("callback %s was interrupted while placing; marked unknown", request_id)
     return len(reaped)
+
+
+SYNC_LOCK = "vats:sync:lock"
+SYNC_LOCK_LEASE = 15 * 60
+
+
+def run_sync(
+    rt: Runtime, since: datetime | None = None, until: datetime | None = None, *, wait: float = 0
+) -> SyncResult | None:
+    """``sync.sync_calls`` with the settings, one at a time across every process (None: busy)."""
+    settings = rt.settings
+    lock = rt.redis.lock(SYNC_LOCK, timeout=SYNC_LOCK_LEASE, blocking_timeout=wait)
+    if not lock.acquire(blocking=wait > 0):
+        return None
+    try:
+        return sync.sync_calls(
+            rt.operator,
+            rt.call_ledger,
+            settings.operator_numbers,
+            now=utc_now(),
+            tz=settings.tz,
+            region=settings.default_region,
+            overlap=timedelta(seconds=settings.sync_overlap),
+            first_window=timedelta(seconds=settings.sync_first_window),
+            since=since,
+            until=until,
+        )
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            log.warning("the sync lock lease ran out before the sync finished")
+
+
+@measured
+def sync_calls() -> dict:
+    """Poll the call history from the cursor (the scheduler enqueues this every SYNC_INTERVAL)."""
+    result = run_sync(runtime())
+    if result is None:
+        log.info("a sync is already running; skipped")
+        return {"skipped": True}
+    return {"found": result.found, "new": len(result.new_ids)}
+
+
+@measured
+def recheck_yesterday() -> dict:
+    """Re-read the whole previous day (operator time) to catch rows that appeared late."""
+    rt = runtime()
+    today = datetime.combine(utc_now().astimezone(rt.settings.tz).date(), datetime.min.time(), rt.settings.tz)
+    result = run_sync(rt, today - timedelta(days=1), today, wait=SYNC_LOCK_LEASE)
+    return {"found": result.found, "new": len(result.new_ids)} if result else {"skipped": True}

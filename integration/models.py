@@ -109,3 +109,27 @@ class CallbackRequest:
     request_hash: str | None = None
     placing_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class CallStatus(StrEnum):
+    ANSWERED = "answered"
+    MISSED = "missed"
+    VOICEMAIL = "voicemail"
+
+
+@dataclass(frozen=True)
+class Call:
+    """A call from the operator's history as the ledger keeps it (times in UTC)."""
+
+    id: str  # stable key: the recording id when there is one, else a hash of the row's identity
+    line: str
+    direction: Direction
+    status: CallStatus
+    started_at: datetime
+    duration: int
+    ext_raw: str  # the external number exactly as the operator wrote it
+    ext_e164: str | None  # E.164 whenever it parses at all; None for internal numbers and garbage
+    ext_internal: bool
+    service: str | None = None
+    record_file_id: str | None = None
+    is_read: int | None = None

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from integration.callbacks import CallbackIntake
 from integration.config import Settings
 from integration.ledger.callbacks import CallbackLedger
+from integration.ledger.calls import CallLedger
 from integration.ledger.db import make_engine
 from integration.metrics import Metrics
 from integration.operator.client import OperatorClient
@@ -51,6 +52,10 @@ class Runtime:
     @cached_property
     def callback_ledger(self) -> CallbackLedger:
         return CallbackLedger(self.engine)
+
+    @cached_property
+    def call_ledger(self) -> CallLedger:
+        return CallLedger(self.engine)
 
     @cached_property
     def intake(self) -> CallbackIntake:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from redis import Redis
 from rq.exceptions import DuplicateJobError
 
+from integration.config import Settings
 from integration.queues import DEFAULT, make_queue
 
 log = logging.getLogger(__name__)
@@ -26,22 +27,28 @@ class Periodic:
     func: str
     every: int  # seconds
     queue: str = DEFAULT
+    at: int | None = None  # seconds into each interval (UTC); default: a stable spread per task
 
     @property
     def offset(self) -> int:
-        """A stable per-task offset inside the interval, so tasks do not all fire at once."""
-        return zlib.crc32(self.name.encode()) % self.every
+        """Where in the interval the task fires; tasks are spread so they do not all fire at once."""
+        return self.at if self.at is not None else zlib.crc32(self.name.encode()) % self.every
 
     def bucket(self, now: float) -> int:
         return int((now - self.offset) // self.every)
 
 
-PERIODIC: list[Periodic] = [
-    Periodic("reap_stuck_callbacks", "integration.jobs.reap_stuck_callbacks", every=30),
-]
+def periodic_tasks(settings: Settings) -> list[Periodic]:
+    """Everything that runs on a schedule."""
+    return [
+        Periodic("reap_stuck_callbacks", "integration.jobs.reap_stuck_callbacks", every=30),
+        Periodic("sync_calls", "integration.jobs.sync_calls", every=settings.sync_interval),
+        # 00:00 UTC = 03:00 in Moscow: re-read the whole previous day once it is surely complete.
+        Periodic("recheck_yesterday", "integration.jobs.recheck_yesterday", every=86400, at=0),
+    ]
 
 
-def enqueue_due(connection: Redis, now: float, tasks: list[Periodic] = PERIODIC) -> list[str]:
+def enqueue_due(connection: Redis, now: float, tasks: list[Periodic]) -> list[str]:
     """Enqueue each task's run for the current interval unless it exists; returns new job ids."""
     enqueued = []
     for task in tasks:
@@ -59,7 +66,7 @@ def enqueue_due(connection: Redis, now: float, tasks: list[Periodic] = PERIODIC)
 class Scheduler(threading.Thread):
     """Runs ``enqueue_due`` every ``tick`` seconds until stopped."""
 
-    def __init__(self, connection: Redis, tasks: list[Periodic] = PERIODIC, tick: float = 1.0):
+    def __init__(self, connection: Redis, tasks: list[Periodic], tick: float = 1.0):
         super().__init__(name="vats-scheduler", daemon=True)
         self.connection = connection
         self.tasks = tasks

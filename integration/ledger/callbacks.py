@@ -10,18 +10,9 @@ from datetime import datetime
 from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from integration.ledger.db import insert_ignoring_duplicates
 from integration.ledger.tables import callback_requests as table
 from integration.models import CallbackRequest, CallbackStatus
-
-
-def insert_ignoring_duplicates(engine: Engine, target, rows: list[dict]) -> list[tuple]:
-    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL; returns the new primary keys."""
-    if not rows:
-        return []
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(target).on_conflict_do_nothing().returning(*target.primary_key.columns)
-    with engine.begin() as connection:
-        return [tuple(row) for row in connection.execute(statement, rows)]
 
 
 def _row(request: CallbackRequest) -> dict:

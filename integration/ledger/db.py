@@ -6,7 +6,8 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeDecorator
 
@@ -80,3 +81,13 @@ def schema_problem(engine: Engine) -> str | None:
     if current != head:
         return f"the database schema is at {current or 'nothing'}, not {head}: run `flask --app wsgi db upgrade`"
     return None
+
+
+def insert_ignoring_duplicates(engine: Engine, target: Table, rows: list[dict]) -> list[tuple]:
+    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL; returns the new primary keys."""
+    if not rows:
+        return []
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(target).on_conflict_do_nothing().returning(*target.primary_key.columns)
+    with engine.begin() as connection:
+        return [tuple(row) for row in connection.execute(statement, rows)]

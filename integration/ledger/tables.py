@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Table, Text
 
 from integration.ledger.db import UTCDateTime
 
@@ -29,3 +29,32 @@ callback_requests = Table(
 )
 Index("ix_callback_requests_status", callback_requests.c.status, callback_requests.c.placing_at)
 Index("ix_callback_requests_created_at", callback_requests.c.created_at)
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("line", String(10), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("duration", Integer, nullable=False),
+    Column("ext_raw", String(64), nullable=False),
+    Column("ext_e164", String(20)),
+    Column("ext_internal", Boolean, nullable=False),
+    Column("service", String(64)),
+    Column("record_file_id", String(64)),
+    Column("is_read", Integer),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+)
+Index("ix_calls_started_at", calls.c.started_at)
+Index("ix_calls_line_started_at", calls.c.line, calls.c.started_at)
+Index("ix_calls_ext_e164", calls.c.ext_e164)
+
+sync_cursors = Table(
+    "sync_cursors",
+    metadata,
+    Column("line", String(10), primary_key=True),
+    Column("synced_until", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,83 @@
+"""Calls found in the operator's history, and the sync cursor per line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from integration.ledger.db import insert_ignoring_duplicates
+from integration.ledger.tables import calls, sync_cursors
+from integration.models import Call, CallStatus, Direction
+
+
+def _row(call: Call, now: datetime) -> dict:
+    return {
+        "id": call.id,
+        "line": call.line,
+        "direction": call.direction.value,
+        "status": call.status.value,
+        "started_at": call.started_at,
+        "duration": call.duration,
+        "ext_raw": call.ext_raw,
+        "ext_e164": call.ext_e164,
+        "ext_internal": call.ext_internal,
+        "service": call.service,
+        "record_file_id": call.record_file_id,
+        "is_read": call.is_read,
+        "first_seen_at": now,
+    }
+
+
+def _call(row) -> Call:
+    data = dict(row._mapping)
+    data.pop("first_seen_at")
+    data["direction"] = Direction(data["direction"])
+    data["status"] = CallStatus(data["status"])
+    return Call(**data)
+
+
+class CallLedger:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def insert_new(self, found: Iterable[Call], now: datetime) -> list[str]:
+        """Store the calls not seen before; returns the ids of those that were new."""
+        rows = list({call.id: _row(call, now) for call in found}.values())
+        return [key for (key,) in insert_ignoring_duplicates(self.engine, calls, rows)]
+
+    def get(self, call_id: str) -> Call | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(calls).where(calls.c.id == call_id)).first()
+        return _call(row) if row else None
+
+    def count(self) -> int:
+        with self.engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(calls)).scalar_one()
+
+    def between(self, start: datetime, end: datetime) -> list[Call]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(calls).where(calls.c.started_at >= start, calls.c.started_at < end).order_by(calls.c.started_at)
+            )
+            return [_call(row) for row in rows]
+
+    def cursors(self, lines: Sequence[str]) -> dict[str, datetime]:
+        """How far each line's history has been synced (lines never synced are absent)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(sync_cursors).where(sync_cursors.c.line.in_(list(lines))))
+            return {row.line: row.synced_until for row in rows}
+
+    def advance(self, lines: Sequence[str], until: datetime, now: datetime) -> None:
+        """Move the cursors of ``lines`` forward to ``until`` (never backwards)."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(sync_cursors)
+        statement = statement.on_conflict_do_update(
+            index_elements=[sync_cursors.c.line],
+            set_={"synced_until": statement.excluded.synced_until, "updated_at": statement.excluded.updated_at},
+            where=sync_cursors.c.synced_until < statement.excluded.synced_until,
+        )
+        with self.engine.begin() as connection:
+            connection.execute(statement, [{"line": line, "synced_until": until, "updated_at": now} for line in lines])
