@@ -71,12 +71,23 @@ class Settings:
     sync_interval: int = 60
     sync_overlap: int = 7200
     sync_first_window: int = 86400
+    crm_backend: str = "local"
+    match_multiple: str = "most_recent"
+    match_unknown: str = "skip"
     integration_config: str = "integration.toml"
     users: dict[str, str] = field(default_factory=dict)
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.operator_timezone)
+
+    @property
+    def users_by_line(self) -> dict[str, str]:
+        """Contract number → the first CRM user it rings for (the responsible user of its calls)."""
+        by_line: dict[str, str] = {}
+        for user, number in self.users.items():
+            by_line.setdefault(number, user)
+        return by_line
 
     @property
     def form_number(self) -> str:
@@ -205,10 +216,13 @@ def _origins(value: str) -> tuple[str, ...]:
     return origins
 
 
-def _worker_class(value: str) -> str:
-    if value.strip() not in ("simple", "fork"):
-        raise ValueError("must be simple or fork")
-    return value.strip()
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value.strip() not in allowed:
+            raise ValueError(f"must be one of: {', '.join(allowed)}")
+        return value.strip()
+
+    return parse
 
 
 def _database_url(value: str) -> str:
@@ -243,10 +257,13 @@ SETTINGS: list[tuple[str, str, Callable[[str], Any], bool]] = [
     ("CORS_ORIGINS", "cors_origins", _origins, False),
     ("MAX_BODY_BYTES", "max_body_bytes", _whole, False),
     ("TRUSTED_PROXIES", "trusted_proxies", _count, False),
-    ("WORKER_CLASS", "worker_class", _worker_class, False),
+    ("WORKER_CLASS", "worker_class", _choice("simple", "fork"), False),
     ("SYNC_INTERVAL", "sync_interval", _positive_whole, False),
     ("SYNC_OVERLAP", "sync_overlap", _whole, False),
     ("SYNC_FIRST_WINDOW", "sync_first_window", _whole, False),
+    ("CRM_BACKEND", "crm_backend", _choice("local"), False),
+    ("MATCH_MULTIPLE", "match_multiple", _choice("most_recent", "all", "none"), False),
+    ("MATCH_UNKNOWN", "match_unknown", _choice("skip", "create_contact"), False),
     ("INTEGRATION_CONFIG", "integration_config", _text, False),
 ]
 

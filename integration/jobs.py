@@ -3,17 +3,21 @@ orchestration from ``callbacks`` (and later ``sync``). Each job reports its metr
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from redis.exceptions import LockError
+from rq.exceptions import DuplicateJobError
 
-from integration import callbacks, sync
+from integration import callbacks, delivery, sync
 from integration.config import load_settings
 from integration.operator.auth import utc_now
+from integration.queues import DEFAULT, make_queue
 from integration.runtime import Runtime
 from integration.sync import SyncResult
 
@@ -100,7 +104,7 @@ def run_sync(
     if not lock.acquire(blocking=wait > 0):
         return None
     try:
-        return sync.sync_calls(
+        result = sync.sync_calls(
             rt.operator,
             rt.call_ledger,
             settings.operator_numbers,
@@ -112,6 +116,8 @@ def run_sync(
             since=since,
             until=until,
         )
+        queue_deliveries(rt, result.new_ids)
+        return result
     finally:
         try:
             lock.release()
@@ -122,11 +128,69 @@ def run_sync(
 @measured
 def sync_calls() -> dict:
     """Poll the call history from the cursor (the scheduler enqueues this every SYNC_INTERVAL)."""
-    result = run_sync(runtime())
+    rt = runtime()
+    result = run_sync(rt)
     if result is None:
         log.info("a sync is already running; skipped")
         return {"skipped": True}
     return {"found": result.found, "new": len(result.new_ids)}
+
+
+def queue_deliveries(rt: Runtime, call_ids: list[str]) -> None:
+    """Record pending deliveries for new calls (the ledger is the source of truth) and queue them."""
+    if not call_ids:
+        return
+    crm = rt.crm.name
+    rt.delivery_ledger.ensure(call_ids, crm, utc_now())
+    queue = make_queue(DEFAULT, rt.redis)
+    for call_id in call_ids:
+        enqueue_delivery(queue, crm, call_id, attempt=0)
+
+
+def enqueue_delivery(queue, crm: str, call_id: str, attempt: int) -> None:
+    """One job per call and attempt, however many times it is asked for."""
+    digest = hashlib.sha1(call_id.encode()).hexdigest()[:20]
+    with contextlib.suppress(DuplicateJobError):
+        queue.enqueue_call(
+            "integration.jobs.deliver_call",
+            args=(call_id,),
+            job_id=f"deliver-{crm}-{digest}-{attempt}",
+            unique=True,
+            result_ttl=0,
+            failure_ttl=86400,
+            timeout=120,
+        )
+
+
+@measured
+def deliver_call(call_id: str) -> str:
+    """Write one call into the CRM (matching, mapping); failures are retried from the ledger."""
+    rt = runtime()
+    settings = rt.settings
+    status = delivery.deliver_call(
+        call_id,
+        calls=rt.call_ledger,
+        deliveries=rt.delivery_ledger,
+        crm=rt.crm,
+        policies=delivery.Policies(multiple=settings.match_multiple, unknown=settings.match_unknown),
+        own_numbers=settings.operator_numbers,
+        users_by_line=settings.users_by_line,
+        region=settings.default_region,
+        now=utc_now(),
+    )
+    rt.metrics.inc("vats_deliveries_total", crm=rt.crm.name, outcome=status)
+    return status
+
+
+@measured
+def retry_due_deliveries() -> int:
+    """Queue every pending delivery whose next attempt is due (also those Redis lost)."""
+    rt = runtime()
+    queue = make_queue(DEFAULT, rt.redis)
+    due = rt.delivery_ledger.due(rt.crm.name, utc_now())
+    for item in due:
+        enqueue_delivery(queue, item.crm, item.call_id, item.attempts)
+    return len(due)
 
 
 @measured

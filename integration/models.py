@@ -133,3 +133,47 @@ class Call:
     service: str | None = None
     record_file_id: str | None = None
     is_read: int | None = None
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A CRM contact as the matcher sees it."""
+
+    id: str
+    name: str
+    phones: tuple[str, ...]  # E.164
+    updated_at: datetime | None = None
+
+
+class MatchKind(StrEnum):
+    CONTACT = "contact"  # exactly one contact
+    MULTIPLE = "multiple"  # several; the policy chose
+    CREATED = "created"  # none; the policy created one
+    NONE = "none"  # none, or several and the policy said none (flagged for review)
+    INTERNAL = "internal"  # a short internal number: never matched
+    OWN = "own"  # one of our contract numbers: never matched
+    UNPARSED = "unparsed"  # the operator's number did not parse
+
+
+@dataclass(frozen=True)
+class Match:
+    kind: MatchKind
+    contact_ids: tuple[str, ...] = ()
+    candidates: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Activity:
+    """A call as written into a CRM."""
+
+    call_id: str
+    direction: Direction
+    status: CallStatus
+    started_at: datetime
+    duration: int
+    line: str
+    ext_e164: str | None
+    ext_raw: str
+    contact_ids: tuple[str, ...] = ()
+    responsible_user: str | None = None
+    recording_url: str | None = None

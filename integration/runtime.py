@@ -13,9 +13,12 @@ from sqlalchemy import Engine
 
 from integration.callbacks import CallbackIntake
 from integration.config import Settings
+from integration.crm.base import CrmAdapter
+from integration.crm.local import LocalCrm
 from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
 from integration.ledger.db import make_engine
+from integration.ledger.deliveries import DeliveryLedger
 from integration.metrics import Metrics
 from integration.operator.client import OperatorClient
 from integration.operator.factory import build_operator_client
@@ -56,6 +59,15 @@ class Runtime:
     @cached_property
     def call_ledger(self) -> CallLedger:
         return CallLedger(self.engine)
+
+    @cached_property
+    def delivery_ledger(self) -> DeliveryLedger:
+        return DeliveryLedger(self.engine)
+
+    @cached_property
+    def crm(self) -> CrmAdapter:
+        """The CRM of ``CRM_BACKEND``."""
+        return LocalCrm(self.engine)
 
     @cached_property
     def intake(self) -> CallbackIntake:

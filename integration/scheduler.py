@@ -43,6 +43,7 @@ def periodic_tasks(settings: Settings) -> list[Periodic]:
     return [
         Periodic("reap_stuck_callbacks", "integration.jobs.reap_stuck_callbacks", every=30),
         Periodic("sync_calls", "integration.jobs.sync_calls", every=settings.sync_interval),
+        Periodic("retry_due_deliveries", "integration.jobs.retry_due_deliveries", every=5),
         # 00:00 UTC = 03:00 in Moscow: re-read the whole previous day once it is surely complete.
         Periodic("recheck_yesterday", "integration.jobs.recheck_yesterday", every=86400, at=0),
     ]

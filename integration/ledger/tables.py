@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text
 
 from integration.ledger.db import UTCDateTime
 
@@ -58,3 +58,52 @@ sync_cursors = Table(
     Column("synced_until", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("call_id", String(64), ForeignKey("calls.id"), primary_key=True),
+    Column("crm", String(32), primary_key=True),
+    Column("status", String(12), nullable=False),  # pending, delivered, failed
+    Column("crm_id", String(128)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("next_attempt_at", UTCDateTime),
+    Column("match", String(16)),  # how the number was matched: contact, multiple, created, none, internal, own
+    Column("candidates", Text),  # JSON list of the CRM contact ids considered
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+)
+Index("ix_deliveries_due", deliveries.c.status, deliveries.c.next_attempt_at)
+
+# The embedded "local" CRM: contacts and the call activities written to them.
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("phone_e164", String(20), nullable=False),
+    Column("phone_key", String(10), nullable=False),
+    Column("phone_raw", String(64), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+Index("ix_contacts_phone_key", contacts.c.phone_key)
+
+activities = Table(
+    "activities",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(64), nullable=False, unique=True),
+    Column("contact_ids", Text, nullable=False, default="[]"),
+    Column("direction", String(8), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("duration", Integer, nullable=False),
+    Column("line", String(10), nullable=False),
+    Column("ext_e164", String(20)),
+    Column("ext_raw", String(64), nullable=False),
+    Column("responsible_user", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_activities_started_at", activities.c.started_at)

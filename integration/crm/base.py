@@ -1,0 +1,31 @@
+"""The interface every CRM adapter implements, and its errors."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from integration.errors import IntegrationError
+from integration.models import Activity, Contact
+from integration.phone import Phone
+
+
+class CrmError(IntegrationError):
+    """The CRM did not take the request; ``retryable`` when trying again later may help."""
+
+    def __init__(self, message: str, *, retryable: bool = True):
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class CrmAdapter(Protocol):
+    name: str
+
+    def find_contacts(self, phone: Phone) -> list[Contact]:
+        """Contacts whose number is ``phone`` (by E.164, or the last 10 digits when formats differ)."""
+
+    def create_contact(self, phone: Phone, name: str = "") -> Contact:
+        """A new contact for an unknown number."""
+
+    def write_activity(self, activity: Activity) -> str:
+        """Write the call; return the CRM's id for it. Writing the same call again returns the
+        same id and changes nothing (the adapter is idempotent on ``activity.call_id``)."""

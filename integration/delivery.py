@@ -1,0 +1,111 @@
+"""Calls → CRM activities (flow 2, second half), without Flask or RQ.
+
+``deliver_call`` matches the external number to CRM contacts under the configured policies,
+maps the call to an activity and writes it. The ledger's delivery row says what happened; a
+failure schedules the next attempt with exponential backoff and jitter (the first within
+seconds), and after ``RETRY_WINDOW`` the delivery is ``failed`` and visible.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from integration.crm.base import CrmAdapter, CrmError
+from integration.ledger.calls import CallLedger
+from integration.ledger.deliveries import DELIVERED, DeliveryLedger
+from integration.models import Activity, Call, Match, MatchKind
+from integration.phone import RUSSIA_COUNTRY_CODE, parse_phone
+
+log = logging.getLogger(__name__)
+
+RETRY_WINDOW = timedelta(hours=24)
+FIRST_RETRY = 2.0  # seconds
+LONGEST_WAIT = 1800.0
+
+
+@dataclass(frozen=True)
+class Policies:
+    multiple: str = "most_recent"  # most_recent | all | none
+    unknown: str = "skip"  # skip | create_contact
+
+
+def retry_delay(attempt: int, rng: Callable[[], float] = random.random) -> float:
+    """Seconds before attempt ``attempt + 1``: 2, 4, 8 … capped at 30 min, jittered to 50–100 %."""
+    ceiling = min(LONGEST_WAIT, FIRST_RETRY * 2**attempt)
+    return ceiling * (0.5 + 0.5 * rng())
+
+
+def match_call(call: Call, crm: CrmAdapter, policies: Policies, own_numbers: Sequence[str], region: str) -> Match:
+    """Which CRM contacts a call belongs to."""
+    if call.ext_internal:
+        return Match(MatchKind.INTERNAL)
+    if not call.ext_e164:
+        return Match(MatchKind.UNPARSED)
+    phone = parse_phone(call.ext_e164, region)
+    if phone.country_code == RUSSIA_COUNTRY_CODE and phone.match_key in own_numbers:
+        return Match(MatchKind.OWN)
+    found = crm.find_contacts(phone)
+    candidates = tuple(contact.id for contact in found)
+    if len(found) == 1:
+        return Match(MatchKind.CONTACT, candidates, candidates)
+    if found:
+        if policies.multiple == "all":
+            return Match(MatchKind.MULTIPLE, candidates, candidates)
+        if policies.multiple == "most_recent":
+            newest = max(found, key=lambda c: (c.updated_at is not None, c.updated_at or 0, c.id))
+            return Match(MatchKind.MULTIPLE, (newest.id,), candidates)
+        return Match(MatchKind.NONE, (), candidates)  # flagged for review
+    if policies.unknown == "create_contact":
+        created = crm.create_contact(phone)
+        return Match(MatchKind.CREATED, (created.id,), ())
+    return Match(MatchKind.NONE)
+
+
+def activity_for(call: Call, match: Match, users_by_line: Mapping[str, str]) -> Activity:
+    return Activity(
+        call_id=call.id,
+        direction=call.direction,
+        status=call.status,
+        started_at=call.started_at,
+        duration=call.duration,
+        line=call.line,
+        ext_e164=call.ext_e164,
+        ext_raw=call.ext_raw,
+        contact_ids=match.contact_ids,
+        responsible_user=users_by_line.get(call.line),
+    )
+
+
+def deliver_call(
+    call_id: str,
+    *,
+    calls: CallLedger,
+    deliveries: DeliveryLedger,
+    crm: CrmAdapter,
+    policies: Policies,
+    own_numbers: Sequence[str],
+    users_by_line: Mapping[str, str],
+    region: str,
+    now: datetime,
+) -> str:
+    """Write one call into the CRM unless it is there already; returns the delivery status."""
+    deliveries.ensure([call_id], crm.name, now)
+    delivery = deliveries.get(call_id, crm.name)
+    if delivery.status != "pending":
+        return delivery.status
+    call = calls.get(call_id)
+    try:
+        match = match_call(call, crm, policies, own_numbers, region)
+        crm_id = crm.write_activity(activity_for(call, match, users_by_line))
+    except CrmError as exc:
+        give_up = not exc.retryable or now - delivery.created_at >= RETRY_WINDOW
+        next_at = None if give_up else now + timedelta(seconds=retry_delay(delivery.attempts))
+        deliveries.mark_failed_attempt(call_id, crm.name, str(exc), next_at)
+        log.warning("delivery of %s to %s failed (attempt %d): %s", call_id, crm.name, delivery.attempts + 1, exc)
+        return "pending" if next_at else "failed"
+    deliveries.mark_delivered(call_id, crm.name, crm_id, match, now)
+    return DELIVERED

@@ -1,0 +1,167 @@
+"""Calls → CRM activities: matching policies, exactly-once writes, retries (local CRM)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from integration import delivery
+from integration.crm.base import CrmError
+from integration.crm.local import LocalCrm
+from integration.ledger.calls import CallLedger
+from integration.ledger.db import make_engine
+from integration.ledger.deliveries import DeliveryLedger
+from integration.ledger.tables import activities, contacts
+from integration.models import CallRow, Direction, MatchKind
+from integration.phone import parse_phone
+from integration.sync import call_from_row
+from tests.conftest import start_worker
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+OWN = ("4990000000", "4950000000")
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def stored_call(engine, ext: str = "89161234567", **kw):
+    row = CallRow(**({"started_at": NOW, "line": "4990000000", "direction": Direction.INBOUND, "ext_num": ext, "duration": 42} | kw))
+    call = call_from_row(row, "RU")
+    CallLedger(engine).insert_new([call], NOW)
+    return call
+
+
+def contact(crm: LocalCrm, number: str, name: str, at: datetime):
+    crm.clock = lambda: at
+    return crm.create_contact(parse_phone(number), name)
+
+
+@pytest.mark.parametrize(
+    ("policy", "kind", "chosen"),
+    [("most_recent", MatchKind.MULTIPLE, ["new"]), ("all", MatchKind.MULTIPLE, ["old", "new"]), ("none", MatchKind.NONE, [])],
+)
+def test_several_contacts_follow_the_policy(engine, policy, kind, chosen):
+    crm = LocalCrm(engine)
+    people = {"old": contact(crm, "+7 916 123-45-67", "old", NOW - timedelta(days=9)), "new": contact(crm, "9161234567", "new", NOW)}
+    match = delivery.match_call(stored_call(engine), crm, delivery.Policies(multiple=policy), OWN, "RU")
+    assert match.kind is kind
+    assert set(match.contact_ids) == {people[n].id for n in chosen}
+    assert set(match.candidates) == {p.id for p in people.values()}
+
+
+def test_one_contact_in_another_format_is_matched_by_the_last_ten_digits(engine):
+    crm = LocalCrm(engine)
+    anna = contact(crm, "8 (916) 123-45-67", "Anna", NOW)
+    match = delivery.match_call(stored_call(engine, "+79161234567"), crm, delivery.Policies(), OWN, "RU")
+    assert (match.kind, match.contact_ids) == (MatchKind.CONTACT, (anna.id,))
+
+
+def test_unknown_numbers_are_skipped_or_get_one_new_contact(engine):
+    crm = LocalCrm(engine)
+    call = stored_call(engine)
+    assert delivery.match_call(call, crm, delivery.Policies(unknown="skip"), OWN, "RU").kind is MatchKind.NONE
+    created = delivery.match_call(call, crm, delivery.Policies(unknown="create_contact"), OWN, "RU")
+    assert created.kind is MatchKind.CREATED
+    again = delivery.match_call(call, crm, delivery.Policies(unknown="create_contact"), OWN, "RU")
+    assert again.kind is MatchKind.CONTACT and again.contact_ids == created.contact_ids
+
+
+@pytest.mark.parametrize(("ext", "kind"), [("101", MatchKind.INTERNAL), ("84990000000", MatchKind.OWN), ("hidden", MatchKind.UNPARSED)])
+def test_internal_own_and_unparsed_numbers_are_never_matched(engine, ext, kind):
+    crm = LocalCrm(engine)
+    contact(crm, "+74990000000", "our own office", NOW)
+    assert delivery.match_call(stored_call(engine, ext), crm, delivery.Policies(unknown="create_contact"), OWN, "RU").kind is kind
+
+
+def deliver(engine, call, crm, now=NOW):
+    return delivery.deliver_call(
+        call.id, calls=CallLedger(engine), deliveries=DeliveryLedger(engine), crm=crm, policies=delivery.Policies(),
+        own_numbers=OWN, users_by_line={"4990000000": "7"}, region="RU", now=now,
+    )
+
+
+def test_a_call_is_written_once_with_its_fields(engine):
+    crm = LocalCrm(engine)
+    anna = contact(crm, "89161234567", "Anna", NOW)
+    call = stored_call(engine)
+    assert deliver(engine, call, crm) == "delivered"
+    assert deliver(engine, call, crm) == "delivered"
+    with engine.connect() as connection:
+        [row] = connection.execute(select(activities)).all()
+    assert (row.call_id, json.loads(row.contact_ids), row.direction, row.status) == (call.id, [anna.id], "inbound", "answered")
+    assert (row.started_at, row.duration, row.responsible_user, row.ext_e164) == (NOW, 42, "7", "+79161234567")
+    stored = DeliveryLedger(engine).get(call.id, "local")
+    assert (stored.status, stored.crm_id, stored.match, stored.attempts) == ("delivered", str(row.id), "contact", 1)
+
+
+class FlakyCrm(LocalCrm):
+    def __init__(self, engine, failures: int, retryable: bool = True):
+        super().__init__(engine)
+        self.failures, self.retryable = failures, retryable
+
+    def write_activity(self, activity):
+        if self.failures:
+            self.failures -= 1
+            raise CrmError("CRM answered 503", retryable=self.retryable)
+        return super().write_activity(activity)
+
+
+def test_failures_are_retried_with_backoff_then_given_up_after_a_day(engine):
+    call = stored_call(engine)
+    crm = FlakyCrm(engine, failures=100)
+    ledger = DeliveryLedger(engine)
+    assert deliver(engine, call, crm) == "pending"
+    first = ledger.get(call.id, "local")
+    assert first.attempts == 1 and "503" in first.last_error
+    assert NOW + timedelta(seconds=1) <= first.next_attempt_at <= NOW + timedelta(seconds=2)
+    assert ledger.due("local", NOW) == [] and [d.call_id for d in ledger.due("local", NOW + timedelta(seconds=3))] == [call.id]
+    assert deliver(engine, call, crm, NOW + timedelta(hours=25)) == "failed"
+    assert ledger.get(call.id, "local").status == "failed" and ledger.due("local", NOW + timedelta(days=2)) == []
+
+
+def test_a_permanent_error_fails_at_once_and_a_recovered_crm_gets_the_call(engine):
+    call, other = stored_call(engine), stored_call(engine, "89160000000")
+    assert deliver(engine, call, FlakyCrm(engine, failures=1, retryable=False)) == "failed"
+    crm = FlakyCrm(engine, failures=1)
+    assert deliver(engine, other, crm, NOW) == "pending"
+    assert deliver(engine, other, crm, NOW + timedelta(seconds=5)) == "delivered"
+
+
+def test_retry_delays_grow_and_are_jittered():
+    assert 1.0 <= delivery.retry_delay(0) <= 2.0
+    assert 8.0 <= delivery.retry_delay(3) <= 16.0
+    assert delivery.retry_delay(30) <= 1800
+    assert delivery.retry_delay(2, rng=lambda: 0.0) == 4.0 and delivery.retry_delay(2, rng=lambda: 1.0) == 8.0
+
+
+@pytest.mark.slow
+def test_worker_syncs_and_writes_every_call_once(service_env, control, redis_conn):
+    control.post("calls/generate", {"count": 200, "days": 0.8, "seed": 21})
+    engine = make_engine(service_env["DATABASE_URL"])
+    crm = LocalCrm(engine)
+    known = [c for c in control.get("calls") if c["ext_e164"] and c["ext_e164"].startswith("+79")][:20]
+    for call in known:
+        contact(crm, call["ext_e164"], f"client {call['id']}", NOW)
+    worker = start_worker(service_env | {"SYNC_INTERVAL": "1"})
+    try:
+        deadline = time.time() + 60
+        while DeliveryLedger(engine).counts("local").get("delivered", 0) < 200:
+            assert time.time() < deadline, DeliveryLedger(engine).counts("local")
+            time.sleep(0.3)
+    finally:
+        worker.terminate()
+        worker.wait(20)
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(activities)).scalar_one() == 200
+        matched = connection.execute(select(activities.c.contact_ids).where(activities.c.contact_ids != "[]")).scalars().all()
+        assert connection.execute(select(func.count()).select_from(contacts)).scalar_one() == 20
+    assert len(matched) >= len({c["ext_e164"] for c in known})
+    engine.dispose()
