@@ -72,6 +72,8 @@ class Settings:
     sync_overlap: int = 7200
     sync_first_window: int = 86400
     crm_backend: str = "local"
+    crm_webhook_url: str | None = None
+    crm_webhook_secret: str | None = field(default=None, repr=False)
     match_multiple: str = "most_recent"
     match_unknown: str = "skip"
     integration_config: str = "integration.toml"
@@ -261,7 +263,9 @@ SETTINGS: list[tuple[str, str, Callable[[str], Any], bool]] = [
     ("SYNC_INTERVAL", "sync_interval", _positive_whole, False),
     ("SYNC_OVERLAP", "sync_overlap", _whole, False),
     ("SYNC_FIRST_WINDOW", "sync_first_window", _whole, False),
-    ("CRM_BACKEND", "crm_backend", _choice("local"), False),
+    ("CRM_BACKEND", "crm_backend", _choice("local", "webhook"), False),
+    ("CRM_WEBHOOK_URL", "crm_webhook_url", _url, False),
+    ("CRM_WEBHOOK_SECRET", "crm_webhook_secret", lambda value: _secrets(value)[0], False),
     ("MATCH_MULTIPLE", "match_multiple", _choice("most_recent", "all", "none"), False),
     ("MATCH_UNKNOWN", "match_unknown", _choice("skip", "create_contact"), False),
     ("INTEGRATION_CONFIG", "integration_config", _text, False),
@@ -291,6 +295,10 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: str | Path =
         except ValueError as exc:
             # Parsers explain with "must …" and never echo a secret value.
             problems.append(f"{name} {exc}")
+    if values.get("crm_backend") == "webhook":
+        for name, attr in (("CRM_WEBHOOK_URL", "crm_webhook_url"), ("CRM_WEBHOOK_SECRET", "crm_webhook_secret")):
+            if attr not in values and not any(p.startswith(name) for p in problems):
+                problems.append(f"{name} is required when CRM_BACKEND is webhook")
     numbers = values.get("operator_numbers", ())
     if values.get("callback_request_from") and values["callback_request_from"] not in numbers:
         problems.append("CALLBACK_REQUEST_FROM must be one of OPERATOR_NUMBERS")

@@ -15,6 +15,7 @@ from integration.callbacks import CallbackIntake
 from integration.config import Settings
 from integration.crm.base import CrmAdapter
 from integration.crm.local import LocalCrm
+from integration.crm.webhook import WebhookCrm
 from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
 from integration.ledger.db import make_engine
@@ -67,6 +68,8 @@ class Runtime:
     @cached_property
     def crm(self) -> CrmAdapter:
         """The CRM of ``CRM_BACKEND``."""
+        if self.settings.crm_backend == "webhook":
+            return WebhookCrm(self.settings.crm_webhook_url, self.settings.crm_webhook_secret)
         return LocalCrm(self.engine)
 
     @cached_property

@@ -33,7 +33,12 @@ def engine(database_url):
 
 
 def stored_call(engine, ext: str = "89161234567", **kw):
-    row = CallRow(**({"started_at": NOW, "line": "4990000000", "direction": Direction.INBOUND, "ext_num": ext, "duration": 42} | kw))
+    row = CallRow(
+        **(
+            {"started_at": NOW, "line": "4990000000", "direction": Direction.INBOUND, "ext_num": ext, "duration": 42}
+            | kw
+        )
+    )
     call = call_from_row(row, "RU")
     CallLedger(engine).insert_new([call], NOW)
     return call
@@ -46,11 +51,18 @@ def contact(crm: LocalCrm, number: str, name: str, at: datetime):
 
 @pytest.mark.parametrize(
     ("policy", "kind", "chosen"),
-    [("most_recent", MatchKind.MULTIPLE, ["new"]), ("all", MatchKind.MULTIPLE, ["old", "new"]), ("none", MatchKind.NONE, [])],
+    [
+        ("most_recent", MatchKind.MULTIPLE, ["new"]),
+        ("all", MatchKind.MULTIPLE, ["old", "new"]),
+        ("none", MatchKind.NONE, []),
+    ],
 )
 def test_several_contacts_follow_the_policy(engine, policy, kind, chosen):
     crm = LocalCrm(engine)
-    people = {"old": contact(crm, "+7 916 123-45-67", "old", NOW - timedelta(days=9)), "new": contact(crm, "9161234567", "new", NOW)}
+    people = {
+        "old": contact(crm, "+7 916 123-45-67", "old", NOW - timedelta(days=9)),
+        "new": contact(crm, "9161234567", "new", NOW),
+    }
     match = delivery.match_call(stored_call(engine), crm, delivery.Policies(multiple=policy), OWN, "RU")
     assert match.kind is kind
     assert set(match.contact_ids) == {people[n].id for n in chosen}
@@ -74,17 +86,29 @@ def test_unknown_numbers_are_skipped_or_get_one_new_contact(engine):
     assert again.kind is MatchKind.CONTACT and again.contact_ids == created.contact_ids
 
 
-@pytest.mark.parametrize(("ext", "kind"), [("101", MatchKind.INTERNAL), ("84990000000", MatchKind.OWN), ("hidden", MatchKind.UNPARSED)])
+@pytest.mark.parametrize(
+    ("ext", "kind"), [("101", MatchKind.INTERNAL), ("84990000000", MatchKind.OWN), ("hidden", MatchKind.UNPARSED)]
+)
 def test_internal_own_and_unparsed_numbers_are_never_matched(engine, ext, kind):
     crm = LocalCrm(engine)
     contact(crm, "+74990000000", "our own office", NOW)
-    assert delivery.match_call(stored_call(engine, ext), crm, delivery.Policies(unknown="create_contact"), OWN, "RU").kind is kind
+    assert (
+        delivery.match_call(stored_call(engine, ext), crm, delivery.Policies(unknown="create_contact"), OWN, "RU").kind
+        is kind
+    )
 
 
 def deliver(engine, call, crm, now=NOW):
     return delivery.deliver_call(
-        call.id, calls=CallLedger(engine), deliveries=DeliveryLedger(engine), crm=crm, policies=delivery.Policies(),
-        own_numbers=OWN, users_by_line={"4990000000": "7"}, region="RU", now=now,
+        call.id,
+        calls=CallLedger(engine),
+        deliveries=DeliveryLedger(engine),
+        crm=crm,
+        policies=delivery.Policies(),
+        own_numbers=OWN,
+        users_by_line={"4990000000": "7"},
+        region="RU",
+        now=now,
     )
 
 
@@ -96,7 +120,12 @@ def test_a_call_is_written_once_with_its_fields(engine):
     assert deliver(engine, call, crm) == "delivered"
     with engine.connect() as connection:
         [row] = connection.execute(select(activities)).all()
-    assert (row.call_id, json.loads(row.contact_ids), row.direction, row.status) == (call.id, [anna.id], "inbound", "answered")
+    assert (row.call_id, json.loads(row.contact_ids), row.direction, row.status) == (
+        call.id,
+        [anna.id],
+        "inbound",
+        "answered",
+    )
     assert (row.started_at, row.duration, row.responsible_user, row.ext_e164) == (NOW, 42, "7", "+79161234567")
     stored = DeliveryLedger(engine).get(call.id, "local")
     assert (stored.status, stored.crm_id, stored.match, stored.attempts) == ("delivered", str(row.id), "contact", 1)
@@ -122,7 +151,9 @@ def test_failures_are_retried_with_backoff_then_given_up_after_a_day(engine):
     first = ledger.get(call.id, "local")
     assert first.attempts == 1 and "503" in first.last_error
     assert NOW + timedelta(seconds=1) <= first.next_attempt_at <= NOW + timedelta(seconds=2)
-    assert ledger.due("local", NOW) == [] and [d.call_id for d in ledger.due("local", NOW + timedelta(seconds=3))] == [call.id]
+    assert ledger.due("local", NOW) == [] and [d.call_id for d in ledger.due("local", NOW + timedelta(seconds=3))] == [
+        call.id
+    ]
     assert deliver(engine, call, crm, NOW + timedelta(hours=25)) == "failed"
     assert ledger.get(call.id, "local").status == "failed" and ledger.due("local", NOW + timedelta(days=2)) == []
 
@@ -161,7 +192,9 @@ def test_worker_syncs_and_writes_every_call_once(service_env, control, redis_con
         worker.wait(20)
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(activities)).scalar_one() == 200
-        matched = connection.execute(select(activities.c.contact_ids).where(activities.c.contact_ids != "[]")).scalars().all()
+        matched = (
+            connection.execute(select(activities.c.contact_ids).where(activities.c.contact_ids != "[]")).scalars().all()
+        )
         assert connection.execute(select(func.count()).select_from(contacts)).scalar_one() == 20
     assert len(matched) >= len({c["ext_e164"] for c in known})
     engine.dispose()

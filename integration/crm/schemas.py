@@ -1,0 +1,62 @@
+"""Outgoing payloads (marshmallow): what CRMs receive about calls."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+
+class ExternalNumberSchema(Schema):
+    e164 = fields.Str(attribute="ext_e164", allow_none=True)
+    raw = fields.Str(attribute="ext_raw")
+
+
+class CallCompletedDataSchema(Schema):
+    """``data`` of the ``call.completed`` event."""
+
+    call_id = fields.Str()
+    direction = fields.Function(lambda a: a.direction.value)
+    status = fields.Function(lambda a: a.status.value)
+    started_at = fields.DateTime(format="iso")
+    duration = fields.Int()
+    line = fields.Str()
+    external = fields.Function(lambda a: ExternalNumberSchema().dump(a))
+    responsible_user = fields.Str(allow_none=True)
+    contact_ids = fields.List(fields.Str())
+    recording_url = fields.Str(allow_none=True)
+
+
+CALL_COMPLETED_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "call.completed",
+    "type": "object",
+    "required": ["type", "timestamp", "data"],
+    "properties": {
+        "type": {"const": "call.completed"},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "data": {
+            "type": "object",
+            "required": ["call_id", "direction", "status", "started_at", "duration", "line", "external"],
+            "properties": {
+                "call_id": {"type": "string", "description": "stable id of the call in vats-bridge"},
+                "direction": {"enum": ["inbound", "outbound", "unknown"]},
+                "status": {"enum": ["answered", "missed", "voicemail"]},
+                "started_at": {"type": "string", "format": "date-time", "description": "UTC"},
+                "duration": {"type": "integer", "minimum": 0, "description": "talk time, seconds"},
+                "line": {"type": "string", "description": "our contract number, 10 digits"},
+                "external": {
+                    "type": "object",
+                    "properties": {
+                        "e164": {
+                            "type": ["string", "null"],
+                            "description": "E.164 whenever it parses; null for internal numbers",
+                        },
+                        "raw": {"type": "string", "description": "as the operator wrote it"},
+                    },
+                },
+                "responsible_user": {"type": ["string", "null"], "description": "CRM user of the line ([users])"},
+                "contact_ids": {"type": "array", "items": {"type": "string"}},
+                "recording_url": {"type": ["string", "null"]},
+            },
+        },
+    },
+}

@@ -1,0 +1,95 @@
+"""The ``webhook`` CRM backend: signed events, stable ids, retries, exactly once end to end."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import jsonschema
+import pytest
+import requests
+import responses
+
+from integration.crm.base import CrmError
+from integration.crm.schemas import CALL_COMPLETED_SCHEMA
+from integration.crm.webhook import WebhookCrm, event_id
+from integration.ledger.db import make_engine
+from integration.ledger.deliveries import DeliveryLedger
+from integration.models import Activity, CallStatus, Direction
+from integration.signatures import SignatureVerifier
+from tests.conftest import SECRET, serve, start_worker
+from tests.receiver import Receiver
+
+URL = "https://crm.test/hook"
+ACTIVITY = Activity(
+    call_id="rec:bec3e80f", direction=Direction.INBOUND, status=CallStatus.ANSWERED,
+    started_at=datetime(2026, 11, 20, 9, 0, tzinfo=UTC), duration=42, line="4990000000",
+    ext_e164="+79161234567", ext_raw="89161234567", contact_ids=("5",), responsible_user="7",
+)
+
+
+@responses.activate
+def test_call_completed_is_signed_and_matches_its_json_schema():
+    responses.post(URL, json={"ok": True})
+    msg_id = WebhookCrm(URL, SECRET).write_activity(ACTIVITY)
+    request = responses.calls[0].request
+    assert SignatureVerifier([SECRET]).verify(request.body, request.headers) == msg_id == event_id("call.completed", "rec:bec3e80f")
+    event = __import__("json").loads(request.body)
+    jsonschema.validate(event, CALL_COMPLETED_SCHEMA)
+    assert event["data"] == {
+        "call_id": "rec:bec3e80f", "direction": "inbound", "status": "answered", "started_at": "2026-11-20T09:00:00+00:00",
+        "duration": 42, "line": "4990000000", "external": {"e164": "+79161234567", "raw": "89161234567"},
+        "responsible_user": "7", "contact_ids": ["5"], "recording_url": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("answer", "retryable"),
+    [({"status": 503}, True), ({"status": 500}, True), ({"status": 429}, True), ({"status": 400}, False),
+     ({"status": 404}, False), ({"body": requests.exceptions.ReadTimeout()}, True), ({"body": requests.exceptions.ConnectionError()}, True)],
+)
+@responses.activate
+def test_failures_say_whether_a_retry_may_help(answer, retryable):
+    responses.post(URL, **answer)
+    with pytest.raises(CrmError) as caught:
+        WebhookCrm(URL, SECRET).write_activity(ACTIVITY)
+    assert caught.value.retryable is retryable
+    assert SECRET not in str(caught.value)
+
+
+@responses.activate
+def test_every_attempt_of_an_event_has_the_same_webhook_id():
+    responses.post(URL, status=500)
+    responses.post(URL, status=200)
+    crm = WebhookCrm(URL, SECRET)
+    with pytest.raises(CrmError):
+        crm.write_activity(ACTIVITY)
+    crm.write_activity(ACTIVITY)
+    assert len({c.request.headers["webhook-id"] for c in responses.calls}) == 1
+
+
+@pytest.mark.slow
+def test_every_call_reaches_a_flaky_receiver_exactly_once(service_env, control, redis_conn):
+    receiver = Receiver(SECRET, fail_rate=0.2, fail_after_store_rate=0.15, seed=3)
+    control.post("calls/generate", {"count": 300, "days": 0.8, "seed": 31})
+    with serve(receiver.app) as url:
+        env = service_env | {"CRM_BACKEND": "webhook", "CRM_WEBHOOK_URL": url + "/hook", "CRM_WEBHOOK_SECRET": SECRET, "SYNC_INTERVAL": "1"}
+        worker = start_worker(env)
+        try:
+            engine = make_engine(env["DATABASE_URL"])
+            deadline = time.time() + 120
+            while DeliveryLedger(engine).counts("webhook").get("delivered", 0) < 300:
+                assert time.time() < deadline, DeliveryLedger(engine).counts("webhook")
+                time.sleep(0.5)
+        finally:
+            worker.terminate()
+            worker.wait(20)
+            engine.dispose()
+    assert len(receiver.events) == 300
+    assert all(len(ids) == 1 for ids in receiver.ids_by_subject.values())
+    assert sum(receiver.attempts.values()) > 300  # the faults really happened
+    canonical = {(c["num"], c["started_at"][:19]): c for c in control.get("calls")}
+    for event in receiver.events.values():
+        data = event["data"]
+        truth = canonical[(data["line"], data["started_at"][:19])]
+        assert (data["duration"], data["external"]["raw"], data["external"]["e164"]) == (truth["duration"], truth["ext_num"], truth["ext_e164"])
