@@ -294,3 +294,28 @@ def sync_command(since: str | None, until: str | None) -> None:
         f"({tz.key}): {result.found} call(s) found, {len(result.new_ids)} new"
         + ("" if result.moved_cursor else "; the sync cursor was left where it was")
     )
+
+
+@click.command("reconcile")
+@click.option("--date", "day", required=True, help="YYYY-MM-DD, a day in the operator's time zone")
+@friendly_errors
+def reconcile_command(day: str) -> None:
+    """Compare a day's calls at the operator with the CRM and deliver what is missing, now."""
+    from integration.jobs import reconcile_day
+
+    if not _DATE.match(day.strip()):
+        raise click.BadParameter("use YYYY-MM-DD", param_hint="--date")
+    try:
+        moment = datetime.strptime(day.strip(), "%Y-%m-%d").date()
+    except ValueError:
+        raise click.BadParameter(f"{day} is not a calendar date", param_hint="--date") from None
+    runtime = _runtime()
+    report = reconcile_day(runtime, moment)
+    counts = report.counts
+    click.echo(
+        f"{report.day} ({runtime.settings.tz.key}): {report.operator_calls} call(s) found at the operator, "
+        f"{report.new_calls} new to the ledger; {runtime.crm.name}: {counts.get('delivered', 0)} delivered, "
+        f"{counts.get('pending', 0)} pending, {counts.get('failed', 0)} failed"
+    )
+    if counts.get("pending") or counts.get("failed"):
+        raise SystemExit(EXIT_FAILED)

@@ -9,13 +9,15 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 from redis.exceptions import LockError
 from rq.exceptions import DuplicateJobError
 
 from integration import callbacks, delivery, sync
 from integration.config import load_settings
+from integration.errors import OperatorUnavailable
 from integration.operator.auth import utc_now
 from integration.queues import DEFAULT, make_queue
 from integration.runtime import Runtime
@@ -162,12 +164,10 @@ def enqueue_delivery(queue, crm: str, call_id: str, attempt: int) -> None:
         )
 
 
-@measured
-def deliver_call(call_id: str) -> str:
-    """Write one call into the CRM (matching, mapping); failures are retried from the ledger."""
-    rt = runtime()
+def deliver_now(rt: Runtime, call_id: str) -> str:
+    """``delivery.deliver_call`` with this process's settings and CRM."""
     settings = rt.settings
-    status = delivery.deliver_call(
+    return delivery.deliver_call(
         call_id,
         calls=rt.call_ledger,
         deliveries=rt.delivery_ledger,
@@ -178,6 +178,13 @@ def deliver_call(call_id: str) -> str:
         region=settings.default_region,
         now=utc_now(),
     )
+
+
+@measured
+def deliver_call(call_id: str) -> str:
+    """Write one call into the CRM (matching, mapping); failures are retried from the ledger."""
+    rt = runtime()
+    status = deliver_now(rt, call_id)
     rt.metrics.inc("vats_deliveries_total", crm=rt.crm.name, outcome=status)
     return status
 
@@ -200,3 +207,30 @@ def recheck_yesterday() -> dict:
     today = datetime.combine(utc_now().astimezone(rt.settings.tz).date(), datetime.min.time(), rt.settings.tz)
     result = run_sync(rt, today - timedelta(days=1), today, wait=SYNC_LOCK_LEASE)
     return {"found": result.found, "new": len(result.new_ids)} if result else {"skipped": True}
+
+
+@dataclass
+class ReconcileReport:
+    day: date
+    operator_calls: int
+    new_calls: int
+    counts: dict[str, int]
+
+
+def reconcile_day(rt: Runtime, day: date) -> ReconcileReport:
+    """Make the CRM match the operator for one day (operator time), now: read the day again,
+    record what is missing and deliver every pending call at once, retries included."""
+    settings = rt.settings
+    start = datetime.combine(day, datetime.min.time(), settings.tz)
+    end = start + timedelta(days=1)
+    result = run_sync(rt, start, end, wait=SYNC_LOCK_LEASE)
+    if result is None:
+        raise OperatorUnavailable("another sync held the lock for too long; try again")
+    call_ids = [call.id for call in rt.call_ledger.between(start, end)]
+    crm = rt.crm.name
+    rt.delivery_ledger.ensure(call_ids, crm, utc_now())
+    counts: dict[str, int] = {}
+    for call_id in call_ids:
+        status = deliver_now(rt, call_id)
+        counts[status] = counts.get(status, 0) + 1
+    return ReconcileReport(day=day, operator_calls=result.found, new_calls=len(result.new_ids), counts=counts)

@@ -22,9 +22,16 @@ from tests.receiver import Receiver
 
 URL = "https://crm.test/hook"
 ACTIVITY = Activity(
-    call_id="rec:bec3e80f", direction=Direction.INBOUND, status=CallStatus.ANSWERED,
-    started_at=datetime(2026, 11, 20, 9, 0, tzinfo=UTC), duration=42, line="4990000000",
-    ext_e164="+79161234567", ext_raw="89161234567", contact_ids=("5",), responsible_user="7",
+    call_id="rec:bec3e80f",
+    direction=Direction.INBOUND,
+    status=CallStatus.ANSWERED,
+    started_at=datetime(2026, 11, 20, 9, 0, tzinfo=UTC),
+    duration=42,
+    line="4990000000",
+    ext_e164="+79161234567",
+    ext_raw="89161234567",
+    contact_ids=("5",),
+    responsible_user="7",
 )
 
 
@@ -33,20 +40,38 @@ def test_call_completed_is_signed_and_matches_its_json_schema():
     responses.post(URL, json={"ok": True})
     msg_id = WebhookCrm(URL, SECRET).write_activity(ACTIVITY)
     request = responses.calls[0].request
-    assert SignatureVerifier([SECRET]).verify(request.body, request.headers) == msg_id == event_id("call.completed", "rec:bec3e80f")
+    assert (
+        SignatureVerifier([SECRET]).verify(request.body, request.headers)
+        == msg_id
+        == event_id("call.completed", "rec:bec3e80f")
+    )
     event = __import__("json").loads(request.body)
     jsonschema.validate(event, CALL_COMPLETED_SCHEMA)
     assert event["data"] == {
-        "call_id": "rec:bec3e80f", "direction": "inbound", "status": "answered", "started_at": "2026-11-20T09:00:00+00:00",
-        "duration": 42, "line": "4990000000", "external": {"e164": "+79161234567", "raw": "89161234567"},
-        "responsible_user": "7", "contact_ids": ["5"], "recording_url": None,
+        "call_id": "rec:bec3e80f",
+        "direction": "inbound",
+        "status": "answered",
+        "started_at": "2026-11-20T09:00:00+00:00",
+        "duration": 42,
+        "line": "4990000000",
+        "external": {"e164": "+79161234567", "raw": "89161234567"},
+        "responsible_user": "7",
+        "contact_ids": ["5"],
+        "recording_url": None,
     }
 
 
 @pytest.mark.parametrize(
     ("answer", "retryable"),
-    [({"status": 503}, True), ({"status": 500}, True), ({"status": 429}, True), ({"status": 400}, False),
-     ({"status": 404}, False), ({"body": requests.exceptions.ReadTimeout()}, True), ({"body": requests.exceptions.ConnectionError()}, True)],
+    [
+        ({"status": 503}, True),
+        ({"status": 500}, True),
+        ({"status": 429}, True),
+        ({"status": 400}, False),
+        ({"status": 404}, False),
+        ({"body": requests.exceptions.ReadTimeout()}, True),
+        ({"body": requests.exceptions.ConnectionError()}, True),
+    ],
 )
 @responses.activate
 def test_failures_say_whether_a_retry_may_help(answer, retryable):
@@ -73,7 +98,12 @@ def test_every_call_reaches_a_flaky_receiver_exactly_once(service_env, control, 
     receiver = Receiver(SECRET, fail_rate=0.2, fail_after_store_rate=0.15, seed=3)
     control.post("calls/generate", {"count": 300, "days": 0.8, "seed": 31})
     with serve(receiver.app) as url:
-        env = service_env | {"CRM_BACKEND": "webhook", "CRM_WEBHOOK_URL": url + "/hook", "CRM_WEBHOOK_SECRET": SECRET, "SYNC_INTERVAL": "1"}
+        env = service_env | {
+            "CRM_BACKEND": "webhook",
+            "CRM_WEBHOOK_URL": url + "/hook",
+            "CRM_WEBHOOK_SECRET": SECRET,
+            "SYNC_INTERVAL": "1",
+        }
         worker = start_worker(env)
         try:
             engine = make_engine(env["DATABASE_URL"])
@@ -92,4 +122,8 @@ def test_every_call_reaches_a_flaky_receiver_exactly_once(service_env, control, 
     for event in receiver.events.values():
         data = event["data"]
         truth = canonical[(data["line"], data["started_at"][:19])]
-        assert (data["duration"], data["external"]["raw"], data["external"]["e164"]) == (truth["duration"], truth["ext_num"], truth["ext_e164"])
+        assert (data["duration"], data["external"]["raw"], data["external"]["e164"]) == (
+            truth["duration"],
+            truth["ext_num"],
+            truth["ext_e164"],
+        )

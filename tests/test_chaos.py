@@ -1,0 +1,72 @@
+"""Every call the operator reports reaches the CRM exactly once, even when the operator, the CRM,
+Redis and a worker fail part-way: 2,000 calls over three weeks on three lines."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+
+from integration.config import load_settings
+from integration.jobs import reconcile_day
+from integration.ledger.db import make_engine
+from integration.ledger.deliveries import DeliveryLedger
+from integration.runtime import Runtime
+from tests.conftest import SECRET, serve, start_worker
+from tests.receiver import Receiver
+
+CALLS = 2000
+
+
+def wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while not check():
+        assert time.time() < deadline, what
+        time.sleep(0.3)
+
+
+@pytest.mark.slow
+def test_chaos_then_reconcile_leaves_every_call_delivered_exactly_once(service_env, control, redis_conn):
+    control.post("calls/generate", {"count": CALLS, "days": 21, "seed": 77})
+    receiver = Receiver(SECRET, fail_rate=0.15, fail_after_store_rate=0.15, seed=5)
+    with serve(receiver.app) as url:
+        env = service_env | {
+            "CRM_BACKEND": "webhook", "CRM_WEBHOOK_URL": url + "/hook", "CRM_WEBHOOK_SECRET": SECRET,
+            "SYNC_INTERVAL": "1", "SYNC_FIRST_WINDOW": str(22 * 86400), "OPERATOR_MAX_RETRIES": "1",
+        }
+        control.post("faults", {"method": "request/getcalllist", "kind": "500", "count": None, "rate": 0.3})
+        engine = make_engine(env["DATABASE_URL"])
+        deliveries = DeliveryLedger(engine)
+        workers = [start_worker(env), start_worker(env)]
+        try:
+            wait_until(lambda: deliveries.counts("webhook").get("delivered", 0) > 300, 90, "no deliveries under faults")
+            os.kill(workers[0].pid, signal.SIGKILL)  # a worker dies mid-run
+            wait_until(lambda: deliveries.counts("webhook").get("delivered", 0) > 800, 90, "stalled after the kill")
+            redis_conn.flushdb()  # Redis loses its queues, locks, tokens and keys mid-run
+            time.sleep(3)
+        finally:
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.send_signal(signal.SIGTERM)
+            for worker in workers:
+                worker.wait(30)
+        # The faults stop; a reconcile of every day leaves the CRM matching the operator.
+        requests.delete(control.url + "/_sandbox/faults", timeout=5)
+        receiver.stop_failing()
+        runtime = Runtime(load_settings(env, dotenv="/x"))
+        today = datetime.now(UTC).astimezone(runtime.settings.tz).date()
+        for offset in range(22, -1, -1):
+            report = reconcile_day(runtime, today - timedelta(days=offset))
+            assert report.counts.get("pending", 0) == report.counts.get("failed", 0) == 0, report
+        runtime.engine.dispose()
+        engine.dispose()
+    canonical = control.get("calls")
+    assert len(receiver.events) == len(canonical) == CALLS
+    assert len(receiver.ids_by_subject) == CALLS and all(len(ids) == 1 for ids in receiver.ids_by_subject.values())
+    assert sum(receiver.attempts.values()) > CALLS
+    keys = {(e["data"]["line"], e["data"]["started_at"][:19]) for e in receiver.events.values()}
+    assert keys == {(c["num"], c["started_at"][:19]) for c in canonical}
