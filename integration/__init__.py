@@ -22,7 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from integration.cli import db_group, operator_group, reconcile_command, sync_command
+    from integration.cli import contacts_group, db_group, operator_group, reconcile_command, sync_command
     from integration.web.api import api
     from integration.web.errors import register_error_handlers
     from integration.web.forms import forms
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.cli.add_command(db_group)
     app.cli.add_command(sync_command)
     app.cli.add_command(reconcile_command)
+    app.cli.add_command(contacts_group)
 
     @app.before_request
     def _start_clock() -> None:

@@ -6,14 +6,14 @@ exit (2: fix the command line; 1: the operator or a service failed; 3: outcome u
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import logging
 import os
-import re
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,13 +23,13 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
+from integration import timeutil
 from integration.errors import IntegrationError, InvalidPhoneNumber, OutcomeUnknown, PeriodError
 from integration.models import CallFilter, Direction
 from integration.phone import contract_number, parse_dialable, parse_phone
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNKNOWN = 1, 2, 3
 log = logging.getLogger(__name__)
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _runtime():
@@ -68,24 +68,11 @@ def friendly_errors(command: Callable) -> Callable:
 
 
 def parse_moment(text: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
-    """``YYYY-MM-DD`` (a whole day in ``tz``: its start, or with ``end`` the next day's start)
-    or an ISO 8601 date-time with an offset."""
-    text = text.strip()
-    if _DATE.match(text):
-        try:
-            day = datetime.strptime(text, "%Y-%m-%d").date()
-        except ValueError:
-            raise click.BadParameter(f"{text} is not a calendar date") from None
-        return datetime.combine(day + timedelta(days=1 if end else 0), time(), tz)
+    """``timeutil.parse_moment`` with its complaint as a command-line error."""
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            "use YYYY-MM-DD or an ISO 8601 date-time with an offset, e.g. 2026-11-01T09:00+03:00"
-        ) from None
-    if moment.tzinfo is None:
-        raise click.BadParameter(f"{text} has no UTC offset; add one, e.g. {text}+03:00")
-    return moment
+        return timeutil.parse_moment(text, tz, end=end)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _local(moment: datetime | None, tz: ZoneInfo) -> str:
@@ -303,7 +290,7 @@ def reconcile_command(day: str) -> None:
     """Compare a day's calls at the operator with the CRM and deliver what is missing, now."""
     from integration.jobs import reconcile_day
 
-    if not _DATE.match(day.strip()):
+    if not timeutil.DATE.match(day.strip()):
         raise click.BadParameter("use YYYY-MM-DD", param_hint="--date")
     try:
         moment = datetime.strptime(day.strip(), "%Y-%m-%d").date()
@@ -318,4 +305,28 @@ def reconcile_command(day: str) -> None:
         f"{counts.get('pending', 0)} pending, {counts.get('failed', 0)} failed"
     )
     if counts.get("pending") or counts.get("failed"):
+        raise SystemExit(EXIT_FAILED)
+
+
+contacts_group = AppGroup("contacts", help="The local CRM's contacts.")
+
+
+@contacts_group.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@friendly_errors
+def contacts_import_command(path: str) -> None:
+    """Add contacts from a CSV file with a header row: name,phone (any phone format)."""
+    from integration.crm.local import LocalCrm, import_contacts
+
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or "phone" not in [f.strip().lower() for f in reader.fieldnames]:
+            _fail(f"{path}: the first line must be a header with a 'phone' column (and optionally 'name')", EXIT_USAGE)
+        rows = [{(k or "").strip().lower(): (v or "") for k, v in row.items()} for row in reader]
+    runtime = _runtime()
+    added, errors = import_contacts(LocalCrm(runtime.engine), rows, runtime.settings.default_region)
+    for error in errors:
+        click.echo(f"{path}: {error}", err=True)
+    click.echo(f"{added} contact(s) added, {len(errors)} row(s) skipped")
+    if errors:
         raise SystemExit(EXIT_FAILED)

@@ -35,8 +35,12 @@ def test_chaos_then_reconcile_leaves_every_call_delivered_exactly_once(service_e
     receiver = Receiver(SECRET, fail_rate=0.15, fail_after_store_rate=0.15, seed=5)
     with serve(receiver.app) as url:
         env = service_env | {
-            "CRM_BACKEND": "webhook", "CRM_WEBHOOK_URL": url + "/hook", "CRM_WEBHOOK_SECRET": SECRET,
-            "SYNC_INTERVAL": "1", "SYNC_FIRST_WINDOW": str(22 * 86400), "OPERATOR_MAX_RETRIES": "1",
+            "CRM_BACKEND": "webhook",
+            "CRM_WEBHOOK_URL": url + "/hook",
+            "CRM_WEBHOOK_SECRET": SECRET,
+            "SYNC_INTERVAL": "1",
+            "SYNC_FIRST_WINDOW": str(22 * 86400),
+            "OPERATOR_MAX_RETRIES": "1",
         }
         control.post("faults", {"method": "request/getcalllist", "kind": "500", "count": None, "rate": 0.3})
         engine = make_engine(env["DATABASE_URL"])

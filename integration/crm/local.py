@@ -8,11 +8,12 @@ from datetime import datetime
 
 from sqlalchemy import Engine, or_, select
 
+from integration.errors import InvalidPhoneNumber
 from integration.ledger.db import insert_ignoring_duplicates
 from integration.ledger.tables import activities, contacts
 from integration.models import Activity, Contact
 from integration.operator.auth import utc_now
-from integration.phone import Phone
+from integration.phone import Phone, parse_phone
 
 
 class LocalCrm:
@@ -46,6 +47,46 @@ class LocalCrm:
             ).inserted_primary_key[0]
         return Contact(id=str(new_id), name=name, phones=(phone.e164,), updated_at=now)
 
+    def contacts_page(self, limit: int, offset: int, phone: Phone | None = None) -> list[dict]:
+        statement = select(contacts).order_by(contacts.c.id).limit(limit).offset(offset)
+        if phone is not None:
+            statement = statement.where(contacts.c.phone_key == phone.match_key)
+        with self.engine.connect() as connection:
+            return [
+                {
+                    "id": str(r.id),
+                    "name": r.name,
+                    "phone": r.phone_e164,
+                    "phone_raw": r.phone_raw,
+                    "created_at": r.created_at.isoformat(),
+                    "updated_at": r.updated_at.isoformat(),
+                }
+                for r in connection.execute(statement)
+            ]
+
+    def activities_page(self, limit: int, offset: int, contact_id: str | None = None) -> list[dict]:
+        statement = (
+            select(activities).order_by(activities.c.started_at.desc(), activities.c.id).limit(limit).offset(offset)
+        )
+        if contact_id is not None:
+            statement = statement.where(activities.c.contact_ids.like(f'%"{contact_id}"%'))
+        with self.engine.connect() as connection:
+            return [
+                {
+                    "id": str(r.id),
+                    "call_id": r.call_id,
+                    "contact_ids": json.loads(r.contact_ids),
+                    "direction": r.direction,
+                    "status": r.status,
+                    "started_at": r.started_at.isoformat(),
+                    "duration": r.duration,
+                    "line": r.line,
+                    "external": {"e164": r.ext_e164, "raw": r.ext_raw},
+                    "responsible_user": r.responsible_user,
+                }
+                for r in connection.execute(statement)
+            ]
+
     def write_activity(self, activity: Activity) -> str:
         row = {
             "call_id": activity.call_id,
@@ -65,3 +106,24 @@ class LocalCrm:
             return str(
                 connection.execute(select(activities.c.id).where(activities.c.call_id == activity.call_id)).scalar_one()
             )
+
+
+def import_contacts(crm: LocalCrm, rows: list[dict[str, str]], region: str) -> tuple[int, list[str]]:
+    """Add contacts from CSV rows (``name``, ``phone``); returns (added, one error line per bad row).
+
+    Row numbers count the header as line 1, as a spreadsheet shows them.
+    """
+    added, errors = 0, []
+    for number, row in enumerate(rows, start=2):
+        raw = (row.get("phone") or "").strip()
+        try:
+            phone = parse_phone(raw, region)
+        except InvalidPhoneNumber as exc:
+            errors.append(f"line {number}: phone {raw!r}: {exc.reason}")
+            continue
+        if phone.internal or not phone.valid:
+            errors.append(f"line {number}: phone {raw!r}: not a valid external number")
+            continue
+        crm.create_contact(phone, (row.get("name") or "").strip()[:200])
+        added += 1
+    return added, errors

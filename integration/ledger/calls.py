@@ -9,7 +9,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from integration.ledger.db import insert_ignoring_duplicates
-from integration.ledger.tables import calls, sync_cursors
+from integration.ledger.tables import calls, deliveries, sync_cursors
 from integration.models import Call, CallStatus, Direction
 
 
@@ -32,8 +32,7 @@ def _row(call: Call, now: datetime) -> dict:
 
 
 def _call(row) -> Call:
-    data = dict(row._mapping)
-    data.pop("first_seen_at")
+    data = {key: value for key, value in row._mapping.items() if key in Call.__dataclass_fields__}
     data["direction"] = Direction(data["direction"])
     data["status"] = CallStatus(data["status"])
     return Call(**data)
@@ -64,6 +63,21 @@ class CallLedger:
             )
             return [_call(row) for row in rows]
 
+    def page(self, conditions: list, limit: int, offset: int, crm: str) -> list[tuple[Call, str | None]]:
+        """Calls newest first, each with its delivery status for ``crm``."""
+        joined = calls.outerjoin(deliveries, (deliveries.c.call_id == calls.c.id) & (deliveries.c.crm == crm))
+        statement = (
+            select(calls, deliveries.c.status.label("delivery"))
+            .select_from(joined)
+            .where(*conditions)
+            .order_by(calls.c.started_at.desc(), calls.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(statement).all()
+        return [(_call(row), row.delivery) for row in rows]
+
     def cursors(self, lines: Sequence[str]) -> dict[str, datetime]:
         """How far each line's history has been synced (lines never synced are absent)."""
         with self.engine.connect() as connection:
@@ -81,3 +95,29 @@ class CallLedger:
         )
         with self.engine.begin() as connection:
             connection.execute(statement, [{"line": line, "synced_until": until, "updated_at": now} for line in lines])
+
+
+def call_filters(
+    *,
+    line: str | None = None,
+    match_key: str | None = None,
+    direction: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list:
+    """SQL conditions for listing calls."""
+    conditions = []
+    if line:
+        conditions.append(calls.c.line == line)
+    if match_key:
+        conditions.append(calls.c.ext_e164.like(f"%{match_key}"))
+    if direction:
+        conditions.append(calls.c.direction == direction)
+    if status:
+        conditions.append(calls.c.status == status)
+    if since:
+        conditions.append(calls.c.started_at >= since)
+    if until:
+        conditions.append(calls.c.started_at < until)
+    return conditions

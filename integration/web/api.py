@@ -5,9 +5,15 @@ from __future__ import annotations
 import hmac
 
 from flask import Blueprint, jsonify, request
+from marshmallow import ValidationError
 
 from integration.callbacks import current_status
-from integration.models import CallbackRequest
+from integration.crm.local import LocalCrm
+from integration.errors import InvalidPhoneNumber
+from integration.ledger.calls import call_filters
+from integration.models import Call, CallbackRequest
+from integration.phone import parse_phone
+from integration.timeutil import parse_moment
 from integration.web.errors import Problem
 from integration.web.state import web
 
@@ -57,3 +63,110 @@ def callback_status(request_id: str):
     if found is None:
         raise Problem(404, "Not Found", f"no callback request {request_id}")
     return jsonify(callback_view(found))
+
+
+def _page() -> tuple[int, int]:
+    errors = {}
+    values = {}
+    for name, default, low, high in (("limit", 100, 1, 500), ("offset", 0, 0, None)):
+        raw = request.args.get(name, str(default))
+        if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+            errors[name] = [f"must be a whole number from {low}" + (f" to {high}" if high else "")]
+        else:
+            values[name] = int(raw)
+    if errors:
+        raise ValidationError(errors)
+    return values["limit"], values["offset"]
+
+
+def _paged(items: list, limit: int, offset: int):
+    return jsonify(items=items, next_offset=offset + limit if len(items) == limit else None)
+
+
+def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.args.get(name)
+    if value is not None and value not in allowed:
+        raise ValidationError({name: [f"must be one of: {', '.join(allowed)}"]})
+    return value
+
+
+@api.get("/calls")
+def list_calls():
+    """The ledger of calls, newest first: ``line``, ``number``, ``direction``, ``status``,
+    ``since``, ``until`` (YYYY-MM-DD or ISO 8601), ``limit``, ``offset``."""
+    runtime = web().runtime
+    settings = runtime.settings
+    limit, offset = _page()
+    errors: dict[str, list[str]] = {}
+    moments = {}
+    for name in ("since", "until"):
+        if request.args.get(name):
+            try:
+                moments[name] = parse_moment(request.args[name], settings.tz, end=name == "until")
+            except ValueError as exc:
+                errors[name] = [str(exc)]
+    match_key = None
+    if request.args.get("number"):
+        try:
+            match_key = parse_phone(request.args["number"], settings.default_region).match_key
+        except InvalidPhoneNumber as exc:
+            errors["number"] = [exc.reason]
+    line = request.args.get("line")
+    if line and line not in settings.operator_numbers:
+        errors["line"] = ["must be one of OPERATOR_NUMBERS"]
+    if errors:
+        raise ValidationError(errors)
+    conditions = call_filters(
+        line=line,
+        match_key=match_key,
+        direction=_choice("direction", ("inbound", "outbound")),
+        status=_choice("status", ("answered", "missed", "voicemail")),
+        since=moments.get("since"),
+        until=moments.get("until"),
+    )
+    page = runtime.call_ledger.page(conditions, limit, offset, runtime.crm.name)
+    return _paged([call_view(call, delivery) for call, delivery in page], limit, offset)
+
+
+def call_view(call: Call, delivery: str | None) -> dict:
+    return {
+        "id": call.id,
+        "line": call.line,
+        "direction": call.direction.value,
+        "status": call.status.value,
+        "started_at": call.started_at.isoformat(),
+        "duration": call.duration,
+        "external": {"e164": call.ext_e164, "raw": call.ext_raw, "internal": call.ext_internal},
+        "service": call.service,
+        "record_file_id": call.record_file_id,
+        "delivery": delivery,
+    }
+
+
+def _local_crm() -> LocalCrm:
+    crm = web().runtime.crm
+    if not isinstance(crm, LocalCrm):
+        raise Problem(404, "Not Found", "contacts and activities live in the local CRM; CRM_BACKEND is not local")
+    return crm
+
+
+@api.get("/contacts")
+def list_contacts():
+    """The local CRM's contacts: ``phone`` (any format), ``limit``, ``offset``."""
+    crm = _local_crm()
+    limit, offset = _page()
+    phone = None
+    if request.args.get("phone"):
+        try:
+            phone = parse_phone(request.args["phone"], web().runtime.settings.default_region)
+        except InvalidPhoneNumber as exc:
+            raise ValidationError({"phone": [exc.reason]}) from None
+    return _paged(crm.contacts_page(limit, offset, phone), limit, offset)
+
+
+@api.get("/activities")
+def list_activities():
+    """The local CRM's call activities, newest first: ``contact_id``, ``limit``, ``offset``."""
+    crm = _local_crm()
+    limit, offset = _page()
+    return _paged(crm.activities_page(limit, offset, request.args.get("contact_id")), limit, offset)
