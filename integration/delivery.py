@@ -18,7 +18,7 @@ from integration.crm.base import CrmAdapter, CrmError
 from integration.ledger.calls import CallLedger
 from integration.ledger.deliveries import DELIVERED, DeliveryLedger
 from integration.models import Activity, Call, Match, MatchKind
-from integration.phone import RUSSIA_COUNTRY_CODE, parse_phone
+from integration.phone import RUSSIA_COUNTRY_CODE, phone_from_e164
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def match_call(call: Call, crm: CrmAdapter, policies: Policies, own_numbers: Seq
         return Match(MatchKind.INTERNAL)
     if not call.ext_e164:
         return Match(MatchKind.UNPARSED)
-    phone = parse_phone(call.ext_e164, region)
+    phone = phone_from_e164(call.ext_e164)
     if phone.country_code == RUSSIA_COUNTRY_CODE and phone.match_key in own_numbers:
         return Match(MatchKind.OWN)
     found = crm.find_contacts(phone)

@@ -122,29 +122,51 @@ def _clean(raw: object) -> str:
     return compact
 
 
-def parse_phone(raw: object, region: str = "RU") -> Phone:
-    """Parse a reported number leniently: E.164 whenever the digits parse, valid or not."""
+# Russian numbers as the operator writes them: 8…, 7…, +7… or 10 digits, area codes 3xx/4xx/8xx/9xx.
+_RUSSIAN = re.compile(r"^(?:\+7|7|8)?([3489]\d{9})$")
+
+
+def parse_phone(raw: object, region: str = "RU", *, classify: bool = True) -> Phone:
+    """Parse a reported number leniently: E.164 whenever the digits parse, valid or not.
+
+    ``classify=False`` skips working out the type and validity (the costly part) when only the
+    E.164 form is needed; ``type`` is then ``UNKNOWN`` and ``valid`` False.
+    """
     compact = _clean(raw)
     text = str(raw).strip()
     if not compact.startswith("+") and len(compact) <= INTERNAL_MAX_DIGITS:
         return Phone(raw=text, e164=None, valid=False, type=NumberType.INTERNAL)
     if len(compact.lstrip("+")) > 17:
         raise InvalidPhoneNumber(raw, "too many digits for a phone number")
+    if not classify and region == "RU" and (russian := _RUSSIAN.match(compact)):
+        # What phonenumbers gives for these, without its cost (call histories are mostly these).
+        return Phone(raw=text, e164="+7" + russian.group(1), valid=False, type=NumberType.UNKNOWN, country_code=7)
     try:
         number = phonenumbers.parse(compact, region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidPhoneNumber(raw, _parse_reason(exc)) from None
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if not classify:
+        return Phone(raw=text, e164=e164, valid=False, type=NumberType.UNKNOWN, country_code=number.country_code)
     # number_type() is UNKNOWN exactly when the number is not valid: one look-up answers both.
     kind = _TYPES.get(phonenumbers.number_type(number), NumberType.UNKNOWN)
-    valid = kind is not NumberType.UNKNOWN
     return Phone(
         raw=text,
-        e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
-        valid=valid,
+        e164=e164,
+        valid=kind is not NumberType.UNKNOWN,
         type=kind,
         region=phonenumbers.region_code_for_number(number),
         country_code=number.country_code,
     )
+
+
+def phone_from_e164(e164: str) -> Phone:
+    """A ``Phone`` for a number already in E.164 (from the ledger), without parsing it again."""
+    digits = e164.lstrip("+")
+    country = next(
+        (int(digits[:n]) for n in (1, 2, 3) if int(digits[:n] or 0) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE), None
+    )
+    return Phone(raw=e164, e164=e164, valid=False, type=NumberType.UNKNOWN, country_code=country)
 
 
 def parse_dialable(raw: object, region: str = "RU") -> Phone:

@@ -36,7 +36,7 @@ def call_key(row: CallRow) -> str:
 def call_from_row(row: CallRow, region: str) -> Call:
     """An operator row as a ledger call: E.164 whenever the number parses, the raw form kept."""
     try:
-        phone = parse_phone(row.ext_num, region)
+        phone = parse_phone(row.ext_num, region, classify=False)
         e164, internal = phone.e164, phone.internal
     except InvalidPhoneNumber:
         e164, internal = None, False

@@ -8,7 +8,6 @@ from datetime import datetime
 from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from integration.ledger.db import insert_ignoring_duplicates
 from integration.ledger.tables import calls, deliveries, sync_cursors
 from integration.models import Call, CallStatus, Direction
 
@@ -43,9 +42,21 @@ class CallLedger:
         self.engine = engine
 
     def insert_new(self, found: Iterable[Call], now: datetime) -> list[str]:
-        """Store the calls not seen before; returns the ids of those that were new."""
-        rows = list({call.id: _row(call, now) for call in found}.values())
-        return [key for (key,) in insert_ignoring_duplicates(self.engine, calls, rows)]
+        """Store the calls not seen before; returns the ids of those that were new.
+
+        One look-up of the batch's ids, then a plain multi-row insert of the rest (ON CONFLICT DO
+        NOTHING covers a concurrent sync): much faster than INSERT … RETURNING row by row.
+        """
+        batch = {call.id: call for call in found}
+        if not batch:
+            return []
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        with self.engine.begin() as connection:
+            seen = set(connection.execute(select(calls.c.id).where(calls.c.id.in_(list(batch)))).scalars())
+            new = [key for key in batch if key not in seen]
+            if new:
+                connection.execute(dialect.insert(calls).on_conflict_do_nothing(), [_row(batch[key], now) for key in new])
+        return new
 
     def get(self, call_id: str) -> Call | None:
         with self.engine.connect() as connection:
