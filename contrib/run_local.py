@@ -88,6 +88,8 @@ def main() -> int:
             "WEBHOOK_SECRET": secret,
             "API_TOKEN": api_token,
             "CORS_ORIGINS": "*",
+            "SYNC_INTERVAL": "5",
+            "SYNC_FIRST_WINDOW": str(8 * 86400),
         }
         flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
         since = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%d")
@@ -99,6 +101,12 @@ def main() -> int:
         ]:
             say(title)
             subprocess.run(flask + args, cwd=ROOT, env=env, check=False)
+
+        say("flask --app wsgi contacts import var/demo-contacts.csv: a few contacts for the local CRM")
+        known = [c for c in requests.get(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/calls", timeout=5).json() if c["ext_e164"]][:5]
+        csv_path = VAR / "demo-contacts.csv"
+        csv_path.write_text("name,phone\n" + "".join(f"Client {i + 1},{c['ext_num']}\n" for i, c in enumerate(known)))
+        subprocess.run(flask + ["contacts", "import", str(csv_path)], cwd=ROOT, env=env, check=False)
 
         base = f"http://127.0.0.1:{WEB_PORT}"
         processes.append(
@@ -133,6 +141,21 @@ def main() -> int:
             requests.get(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/callbacks", timeout=5).json()[-1],
         )
 
+        say("the call history flows into the local CRM: contacts imported, calls synced and written as activities")
+        known = [
+            c
+            for c in requests.get(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/calls", timeout=5).json()
+            if c["ext_e164"]
+        ][:5]
+        csv_path = VAR / "demo-contacts.csv"
+        csv_path.write_text("name,phone\n" + "".join(f"Client {i + 1},{c['ext_num']}\n" for i, c in enumerate(known)))
+        subprocess.run(flask + ["contacts", "import", str(csv_path)], cwd=ROOT, env=env, check=False)
+        total = len(requests.get(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/calls", timeout=5).json())
+        wait_for(lambda: _delivered(base, auth) >= min(total, 100), "the call sync", timeout=60)
+        print(f"{_delivered(base, auth)} call(s) in the ledger and the local CRM; e.g. GET /api/activities:")
+        for item in requests.get(f"{base}/api/activities?limit=3", headers=auth, timeout=5).json()["items"]:
+            print("  ", item)
+
         say(f"running: web {base}, worker, sandbox http://127.0.0.1:{SANDBOX_PORT} — Ctrl-C stops everything")
         print(
             f"""Try:
@@ -141,6 +164,10 @@ def main() -> int:
   curl -X POST {base}/callback-requests -d phone=89161112233 -d name=Anna      # the website form
   .venv/bin/python contrib/send_webhook.py --secret {secret} {base}/webhooks/click-to-call '{{"to": "89161234567", "from": "4950000000"}}'
   curl -H 'Authorization: Bearer {api_token}' {base}/api/callbacks/<id>
+  curl -H 'Authorization: Bearer {api_token}' '{base}/api/calls?status=missed'
+  curl -H 'Authorization: Bearer {api_token}' {base}/api/contacts
+  curl -H 'Authorization: Bearer {api_token}' {base}/api/activities
+  curl -X POST http://127.0.0.1:{SANDBOX_PORT}/_sandbox/calls/generate -H 'Content-Type: application/json' -d '{{"count": 5, "days": 0.01}}'   # new calls: synced within SYNC_INTERVAL
   curl http://127.0.0.1:{SANDBOX_PORT}/_sandbox/callbacks                     # what the "operator" received
 The demo secrets are in var/demo-webhook-secret and var/demo-api-token.""",
             flush=True,
@@ -160,6 +187,10 @@ The demo secrets are in var/demo-webhook-secret and var/demo-api-token.""",
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _delivered(base: str, auth: dict) -> int:
+    return len(requests.get(f"{base}/api/activities?limit=500", headers=auth, timeout=5).json()["items"])
 
 
 def _up(url: str) -> bool:

@@ -137,7 +137,9 @@ def test_table_is_large_enough():
     assert len(REPORTED) + len(INTERNAL) + len(GARBAGE) + len(NOT_DIALABLE) >= 40
 
 
-@pytest.mark.parametrize("raw", [r[0] for r in REPORTED] + ["8916123456", "74951234567", "3432123456", "+7 343 212-34-56"])
+@pytest.mark.parametrize(
+    "raw", [r[0] for r in REPORTED] + ["8916123456", "74951234567", "3432123456", "+7 343 212-34-56"]
+)
 def test_the_fast_reporting_path_agrees_with_phonenumbers(raw):
     fast, full = parse_phone(raw, classify=False), parse_phone(raw)
     assert (fast.e164, fast.country_code, fast.match_key) == (full.e164, full.country_code, full.match_key)

@@ -53,8 +53,16 @@ def operator_json(count: int) -> bytes:
     now = datetime.now(UTC)
     calls = generate_calls(random.Random(1), count, now - timedelta(days=25), now, LINES, 1, 0.0)
     rows = [
-        {"callDate": c.started_at.astimezone(TZ).strftime("%Y-%m-%d %H:%M:%S"), "service": c.service, "extNum": c.ext_num,
-         "num": c.num, "direction": c.direction, "duration": c.duration, "recordFileId": None, "isRead": c.is_read}
+        {
+            "callDate": c.started_at.astimezone(TZ).strftime("%Y-%m-%d %H:%M:%S"),
+            "service": c.service,
+            "extNum": c.ext_num,
+            "num": c.num,
+            "direction": c.direction,
+            "duration": c.duration,
+            "recordFileId": None,
+            "isRead": c.is_read,
+        }
         for c, _ in calls
     ]
     return json.dumps({"error": {"errorCode": 0, "errorMessage": ""}, "result": {"rowset": rows}}).encode()
@@ -63,7 +71,16 @@ def operator_json(count: int) -> bytes:
 def baseline(raw: bytes) -> float:
     started = time.perf_counter()
     rows = json.loads(raw)["result"]["rowset"]
-    built = [{"started_at": r["callDate"], "line": r["num"], "direction": r["direction"], "ext": r["extNum"], "duration": r["duration"]} for r in rows]
+    built = [
+        {
+            "started_at": r["callDate"],
+            "line": r["num"],
+            "direction": r["direction"],
+            "ext": r["extNum"],
+            "duration": r["duration"],
+        }
+        for r in rows
+    ]
     assert len(built) == len(rows)
     return time.perf_counter() - started
 

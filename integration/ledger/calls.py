@@ -55,7 +55,9 @@ class CallLedger:
             seen = set(connection.execute(select(calls.c.id).where(calls.c.id.in_(list(batch)))).scalars())
             new = [key for key in batch if key not in seen]
             if new:
-                connection.execute(dialect.insert(calls).on_conflict_do_nothing(), [_row(batch[key], now) for key in new])
+                connection.execute(
+                    dialect.insert(calls).on_conflict_do_nothing(), [_row(batch[key], now) for key in new]
+                )
         return new
 
     def get(self, call_id: str) -> Call | None:

@@ -19,7 +19,9 @@ AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 def synced(app, control):
     control.post("calls/generate", {"count": 40, "days": 0.5, "seed": 12})
     runtime = app.extensions["vats"]
-    LocalCrm(runtime.engine).create_contact(parse_phone(next(c["ext_e164"] for c in control.get("calls") if c["ext_e164"])), "Anna")
+    LocalCrm(runtime.engine).create_contact(
+        parse_phone(next(c["ext_e164"] for c in control.get("calls") if c["ext_e164"])), "Anna"
+    )
     jobs.use_runtime(runtime)
     try:
         result = jobs.run_sync(runtime)
@@ -42,7 +44,9 @@ def test_calls_are_listed_newest_first_with_their_delivery(http, synced):
 
 def test_call_filters(http, synced):
     sample = next(c for c in synced if c["ext_e164"])
-    by_number = http.get("/api/calls", query_string={"number": "8" + sample["ext_e164"][2:]}, headers=AUTH).json["items"]
+    by_number = http.get("/api/calls", query_string={"number": "8" + sample["ext_e164"][2:]}, headers=AUTH).json[
+        "items"
+    ]
     assert by_number and all(i["external"]["e164"] == sample["ext_e164"] for i in by_number)
     inbound = http.get("/api/calls?direction=inbound&line=4990000000", headers=AUTH).json["items"]
     assert all(i["direction"] == "inbound" and i["line"] == "4990000000" for i in inbound)
@@ -54,9 +58,17 @@ def test_call_filters(http, synced):
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("limit=0", "limit"), ("limit=501", "limit"), ("offset=-1", "offset"), ("direction=up", "direction"),
-     ("status=busy", "status"), ("since=yesterday", "since"), ("until=2026-11-20T10:00", "until"),
-     ("number=abc", "number"), ("line=4111111111", "line")],
+    [
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("offset=-1", "offset"),
+        ("direction=up", "direction"),
+        ("status=busy", "status"),
+        ("since=yesterday", "since"),
+        ("until=2026-11-20T10:00", "until"),
+        ("number=abc", "number"),
+        ("line=4111111111", "line"),
+    ],
 )
 def test_bad_filters_are_422_naming_the_field(http, query, field):
     body = assert_problem(http.get(f"/api/calls?{query}", headers=AUTH), 422)
@@ -66,7 +78,9 @@ def test_bad_filters_are_422_naming_the_field(http, query, field):
 def test_contacts_and_activities_of_the_local_crm(http, synced):
     contacts = http.get("/api/contacts", headers=AUTH).json["items"]
     assert [c["name"] for c in contacts] == ["Anna"]
-    assert http.get("/api/contacts", query_string={"phone": contacts[0]["phone"]}, headers=AUTH).json["items"] == contacts
+    assert (
+        http.get("/api/contacts", query_string={"phone": contacts[0]["phone"]}, headers=AUTH).json["items"] == contacts
+    )
     activities = http.get(f"/api/activities?contact_id={contacts[0]['id']}", headers=AUTH).json["items"]
     assert activities and all(contacts[0]["id"] in a["contact_ids"] for a in activities)
     assert len(http.get("/api/activities?limit=500", headers=AUTH).json["items"]) == 40
@@ -75,7 +89,9 @@ def test_contacts_and_activities_of_the_local_crm(http, synced):
 
 def test_contacts_import(service_env, tmp_path):
     csv = tmp_path / "contacts.csv"
-    csv.write_text("Name,Phone\nAnna,8 (916) 123-45-67\nBoris,+7 495 123 45 67\nBad,call me\nShort,101\n", encoding="utf-8")
+    csv.write_text(
+        "Name,Phone\nAnna,8 (916) 123-45-67\nBoris,+7 495 123 45 67\nBad,call me\nShort,101\n", encoding="utf-8"
+    )
     result = run_cli("contacts", "import", str(csv), env=service_env)
     assert result.returncode == 1
     assert "2 contact(s) added, 2 row(s) skipped" in result.stdout
@@ -87,9 +103,21 @@ def test_contacts_import(service_env, tmp_path):
 
 
 def test_reconcile_command(service_env, control):
-    control.post("calls/generate", {"count": 10, "since": (datetime.now(UTC) - timedelta(days=2, hours=1)).isoformat(),
-                                    "until": (datetime.now(UTC) - timedelta(days=1, hours=23)).isoformat(), "seed": 3})
-    days = sorted({datetime.fromisoformat(c["started_at"]).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Moscow")).date() for c in control.get("calls")})
+    control.post(
+        "calls/generate",
+        {
+            "count": 10,
+            "since": (datetime.now(UTC) - timedelta(days=2, hours=1)).isoformat(),
+            "until": (datetime.now(UTC) - timedelta(days=1, hours=23)).isoformat(),
+            "seed": 3,
+        },
+    )
+    days = sorted(
+        {
+            datetime.fromisoformat(c["started_at"]).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Moscow")).date()
+            for c in control.get("calls")
+        }
+    )
     outputs = [run_cli("reconcile", "--date", day.isoformat(), env=service_env) for day in days]
     assert all(o.returncode == 0 for o in outputs), [o.stderr for o in outputs]
     assert sum(int(o.stdout.split(": ")[2].split(" delivered")[0]) for o in outputs) == 10
