@@ -103,7 +103,11 @@ def main() -> int:
             subprocess.run(flask + args, cwd=ROOT, env=env, check=False)
 
         say("flask --app wsgi contacts import var/demo-contacts.csv: a few contacts for the local CRM")
-        known = [c for c in requests.get(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/calls", timeout=5).json() if c["ext_e164"]][:5]
+        known = [
+            c
+            for c in requests.get(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/calls", timeout=5).json()
+            if c["ext_e164"]
+        ][:5]
         csv_path = VAR / "demo-contacts.csv"
         csv_path.write_text("name,phone\n" + "".join(f"Client {i + 1},{c['ext_num']}\n" for i, c in enumerate(known)))
         subprocess.run(flask + ["contacts", "import", str(csv_path)], cwd=ROOT, env=env, check=False)

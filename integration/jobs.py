@@ -1,5 +1,5 @@
 """Thin RQ entry points: JSON-safe arguments in, dependencies from the process runtime,
-orchestration from ``callbacks`` (and later ``sync``). Each job reports its metrics."""
+orchestration from ``callbacks``, ``sync`` and ``delivery``. Each job reports its metrics."""
 
 from __future__ import annotations
 
@@ -191,9 +191,11 @@ def deliver_call(call_id: str) -> str:
 
 @measured
 def retry_due_deliveries() -> int:
-    """Queue every pending delivery whose next attempt is due (also those Redis lost)."""
+    """Queue every pending delivery whose next attempt is due (also those Redis lost, and calls
+    whose delivery row was never made)."""
     rt = runtime()
     queue = make_queue(DEFAULT, rt.redis)
+    rt.delivery_ledger.ensure(rt.delivery_ledger.undelivered_calls(rt.crm.name), rt.crm.name, utc_now())
     due = rt.delivery_ledger.due(rt.crm.name, utc_now())
     for item in due:
         enqueue_delivery(queue, item.crm, item.call_id, item.attempts)

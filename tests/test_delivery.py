@@ -198,3 +198,23 @@ def test_worker_syncs_and_writes_every_call_once(service_env, control, redis_con
         assert connection.execute(select(func.count()).select_from(contacts)).scalar_one() == 20
     assert len(matched) >= len({c["ext_e164"] for c in known})
     engine.dispose()
+
+
+def test_the_sweeper_finds_calls_without_a_delivery_and_due_retries(service_env, redis_conn):
+    from integration import jobs
+    from integration.config import load_settings
+    from integration.runtime import Runtime
+
+    runtime = Runtime(load_settings(service_env, dotenv="/x"))
+    jobs.use_runtime(runtime)
+    try:
+        orphan = stored_call(runtime.engine)  # as if the sync died before recording its delivery
+        assert jobs.retry_due_deliveries() == 1
+        assert runtime.delivery_ledger.get(orphan.id, "local").status == "pending"
+        assert redis_conn.llen("rq:queue:default") == 1
+        assert jobs.retry_due_deliveries() == 1 and redis_conn.llen("rq:queue:default") == 1  # one job per attempt
+        assert jobs.deliver_call(orphan.id) == "delivered"
+        assert jobs.retry_due_deliveries() == 0
+    finally:
+        jobs.use_runtime(None)
+        runtime.engine.dispose()

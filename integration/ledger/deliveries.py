@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import Engine, func, select, update
 
 from integration.ledger.db import insert_ignoring_duplicates
-from integration.ledger.tables import deliveries
+from integration.ledger.tables import calls, deliveries
 from integration.models import Match
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -81,6 +81,16 @@ class DeliveryLedger:
         )
         with self.engine.begin() as connection:
             connection.execute(statement)
+
+    def undelivered_calls(self, crm: str, limit: int = 500) -> list[str]:
+        """Calls that have no delivery row for ``crm`` yet (e.g. the sync died right after inserting them)."""
+        joined = calls.outerjoin(deliveries, (deliveries.c.call_id == calls.c.id) & (deliveries.c.crm == crm))
+        with self.engine.connect() as connection:
+            return list(
+                connection.execute(
+                    select(calls.c.id).select_from(joined).where(deliveries.c.call_id.is_(None)).limit(limit)
+                ).scalars()
+            )
 
     def due(self, crm: str, now: datetime, limit: int = 500) -> list[Delivery]:
         with self.engine.connect() as connection:
