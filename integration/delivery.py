@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from integration.crm.base import CrmAdapter, CrmError
+from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
 from integration.ledger.deliveries import DELIVERED, DeliveryLedger
-from integration.models import Activity, Call, Match, MatchKind
+from integration.models import Activity, Call, CallbackRequest, Match, MatchKind
 from integration.phone import RUSSIA_COUNTRY_CODE, phone_from_e164
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,9 @@ def match_call(call: Call, crm: CrmAdapter, policies: Policies, own_numbers: Seq
     return Match(MatchKind.NONE)
 
 
-def activity_for(call: Call, match: Match, users_by_line: Mapping[str, str]) -> Activity:
+def activity_for(
+    call: Call, match: Match, users_by_line: Mapping[str, str], callback: CallbackRequest | None = None
+) -> Activity:
     return Activity(
         call_id=call.id,
         direction=call.direction,
@@ -76,7 +79,10 @@ def activity_for(call: Call, match: Match, users_by_line: Mapping[str, str]) -> 
         ext_e164=call.ext_e164,
         ext_raw=call.ext_raw,
         contact_ids=match.contact_ids,
-        responsible_user=users_by_line.get(call.line),
+        responsible_user=(callback.crm_user if callback and callback.crm_user else None)
+        or users_by_line.get(call.line),
+        callback_request_id=callback.id if callback else None,
+        callback_crm=callback.crm_context if callback else None,
     )
 
 
@@ -91,6 +97,7 @@ def deliver_call(
     users_by_line: Mapping[str, str],
     region: str,
     now: datetime,
+    callbacks: CallbackLedger | None = None,
 ) -> str:
     """Write one call into the CRM unless it is there already; returns the delivery status."""
     deliveries.ensure([call_id], crm.name, now)
@@ -100,7 +107,8 @@ def deliver_call(
     call = calls.get(call_id)
     try:
         match = match_call(call, crm, policies, own_numbers, region)
-        crm_id = crm.write_activity(activity_for(call, match, users_by_line))
+        callback = callbacks.get(call.callback_request_id) if callbacks and call.callback_request_id else None
+        crm_id = crm.write_activity(activity_for(call, match, users_by_line, callback))
     except CrmError as exc:
         give_up = not exc.retryable or now - delivery.created_at >= RETRY_WINDOW
         next_at = None if give_up else now + timedelta(seconds=retry_delay(delivery.attempts))

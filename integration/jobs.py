@@ -117,6 +117,7 @@ def run_sync(
             first_window=timedelta(seconds=settings.sync_first_window),
             since=since,
             until=until,
+            callbacks=rt.callback_ledger,
         )
         queue_deliveries(rt, result.new_ids)
         return result
@@ -177,6 +178,7 @@ def deliver_now(rt: Runtime, call_id: str) -> str:
         users_by_line=settings.users_by_line,
         region=settings.default_region,
         now=utc_now(),
+        callbacks=rt.callback_ledger,
     )
 
 

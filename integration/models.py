@@ -133,6 +133,7 @@ class Call:
     service: str | None = None
     record_file_id: str | None = None
     is_read: int | None = None
+    callback_request_id: str | None = None  # the click-to-call that made this call
 
 
 @dataclass(frozen=True)
@@ -177,3 +178,5 @@ class Activity:
     contact_ids: tuple[str, ...] = ()
     responsible_user: str | None = None
     recording_url: str | None = None
+    callback_request_id: str | None = None
+    callback_crm: dict[str, Any] | None = None  # the CRM context the click-to-call came with

@@ -16,8 +16,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from integration.errors import InvalidPhoneNumber
+from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
-from integration.models import Call, CallRow, CallStatus
+from integration.models import Call, CallRow, CallStatus, Direction
 from integration.operator.client import OperatorClient
 from integration.operator.periods import CLAMP_MARGIN, earliest_available, split_period
 from integration.phone import parse_phone
@@ -62,6 +63,16 @@ def call_from_row(row: CallRow, region: str) -> Call:
     )
 
 
+def link_callbacks(new_calls: list[Call], ledger: CallLedger, callbacks: CallbackLedger) -> None:
+    """Tie outbound calls to the placed click-to-call requests they came from."""
+    for call in new_calls:
+        if call.direction is not Direction.OUTBOUND or not call.ext_e164:
+            continue
+        request = callbacks.placed_for(call.line, call.ext_e164, call.started_at)
+        if request is not None:
+            ledger.link_callback(call.id, request.id)
+
+
 @dataclass
 class SyncResult:
     start: datetime
@@ -94,8 +105,12 @@ def sync_calls(
     first_window: timedelta,
     since: datetime | None = None,
     until: datetime | None = None,
+    callbacks: CallbackLedger | None = None,
 ) -> SyncResult:
-    """Bring the ledger up to date for ``[since, until)`` (default: from the cursor to now)."""
+    """Bring the ledger up to date for ``[since, until)`` (default: from the cursor to now).
+
+    With ``callbacks``, each new outbound call is linked to the click-to-call that made it.
+    """
     regular = since is None
     start = sync_window(ledger, lines, now, overlap, first_window) if regular else since
     end = min(until or now, now)
@@ -113,6 +128,8 @@ def sync_calls(
         rows = operator.get_call_list_slice(lines, lower, upper)
         found = [call_from_row(row, region) for row in rows]
         new_ids = ledger.insert_new(found, now)
+        if callbacks is not None:
+            link_callbacks([call for call in found if call.id in set(new_ids)], ledger, callbacks)
         if moves_cursor:
             ledger.advance(lines, upper, now)  # only after the calls are committed
         result.found += len(found)

@@ -13,10 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from integration import create_app
+from integration import create_app, jobs
 from integration.callbacks import JOB
 from integration.config import load_settings
+from integration.crm.local import LocalCrm
 from integration.queues import CALLBACKS, make_queue
+from integration.runtime import Runtime
 from tests.conftest import API_TOKEN, run_worker, serve, start_worker
 from tests.web.helpers import signed
 
@@ -153,3 +155,23 @@ def test_operator_rejection_fails_with_its_message(http, service_env, control):
     worker_burst(service_env)
     final = status(http, request_id)
     assert final["status"] == "failed" and "throttling" in final["reason"]
+
+
+def test_the_call_a_click_to_call_made_is_linked_to_it(http, service_env, control, redis_conn):
+    request_id = submit(http)
+    worker_burst(service_env)
+    control.post("calls/generate", {"count": 5, "days": 0.05, "seed": 14})  # other calls around it
+    runtime = Runtime(load_settings(service_env, dotenv="/x"))
+    try:
+        result = jobs.run_sync(runtime)
+        linked = [c for c in map(runtime.call_ledger.get, result.new_ids) if c.callback_request_id]
+        assert [(c.callback_request_id, c.ext_e164, c.line) for c in linked] == [
+            (request_id, "+79161234567", "4990000000")
+        ]
+        assert jobs.deliver_now(runtime, linked[0].id) == "delivered"
+        activity = LocalCrm(runtime.engine).activities_page(10, 0)
+        assert [a["callback_request_id"] for a in activity] == [request_id]
+        # The same request is never linked twice.
+        assert runtime.callback_ledger.placed_for("4990000000", "+79161234567", linked[0].started_at) is None
+    finally:
+        runtime.engine.dispose()

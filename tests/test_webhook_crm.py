@@ -58,6 +58,7 @@ def test_call_completed_is_signed_and_matches_its_json_schema():
         "responsible_user": "7",
         "contact_ids": ["5"],
         "recording_url": None,
+        "callback": None,
     }
 
 
@@ -127,3 +128,14 @@ def test_every_call_reaches_a_flaky_receiver_exactly_once(service_env, control, 
             truth["ext_num"],
             truth["ext_e164"],
         )
+
+
+@responses.activate
+def test_a_call_made_by_a_click_to_call_carries_its_crm_context():
+    from dataclasses import replace
+
+    responses.post(URL, json={})
+    WebhookCrm(URL, SECRET).write_activity(replace(ACTIVITY, callback_request_id="c0ffee", callback_crm={"deal": 42}))
+    event = __import__("json").loads(responses.calls[0].request.body)
+    jsonschema.validate(event, CALL_COMPLETED_SCHEMA)
+    assert event["data"]["callback"] == {"id": "c0ffee", "crm": {"deal": 42}}

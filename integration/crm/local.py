@@ -83,6 +83,7 @@ class LocalCrm:
                     "line": r.line,
                     "external": {"e164": r.ext_e164, "raw": r.ext_raw},
                     "responsible_user": r.responsible_user,
+                    "callback_request_id": r.callback_request_id,
                 }
                 for r in connection.execute(statement)
             ]
@@ -99,6 +100,7 @@ class LocalCrm:
             "ext_e164": activity.ext_e164,
             "ext_raw": activity.ext_raw,
             "responsible_user": activity.responsible_user,
+            "callback_request_id": activity.callback_request_id,
             "created_at": self.clock(),
         }
         insert_ignoring_duplicates(self.engine, activities, [row])

@@ -23,6 +23,9 @@ class CallCompletedDataSchema(Schema):
     responsible_user = fields.Str(allow_none=True)
     contact_ids = fields.List(fields.Str())
     recording_url = fields.Str(allow_none=True)
+    callback = fields.Function(
+        lambda a: {"id": a.callback_request_id, "crm": a.callback_crm} if a.callback_request_id else None
+    )
 
 
 CALL_COMPLETED_SCHEMA = {
@@ -56,6 +59,11 @@ CALL_COMPLETED_SCHEMA = {
                 "responsible_user": {"type": ["string", "null"], "description": "CRM user of the line ([users])"},
                 "contact_ids": {"type": "array", "items": {"type": "string"}},
                 "recording_url": {"type": ["string", "null"]},
+                "callback": {
+                    "type": ["object", "null"],
+                    "description": "the click-to-call that made this call, with the CRM context it came with",
+                    "properties": {"id": {"type": "string"}, "crm": {"type": ["object", "null"]}},
+                },
             },
         },
     },

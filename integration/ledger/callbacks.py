@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from integration.ledger.db import insert_ignoring_duplicates
 from integration.ledger.tables import callback_requests as table
+from integration.ledger.tables import calls
 from integration.models import CallbackRequest, CallbackStatus
+
+# A call in the history belongs to a click-to-call placed up to 10 minutes before it started
+# (the operator rings our side first) or a little after (clocks differ).
+LINK_BEFORE = timedelta(minutes=10)
+LINK_AFTER = timedelta(minutes=2)
 
 
 def _row(request: CallbackRequest) -> dict:
@@ -88,6 +94,27 @@ class CallbackLedger:
         )
         with self.engine.begin() as connection:
             return connection.execute(statement).rowcount == 1
+
+    def placed_for(self, line: str, number: str, started_at: datetime) -> CallbackRequest | None:
+        """The placed click-to-call from ``line`` to ``number`` that a call starting at
+        ``started_at`` belongs to: placed shortly before (or just after) it, not linked yet."""
+        linked = select(calls.c.callback_request_id).where(calls.c.callback_request_id.is_not(None))
+        statement = (
+            select(table)
+            .where(
+                table.c.status == CallbackStatus.PLACED.value,
+                table.c.phone_from == line,
+                table.c.phone_to == number,
+                table.c.placing_at >= started_at - LINK_BEFORE,
+                table.c.placing_at <= started_at + LINK_AFTER,
+                table.c.id.not_in(linked),
+            )
+            .order_by(table.c.placing_at.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(statement).first()
+        return _record(row) if row else None
 
     def reap_placing(self, started_before: datetime, now: datetime) -> list[str]:
         """Requests stuck in ``placing`` since before ``started_before`` become ``unknown``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from integration.ledger.tables import calls, deliveries, sync_cursors
@@ -59,6 +59,10 @@ class CallLedger:
                     dialect.insert(calls).on_conflict_do_nothing(), [_row(batch[key], now) for key in new]
                 )
         return new
+
+    def link_callback(self, call_id: str, request_id: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(update(calls).where(calls.c.id == call_id).values(callback_request_id=request_id))
 
     def get(self, call_id: str) -> Call | None:
         with self.engine.connect() as connection:

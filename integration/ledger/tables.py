@@ -46,8 +46,10 @@ calls = Table(
     Column("record_file_id", String(64)),
     Column("is_read", Integer),
     Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("callback_request_id", String(32)),  # the click-to-call that made this call, if any
 )
 Index("ix_calls_started_at", calls.c.started_at)
+Index("ix_calls_callback_request_id", calls.c.callback_request_id)
 Index("ix_calls_line_started_at", calls.c.line, calls.c.started_at)
 Index("ix_calls_ext_e164", calls.c.ext_e164)
 
@@ -105,5 +107,6 @@ activities = Table(
     Column("ext_raw", String(64), nullable=False),
     Column("responsible_user", String(64)),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("callback_request_id", String(32)),
 )
 Index("ix_activities_started_at", activities.c.started_at)

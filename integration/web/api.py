@@ -139,6 +139,7 @@ def call_view(call: Call, delivery: str | None) -> dict:
         "external": {"e164": call.ext_e164, "raw": call.ext_raw, "internal": call.ext_internal},
         "service": call.service,
         "record_file_id": call.record_file_id,
+        "callback_request_id": call.callback_request_id,
         "delivery": delivery,
     }
 
