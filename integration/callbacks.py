@@ -56,6 +56,29 @@ def from_json(data: dict[str, Any]) -> CallbackRequest:
     return CallbackRequest(**values)
 
 
+def public_view(request: CallbackRequest) -> dict[str, Any]:
+    """A request as the status API and the ``callback.finished`` event show it."""
+
+    def iso(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment else None
+
+    return {
+        "id": request.id,
+        "status": request.status.value,
+        "source": request.source,
+        "from": request.phone_from,
+        "to": request.phone_to,
+        "to_raw": request.phone_to_raw,
+        "created_at": iso(request.created_at),
+        "placing_at": iso(request.placing_at),
+        "finished_at": iso(request.finished_at),
+        "reason": request.reason,
+        "request_hash": request.request_hash,
+        "crm_user": request.crm_user,
+        "crm": request.crm_context,
+    }
+
+
 @dataclass(frozen=True)
 class ClickToCall:
     """A validated order: ring ``phone_from``, then connect ``destination``."""

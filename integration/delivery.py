@@ -18,6 +18,7 @@ from integration.crm.base import CrmAdapter, CrmError
 from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
 from integration.ledger.deliveries import DELIVERED, DeliveryLedger
+from integration.ledger.outbox import Outbox
 from integration.models import Activity, Call, CallbackRequest, Match, MatchKind
 from integration.phone import RUSSIA_COUNTRY_CODE, phone_from_e164
 
@@ -116,4 +117,20 @@ def deliver_call(
         log.warning("delivery of %s to %s failed (attempt %d): %s", call_id, crm.name, delivery.attempts + 1, exc)
         return "pending" if next_at else "failed"
     deliveries.mark_delivered(call_id, crm.name, crm_id, match, now)
+    return DELIVERED
+
+
+def send_event(event_id: str, *, outbox: Outbox, crm, now: datetime) -> str:
+    """Send one outbox event through the CRM (``crm.send``), with the delivery retry rules."""
+    event = outbox.get(event_id)
+    if event is None or event.status != "pending":
+        return event.status if event else "missing"
+    try:
+        crm.send(event.type, event.subject, event.data)
+    except CrmError as exc:
+        give_up = not exc.retryable or now - event.created_at >= RETRY_WINDOW
+        next_at = None if give_up else now + timedelta(seconds=retry_delay(event.attempts))
+        outbox.finish(event_id, now, str(exc), next_at)
+        return "pending" if next_at else "failed"
+    outbox.finish(event_id, now)
     return DELIVERED

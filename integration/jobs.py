@@ -17,6 +17,7 @@ from rq.exceptions import DuplicateJobError
 
 from integration import callbacks, delivery, sync
 from integration.config import load_settings
+from integration.crm.webhook import event_id
 from integration.errors import OperatorUnavailable
 from integration.operator.auth import utc_now
 from integration.queues import DEFAULT, make_queue
@@ -69,7 +70,37 @@ def place_callback(request_id: str) -> dict:
     result = callbacks.place_callback(request, rt.callback_ledger, rt.operator, ttl=rt.settings.callback_ttl)
     rt.metrics.inc("vats_callbacks_total", outcome=result.status.value)
     log.info("callback %s: %s%s", result.id, result.status.value, f" ({result.reason})" if result.reason else "")
+    if rt.crm.events and result.status.value in FINISHED:
+        # The CRM hears how it ended: callback.finished, sent (and retried) through the outbox.
+        event = event_id("callback.finished", result.id)
+        rt.outbox.add(event, "callback.finished", result.id, callbacks.public_view(result), utc_now())
+        enqueue_event(make_queue(DEFAULT, rt.redis), event, attempt=0)
     return {"id": result.id, "status": result.status.value}
+
+
+FINISHED = {"placed", "failed", "expired", "unknown"}
+
+
+def enqueue_event(queue, event: str, attempt: int) -> None:
+    with contextlib.suppress(DuplicateJobError):
+        queue.enqueue_call(
+            "integration.jobs.send_event",
+            args=(event,),
+            job_id=f"event-{event}-{attempt}",
+            unique=True,
+            result_ttl=0,
+            failure_ttl=86400,
+            timeout=120,
+        )
+
+
+@measured
+def send_event(event: str) -> str:
+    """Send one outbox event (e.g. callback.finished) to the CRM."""
+    rt = runtime()
+    status = delivery.send_event(event, outbox=rt.outbox, crm=rt.crm, now=utc_now())
+    rt.metrics.inc("vats_events_total", crm=rt.crm.name, outcome=status)
+    return status
 
 
 def stuck_after(rt: Runtime) -> timedelta:
@@ -201,7 +232,10 @@ def retry_due_deliveries() -> int:
     due = rt.delivery_ledger.due(rt.crm.name, utc_now())
     for item in due:
         enqueue_delivery(queue, item.crm, item.call_id, item.attempts)
-    return len(due)
+    events = rt.outbox.due(utc_now()) if rt.crm.events else []
+    for event in events:
+        enqueue_event(queue, event.id, event.attempts)
+    return len(due) + len(events)
 
 
 @measured

@@ -20,6 +20,7 @@ from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
 from integration.ledger.db import make_engine
 from integration.ledger.deliveries import DeliveryLedger
+from integration.ledger.outbox import Outbox
 from integration.metrics import Metrics
 from integration.operator.client import OperatorClient
 from integration.operator.factory import build_operator_client
@@ -64,6 +65,10 @@ class Runtime:
     @cached_property
     def delivery_ledger(self) -> DeliveryLedger:
         return DeliveryLedger(self.engine)
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        return Outbox(self.engine)
 
     @cached_property
     def crm(self) -> CrmAdapter:

@@ -11,7 +11,7 @@ import requests
 import responses
 
 from integration.crm.base import CrmError
-from integration.crm.schemas import CALL_COMPLETED_SCHEMA
+from integration.crm.schemas import CALL_COMPLETED_SCHEMA, CALLBACK_FINISHED_SCHEMA
 from integration.crm.webhook import WebhookCrm, event_id
 from integration.ledger.db import make_engine
 from integration.ledger.deliveries import DeliveryLedger
@@ -139,3 +139,36 @@ def test_a_call_made_by_a_click_to_call_carries_its_crm_context():
     event = __import__("json").loads(responses.calls[0].request.body)
     jsonschema.validate(event, CALL_COMPLETED_SCHEMA)
     assert event["data"]["callback"] == {"id": "c0ffee", "crm": {"deal": 42}}
+
+
+def test_click_to_call_outcomes_reach_the_crm_as_callback_finished(service_env, control, redis_conn):
+    from integration import create_app, jobs
+    from integration.config import load_settings
+    from integration.runtime import Runtime
+    from tests.conftest import run_worker
+    from tests.web.helpers import signed
+
+    receiver = Receiver(SECRET, fail_rate=1.0)  # the CRM is down at first
+    with serve(receiver.app) as url:
+        env = service_env | {"CRM_BACKEND": "webhook", "CRM_WEBHOOK_URL": url + "/hook", "CRM_WEBHOOK_SECRET": SECRET}
+        http = create_app(load_settings(env, dotenv="/x")).test_client()
+        data, headers = signed({"to": "89161234567", "from": "4990000000", "crm": {"deal": 9}})
+        request_id = http.post("/webhooks/click-to-call", data=data, headers=headers).json["id"]
+        assert run_worker(env).returncode == 0
+        event = event_id("callback.finished", request_id)
+        runtime = Runtime(load_settings(env, dotenv="/x"))
+        assert runtime.outbox.get(event).status == "pending" and receiver.attempts[event] == 1
+        receiver.stop_failing()
+        time.sleep(2.1)  # the first retry is due within 2 s
+        jobs.use_runtime(runtime)
+        try:
+            assert jobs.retry_due_deliveries() == 1
+        finally:
+            jobs.use_runtime(None)
+        assert run_worker(env).returncode == 0
+        runtime.engine.dispose()
+    assert list(receiver.events) == [event]
+    sent = receiver.events[event]
+    jsonschema.validate(sent, CALLBACK_FINISHED_SCHEMA)
+    assert (sent["data"]["id"], sent["data"]["status"], sent["data"]["crm"]) == (request_id, "placed", {"deal": 9})
+    assert len(control.get("callbacks")) == 1

@@ -19,6 +19,7 @@ class CrmError(IntegrationError):
 
 class CrmAdapter(Protocol):
     name: str
+    events: bool  # takes events beside calls (``send``), e.g. callback.finished
 
     def find_contacts(self, phone: Phone) -> list[Contact]:
         """Contacts whose number is ``phone`` (by E.164, or the last 10 digits when formats differ)."""

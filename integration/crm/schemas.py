@@ -68,3 +68,34 @@ CALL_COMPLETED_SCHEMA = {
         },
     },
 }
+
+
+CALLBACK_FINISHED_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "callback.finished",
+    "type": "object",
+    "required": ["type", "timestamp", "data"],
+    "properties": {
+        "type": {"const": "callback.finished"},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "data": {
+            "type": "object",
+            "required": ["id", "status", "from", "to", "created_at"],
+            "properties": {
+                "id": {"type": "string", "description": "the click-to-call request id (as answered by the webhook)"},
+                "status": {"enum": ["placed", "failed", "expired", "unknown"]},
+                "source": {"type": "string"},
+                "from": {"type": "string", "description": "the contract number that rang first"},
+                "to": {"type": "string", "description": "E.164"},
+                "to_raw": {"type": "string"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "placing_at": {"type": ["string", "null"], "format": "date-time"},
+                "finished_at": {"type": ["string", "null"], "format": "date-time"},
+                "reason": {"type": ["string", "null"]},
+                "request_hash": {"type": ["string", "null"]},
+                "crm_user": {"type": ["string", "null"]},
+                "crm": {"type": ["object", "null"], "description": "the context the click-to-call came with"},
+            },
+        },
+    },
+}

@@ -30,6 +30,7 @@ def event_id(event_type: str, subject: str) -> str:
 
 class WebhookCrm:
     name = "webhook"
+    events = True
 
     def __init__(
         self,

@@ -110,3 +110,20 @@ activities = Table(
     Column("callback_request_id", String(32)),
 )
 Index("ix_activities_started_at", activities.c.started_at)
+
+# Events to send to the CRM that are not calls (e.g. callback.finished): a transactional outbox.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(80), primary_key=True),  # the event's webhook-id
+    Column("type", String(40), nullable=False),
+    Column("subject", String(64), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("status", String(12), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("next_attempt_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+)
+Index("ix_outbox_due", outbox.c.status, outbox.c.next_attempt_at)

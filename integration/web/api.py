@@ -7,11 +7,11 @@ import hmac
 from flask import Blueprint, jsonify, request
 from marshmallow import ValidationError
 
-from integration.callbacks import current_status
+from integration.callbacks import current_status, public_view
 from integration.crm.local import LocalCrm
 from integration.errors import InvalidPhoneNumber
 from integration.ledger.calls import call_filters
-from integration.models import Call, CallbackRequest
+from integration.models import Call
 from integration.phone import parse_phone
 from integration.timeutil import parse_moment
 from integration.web.errors import Problem
@@ -33,28 +33,6 @@ def require_token() -> None:
         )
 
 
-def _iso(moment) -> str | None:
-    return moment.isoformat() if moment else None
-
-
-def callback_view(request_: CallbackRequest) -> dict:
-    return {
-        "id": request_.id,
-        "status": request_.status.value,
-        "source": request_.source,
-        "from": request_.phone_from,
-        "to": request_.phone_to,
-        "to_raw": request_.phone_to_raw,
-        "created_at": _iso(request_.created_at),
-        "placing_at": _iso(request_.placing_at),
-        "finished_at": _iso(request_.finished_at),
-        "reason": request_.reason,
-        "request_hash": request_.request_hash,
-        "crm_user": request_.crm_user,
-        "crm": request_.crm_context,
-    }
-
-
 @api.get("/callbacks/<request_id>")
 def callback_status(request_id: str):
     """``queued | placing | placed | failed | expired | unknown`` with times, numbers and reason."""
@@ -62,7 +40,7 @@ def callback_status(request_id: str):
     found = current_status(request_id, runtime.callback_ledger, runtime.intake)
     if found is None:
         raise Problem(404, "Not Found", f"no callback request {request_id}")
-    return jsonify(callback_view(found))
+    return jsonify(public_view(found))
 
 
 def _page() -> tuple[int, int]:
