@@ -145,15 +145,7 @@ def main() -> int:
             requests.get(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/callbacks", timeout=5).json()[-1],
         )
 
-        say("the call history flows into the local CRM: contacts imported, calls synced and written as activities")
-        known = [
-            c
-            for c in requests.get(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/calls", timeout=5).json()
-            if c["ext_e164"]
-        ][:5]
-        csv_path = VAR / "demo-contacts.csv"
-        csv_path.write_text("name,phone\n" + "".join(f"Client {i + 1},{c['ext_num']}\n" for i, c in enumerate(known)))
-        subprocess.run(flask + ["contacts", "import", str(csv_path)], cwd=ROOT, env=env, check=False)
+        say("the call history flows into the local CRM: calls synced, matched to contacts, written as activities")
         total = len(requests.get(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/calls", timeout=5).json())
         wait_for(lambda: _delivered(base, auth) >= min(total, 100), "the call sync", timeout=60)
         print(f"{_delivered(base, auth)} call(s) in the ledger and the local CRM; e.g. GET /api/activities:")

@@ -81,17 +81,16 @@ def place_callback(request_id: str) -> dict:
 FINISHED = {"placed", "failed", "expired", "unknown"}
 
 
-def enqueue_event(queue, event: str, attempt: int) -> None:
+def enqueue_once(queue, func: str, argument: str, job_id: str) -> None:
+    """Enqueue ``func(argument)`` unless a job with ``job_id`` exists (one job per attempt)."""
     with contextlib.suppress(DuplicateJobError):
         queue.enqueue_call(
-            "integration.jobs.send_event",
-            args=(event,),
-            job_id=f"event-{event}-{attempt}",
-            unique=True,
-            result_ttl=0,
-            failure_ttl=86400,
-            timeout=120,
+            func, args=(argument,), job_id=job_id, unique=True, result_ttl=0, failure_ttl=86400, timeout=120
         )
+
+
+def enqueue_event(queue, event: str, attempt: int) -> None:
+    enqueue_once(queue, "integration.jobs.send_event", event, f"event-{event}-{attempt}")
 
 
 @measured
@@ -184,16 +183,7 @@ def queue_deliveries(rt: Runtime, call_ids: list[str]) -> None:
 def enqueue_delivery(queue, crm: str, call_id: str, attempt: int) -> None:
     """One job per call and attempt, however many times it is asked for."""
     digest = hashlib.sha1(call_id.encode()).hexdigest()[:20]
-    with contextlib.suppress(DuplicateJobError):
-        queue.enqueue_call(
-            "integration.jobs.deliver_call",
-            args=(call_id,),
-            job_id=f"deliver-{crm}-{digest}-{attempt}",
-            unique=True,
-            result_ttl=0,
-            failure_ttl=86400,
-            timeout=120,
-        )
+    enqueue_once(queue, "integration.jobs.deliver_call", call_id, f"deliver-{crm}-{digest}-{attempt}")
 
 
 def deliver_now(rt: Runtime, call_id: str) -> str:
