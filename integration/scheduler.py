@@ -28,6 +28,7 @@ class Periodic:
     every: int  # seconds
     queue: str = DEFAULT
     at: int | None = None  # seconds into each interval (UTC); default: a stable spread per task
+    jitter: int = 0  # up to this many seconds later in each interval, different every interval
 
     @property
     def offset(self) -> int:
@@ -37,12 +38,26 @@ class Periodic:
     def bucket(self, now: float) -> int:
         return int((now - self.offset) // self.every)
 
+    def due(self, now: float) -> bool:
+        """Whether this interval's run may start: its jitter (the same for every scheduler, as it
+        is derived from the interval's number) has passed."""
+        if not self.jitter:
+            return True
+        bucket = self.bucket(now)
+        delay = zlib.crc32(f"{self.name}:{bucket}".encode()) % (self.jitter + 1)
+        return now >= bucket * self.every + self.offset + delay
+
 
 def periodic_tasks(settings: Settings) -> list[Periodic]:
     """Everything that runs on a schedule."""
     return [
         Periodic("reap_stuck_callbacks", "integration.jobs.reap_stuck_callbacks", every=30),
-        Periodic("sync_calls", "integration.jobs.sync_calls", every=settings.sync_interval),
+        Periodic(
+            "sync_calls",
+            "integration.jobs.sync_calls",
+            every=settings.sync_interval,
+            jitter=min(10, settings.sync_interval // 4),
+        ),
         Periodic("retry_due_deliveries", "integration.jobs.retry_due_deliveries", every=5),
         # 00:00 UTC = 03:00 in Moscow: re-read the whole previous day once it is surely complete.
         Periodic("recheck_yesterday", "integration.jobs.recheck_yesterday", every=86400, at=0),
@@ -53,6 +68,8 @@ def enqueue_due(connection: Redis, now: float, tasks: list[Periodic]) -> list[st
     """Enqueue each task's run for the current interval unless it exists; returns new job ids."""
     enqueued = []
     for task in tasks:
+        if not task.due(now):
+            continue
         job_id = f"periodic-{task.name}-{task.bucket(now)}"
         try:
             make_queue(task.queue, connection).enqueue_call(

@@ -68,3 +68,14 @@ def test_reaper_job_marks_stuck_placing_unknown(service_env, redis_conn):
     finally:
         jobs.use_runtime(None)
         runtime.engine.dispose()
+
+
+def test_jitter_moves_each_run_within_its_interval_the_same_way_for_every_scheduler():
+    task = Periodic("sync_calls", "integration.jobs.sync_calls", every=60, jitter=10)
+    starts = []
+    for bucket in range(1000, 1020):
+        begin = bucket * 60 + task.offset
+        start = next(begin + s for s in range(0, 60) if task.due(begin + s))
+        assert task.due(start + 1) and task.bucket(start) == bucket
+        starts.append(start - begin)
+    assert all(0 <= s <= 10 for s in starts) and len(set(starts)) > 3  # spread, not one fixed phase
