@@ -36,6 +36,16 @@ RECORD_TTL = 24 * 3600
 QUEUE_GRACE = 60  # RQ drops the job this long after CALLBACK_TTL; the job itself expires it at TTL
 
 
+def job_options(ttl: int) -> dict:
+    """RQ options of the ``place_callback`` job (no arguments: the job id is the request id)."""
+    return {
+        "ttl": ttl + QUEUE_GRACE,
+        "timeout": 180,
+        "result_ttl": 0,  # the ledger is the record; skipping RQ's result keeps workers quick
+        "failure_ttl": 7 * 86400,
+    }
+
+
 def record_key(request_id: str) -> str:
     return f"vats:callback:{request_id}"
 
@@ -130,13 +140,7 @@ class CallbackIntake:
         created, request_id = self.enqueuer.claim_and_enqueue(
             claims,
             request.id,
-            JOB,
             job_id=request.id,
-            kwargs={"request_id": request.id},
-            ttl=self.ttl + QUEUE_GRACE,
-            timeout=180,
-            result_ttl=0,  # the ledger is the record; skipping RQ's result keeps workers quick
-            failure_ttl=7 * 86400,
             extra=[("SET", record_key(request.id), json.dumps(payload), "EX", RECORD_TTL)],
         )
         if created:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from redis.exceptions import LockError
+from rq import get_current_job
 from rq.exceptions import DuplicateJobError
 
 from integration import callbacks, delivery, sync
@@ -60,8 +61,12 @@ def measured(job: Callable) -> Callable:
 
 
 @measured
-def place_callback(request_id: str) -> dict:
-    """Place one click-to-call at most once (no RQ retries on this job, on purpose)."""
+def place_callback(request_id: str | None = None) -> dict:
+    """Place one click-to-call at most once (no RQ retries on this job, on purpose).
+
+    Enqueued without arguments: the job id is the request id.
+    """
+    request_id = request_id or get_current_job().id
     rt = runtime()
     request = rt.intake.accepted(request_id) or rt.callback_ledger.get(request_id)
     if request is None:

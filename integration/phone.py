@@ -19,6 +19,7 @@ from enum import StrEnum
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
+from phonenumbers.phonenumberutil import _number_type_helper  # number_type() minus the parse
 
 from integration.errors import InvalidPhoneNumber
 
@@ -124,6 +125,7 @@ def _clean(raw: object) -> str:
 
 # Russian numbers as the operator writes them: 8…, 7…, +7… or 10 digits, area codes 3xx/4xx/8xx/9xx.
 _RUSSIAN = re.compile(r"^(?:\+7|7|8)?([3489]\d{9})$")
+_RU_METADATA = phonenumbers.PhoneMetadata.metadata_for_region("RU")
 
 
 def parse_phone(raw: object, region: str = "RU", *, classify: bool = True) -> Phone:
@@ -138,9 +140,8 @@ def parse_phone(raw: object, region: str = "RU", *, classify: bool = True) -> Ph
         return Phone(raw=text, e164=None, valid=False, type=NumberType.INTERNAL)
     if len(compact.lstrip("+")) > 17:
         raise InvalidPhoneNumber(raw, "too many digits for a phone number")
-    if not classify and region == "RU" and (russian := _RUSSIAN.match(compact)):
-        # What phonenumbers gives for these, without its cost (call histories are mostly these).
-        return Phone(raw=text, e164="+7" + russian.group(1), valid=False, type=NumberType.UNKNOWN, country_code=7)
+    if region == "RU" and (russian := _RUSSIAN.match(compact)):
+        return _russian(text, russian.group(1), classify)
     try:
         number = phonenumbers.parse(compact, region)
     except phonenumbers.NumberParseException as exc:
@@ -157,6 +158,20 @@ def parse_phone(raw: object, region: str = "RU", *, classify: bool = True) -> Ph
         type=kind,
         region=phonenumbers.region_code_for_number(number),
         country_code=number.country_code,
+    )
+
+
+def _russian(text: str, national: str, classify: bool) -> Phone:
+    """What phonenumbers gives for a Russian number, without parsing it (most numbers are these).
+
+    Area codes 3xx/4xx/8xx/9xx belong to Russia alone (Kazakhstan's +7 numbers start with 6 or 7),
+    so the type comes straight from Russia's metadata.
+    """
+    if not classify:
+        return Phone(raw=text, e164="+7" + national, valid=False, type=NumberType.UNKNOWN, country_code=7)
+    kind = _TYPES.get(_number_type_helper(national, _RU_METADATA), NumberType.UNKNOWN)
+    return Phone(
+        raw=text, e164="+7" + national, valid=kind is not NumberType.UNKNOWN, type=kind, region="RU", country_code=7
     )
 
 

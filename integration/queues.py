@@ -1,19 +1,21 @@
 """Queues, and enqueueing a job together with an idempotency claim in one Redis round trip.
 
-``claim_and_enqueue`` lets RQ build the job exactly as ``Queue.enqueue_call`` would (into a
-pipeline that is never executed), then sends those commands to a Lua script that runs them only
-if the claim keys are free. A duplicate webhook therefore never creates a second job, and a new
-one costs a single round trip.
+An ``Enqueuer`` lets RQ build one job of its function exactly as ``Queue.enqueue_call`` would
+(into a pipeline that is never executed) and turns those commands into a Lua script with the job
+id and the time left open; ``claim_and_enqueue`` runs that script, which enqueues only if the
+claim keys are free. A duplicate webhook therefore never creates a second job, and a new one
+costs a single short round trip and no job construction. The job's function takes no
+arguments: it reads what it needs by its job id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
+from rq.utils import now, utcformat
 
 # Click-to-call first: a person is waiting for their phone to ring.
 CALLBACKS = "callbacks"
@@ -37,9 +39,10 @@ class Claim:
     ttl: int
 
 
-# KEYS: the claim keys. ARGV: value, then per claim its TTL, then the RQ commands, each as
-# its argument count followed by its arguments.
-_CLAIM_AND_ENQUEUE = """
+# The claims part of the script. KEYS: the claim keys. ARGV: the value, then per claim its TTL,
+# then the job id and the time (used by the job's commands, which are generated into the script),
+# then extra commands, each as its argument count followed by its arguments.
+_CLAIMS = """
 for i, key in ipairs(KEYS) do
   local existing = redis.call('GET', key)
   if existing then
@@ -53,6 +56,10 @@ for i, key in ipairs(KEYS) do
   redis.call('SET', key, ARGV[1], 'EX', ARGV[1 + i])
 end
 local pos = 2 + #KEYS
+local id, stamp = ARGV[pos], ARGV[pos + 1]
+"""
+_EXTRA = """
+pos = pos + 2
 while pos <= #ARGV do
   local n = tonumber(ARGV[pos])
   redis.call(unpack(ARGV, pos + 1, pos + n))
@@ -61,31 +68,52 @@ end
 return {1, ARGV[1]}
 """
 
+_ID = "JOB-ID-PLACEHOLDER-0c9f5e1a"  # stands for the job id while RQ builds the template
+
 
 class Enqueuer:
-    """Builds and sends jobs for one queue; reuse one per process (it caches the server version)."""
+    """Enqueues jobs of one function with fixed options; build one per process and reuse it."""
 
-    def __init__(self, queue: Queue):
+    def __init__(self, queue: Queue, func: str, **options):
         self.queue = queue
         self.connection: Redis = queue.connection
-        self._script = self.connection.register_script(_CLAIM_AND_ENQUEUE)
+        recorder = self.connection.pipeline(transaction=False)
+        job = queue.enqueue_call(func, job_id=_ID, pipeline=recorder, **options)
+        stamps = {utcformat(job.created_at), utcformat(job.enqueued_at)}
+        encode = self.connection.get_encoder().encode
+        calls = []
+        for command, _options in recorder.command_stack:
+            calls.append("redis.call(" + ", ".join(_lua_expression(encode(arg), stamps) for arg in command) + ")")
+        recorder.reset()
+        # RQ's own commands for this job, as Lua: constants travel once, not with every request.
+        self._script = self.connection.register_script(_CLAIMS + "\n".join(calls) + _EXTRA)
 
     def claim_and_enqueue(
-        self, claims: list[Claim], value: str, func: Callable | str, *, job_id: str, extra: list[tuple] = (), **job
+        self, claims: list[Claim], value: str, *, job_id: str, extra: list[tuple] = ()
     ) -> tuple[bool, str]:
         """Set every claim key to ``value`` and enqueue the job, unless a claim key is set.
 
         Returns (True, value) when enqueued, or (False, the existing value). ``extra`` commands
         (e.g. storing a status record) run only when enqueued.
         """
-        recorder = self.connection.pipeline(transaction=False)
-        self.queue.enqueue_call(func, job_id=job_id, pipeline=recorder, **job)
+        args: list = [value, *(claim.ttl for claim in claims), job_id, utcformat(now())]
         for command in extra:
-            recorder.execute_command(*command)
-        args: list = [value, *(claim.ttl for claim in claims)]
-        for command, _options in recorder.command_stack:
             args.append(len(command))
             args.extend(command)
-        recorder.reset()
         created, existing = self._script(keys=[claim.key for claim in claims], args=args)
         return bool(created), existing.decode() if isinstance(existing, bytes) else existing
+
+
+def _lua_expression(arg: bytes, stamps: set[str]) -> str:
+    """A recorded argument as Lua: the time, a string around the job id, or a constant."""
+    if arg.decode(errors="replace") in stamps:
+        return "stamp"
+    pieces = []
+    for i, part in enumerate(arg.split(_ID.encode())):
+        pieces += (["id"] if i else []) + ([_lua_string(part)] if part else [])
+    return " .. ".join(pieces) or '""'
+
+
+def _lua_string(data: bytes) -> str:
+    """A Lua string literal of any bytes (printable ASCII kept readable)."""
+    return '"' + "".join(chr(b) if 32 <= b < 127 and b not in b'"\\' else f"\\{b:03d}" for b in data) + '"'

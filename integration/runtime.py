@@ -11,7 +11,7 @@ from functools import cached_property
 import redis
 from sqlalchemy import Engine
 
-from integration.callbacks import CallbackIntake
+from integration.callbacks import JOB, CallbackIntake, job_options
 from integration.config import Settings
 from integration.crm.base import CrmAdapter
 from integration.crm.local import LocalCrm
@@ -81,7 +81,7 @@ class Runtime:
     def intake(self) -> CallbackIntake:
         return CallbackIntake(
             self.redis,
-            Enqueuer(make_queue(CALLBACKS, self.redis)),
+            Enqueuer(make_queue(CALLBACKS, self.redis), JOB, **job_options(self.settings.callback_ttl)),
             ttl=self.settings.callback_ttl,
             debounce=self.settings.click_to_call_debounce,
         )

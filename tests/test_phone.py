@@ -1,9 +1,13 @@
 """A table of phone inputs: every extNum format of the reference, foreign, premium, garbage."""
 
+import phonenumbers
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from phonenumbers import PhoneNumberType
 
 from integration.errors import InvalidPhoneNumber
-from integration.phone import NumberType, contract_number, parse_dialable, parse_phone
+from integration.phone import _TYPES, NumberType, contract_number, parse_dialable, parse_phone
 
 # raw input → (E.164, PhoneTo, type, valid)
 REPORTED = [
@@ -143,3 +147,28 @@ def test_table_is_large_enough():
 def test_the_fast_reporting_path_agrees_with_phonenumbers(raw):
     fast, full = parse_phone(raw, classify=False), parse_phone(raw)
     assert (fast.e164, fast.country_code, fast.match_key) == (full.e164, full.country_code, full.match_key)
+
+
+def _reference(compact: str) -> tuple:
+    """What phonenumbers itself says, parsed the long way."""
+    number = phonenumbers.parse(compact, "RU")
+    kind = phonenumbers.number_type(number)
+    return (
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        phonenumbers.is_valid_number(number),
+        kind,
+        phonenumbers.region_code_for_number(number),
+        number.country_code,
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(prefix=st.sampled_from(["", "8", "7", "+7"]), national=st.from_regex(r"\A[3489][0-9]{9}\Z"))
+def test_the_russian_fast_path_classifies_like_phonenumbers(prefix, national):
+    phone = parse_phone(prefix + national)
+    assert (phone.e164, phone.valid, _NUMBER_TYPES[phone.type], phone.region, phone.country_code) == _reference(
+        prefix + national
+    )
+
+
+_NUMBER_TYPES = {ours: theirs for theirs, ours in _TYPES.items()} | {NumberType.UNKNOWN: PhoneNumberType.UNKNOWN}
