@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -197,14 +198,37 @@ def run_worker(env: dict[str, str], *args: str, timeout: float = 60) -> subproce
     )
 
 
+_WORKERS: list[subprocess.Popen] = []
+
+
 def start_worker(env: dict[str, str]) -> subprocess.Popen:
-    """``python worker.py`` running until killed."""
+    """``python worker.py`` running until killed, in a process group of its own (RQ forks its
+    scheduler): ``kill_worker`` kills the whole group, and every group is killed after the test."""
     full_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
-    return subprocess.Popen(
+    worker = subprocess.Popen(
         [sys.executable, "worker.py"],
         cwd=ROOT,
         env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
+    _WORKERS.append(worker)
+    return worker
+
+
+def kill_worker(worker: subprocess.Popen) -> None:
+    """SIGKILL a worker with everything it started, as when its machine or container dies."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(10)
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test() -> Iterator[None]:
+    yield
+    while _WORKERS:
+        worker = _WORKERS.pop()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)

@@ -3,7 +3,6 @@ Redis and a worker fail part-way: 2,000 calls over three weeks on three lines.""
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,7 +15,7 @@ from integration.jobs import reconcile_day
 from integration.ledger.db import make_engine
 from integration.ledger.deliveries import DeliveryLedger
 from integration.runtime import Runtime
-from tests.conftest import SECRET, serve, start_worker
+from tests.conftest import SECRET, kill_worker, serve, start_worker
 from tests.receiver import Receiver
 
 CALLS = 2000
@@ -48,7 +47,7 @@ def test_chaos_then_reconcile_leaves_every_call_delivered_exactly_once(service_e
         workers = [start_worker(env), start_worker(env)]
         try:
             wait_until(lambda: deliveries.counts("webhook").get("delivered", 0) > 300, 90, "no deliveries under faults")
-            os.kill(workers[0].pid, signal.SIGKILL)  # a worker dies mid-run
+            kill_worker(workers[0])  # a worker dies mid-run
             wait_until(lambda: deliveries.counts("webhook").get("delivered", 0) > 800, 90, "stalled after the kill")
             redis_conn.flushdb()  # Redis loses its queues, locks, tokens and keys mid-run
             time.sleep(3)

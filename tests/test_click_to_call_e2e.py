@@ -5,8 +5,6 @@ The invariant under test: a click-to-call never rings twice.
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,7 +17,7 @@ from integration.config import load_settings
 from integration.crm.local import LocalCrm
 from integration.queues import CALLBACKS, make_queue
 from integration.runtime import Runtime
-from tests.conftest import API_TOKEN, run_worker, serve, start_worker
+from tests.conftest import API_TOKEN, kill_worker, run_worker, serve, start_worker
 from tests.web.helpers import signed
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -107,11 +105,8 @@ def test_worker_killed_while_placing_never_rings_again(http, service_env, contro
         while not (status(http, request_id)["status"] == "placing" and control.get("callbacks")):
             assert time.time() < deadline, "the job never started placing"
             time.sleep(0.05)
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait(10)
     finally:
-        if worker.poll() is None:
-            worker.kill()
+        kill_worker(worker)
     requests.delete(control.url + "/_sandbox/faults", timeout=5)
     # The job is delivered again (an RQ requeue, a retry by hand): it must not call the operator.
     make_queue(CALLBACKS, redis_conn).enqueue_call(JOB, kwargs={"request_id": request_id}, job_id="redelivery")

@@ -8,9 +8,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from integration.ledger.db import insert_ignoring_duplicates
+from integration.ledger.db import dialect_module, insert_ignoring_duplicates
 from integration.ledger.tables import callback_requests as table
 from integration.ledger.tables import calls
 from integration.models import CallbackRequest, CallbackStatus
@@ -64,9 +63,8 @@ class CallbackLedger:
         Returns (the stored request, True) when this call made the move: only then may the
         operator be called. A request accepted before ``accepted_after`` is not moved.
         """
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         with self.engine.begin() as connection:
-            connection.execute(dialect.insert(table).on_conflict_do_nothing(), _row(request))
+            connection.execute(dialect_module(self.engine).insert(table).on_conflict_do_nothing(), _row(request))
             moved = connection.execute(
                 update(table)
                 .where(

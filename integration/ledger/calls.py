@@ -6,8 +6,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import Engine, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from integration.ledger.db import dialect_module, insert_many
 from integration.ledger.tables import calls, deliveries, sync_cursors
 from integration.models import Call, CallStatus, Direction
 
@@ -44,20 +44,16 @@ class CallLedger:
     def insert_new(self, found: Iterable[Call], now: datetime) -> list[str]:
         """Store the calls not seen before; returns the ids of those that were new.
 
-        One look-up of the batch's ids, then a plain multi-row insert of the rest (ON CONFLICT DO
-        NOTHING covers a concurrent sync): much faster than INSERT … RETURNING row by row.
+        One look-up of the batch's ids, then one executemany of the rest (ON CONFLICT DO NOTHING
+        covers a concurrent sync): much faster than INSERT … RETURNING row by row.
         """
         batch = {call.id: call for call in found}
         if not batch:
             return []
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         with self.engine.begin() as connection:
             seen = set(connection.execute(select(calls.c.id).where(calls.c.id.in_(list(batch)))).scalars())
             new = [key for key in batch if key not in seen]
-            if new:
-                connection.execute(
-                    dialect.insert(calls).on_conflict_do_nothing(), [_row(batch[key], now) for key in new]
-                )
+            insert_many(connection, calls, [_row(batch[key], now) for key in new])
         return new
 
     def link_callback(self, call_id: str, request_id: str) -> None:
@@ -103,8 +99,7 @@ class CallLedger:
 
     def advance(self, lines: Sequence[str], until: datetime, now: datetime) -> None:
         """Move the cursors of ``lines`` forward to ``until`` (never backwards)."""
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(sync_cursors)
+        statement = dialect_module(self.engine).insert(sync_cursors)
         statement = statement.on_conflict_do_update(
             index_elements=[sync_cursors.c.line],
             set_={"synced_until": statement.excluded.synced_until, "updated_at": statement.excluded.updated_at},

@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import DateTime, Engine, Table, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeDecorator
@@ -83,11 +83,46 @@ def schema_problem(engine: Engine) -> str | None:
     return None
 
 
+def dialect_module(engine: Engine):
+    """The dialect module whose ``insert`` has ON CONFLICT: postgresql or sqlite."""
+    return postgresql if engine.dialect.name == "postgresql" else sqlite
+
+
+def insert_many(connection: Connection, target: Table, rows: list[dict]) -> None:
+    """INSERT … ON CONFLICT DO NOTHING of many rows (same keys) through the driver's executemany.
+
+    For big batches SQLAlchemy's per-row parameter handling costs more than the insert itself,
+    so the statement is compiled once and only the columns' bind processors (UTC datetimes,
+    booleans) are applied to each row.
+    """
+    if not rows:
+        return
+    dialect = connection.dialect
+    names = list(rows[0])
+    compiled = (
+        dialect_module(connection.engine)
+        .insert(target)
+        .on_conflict_do_nothing()
+        .compile(dialect=dialect, column_keys=names)
+    )
+    processors = {}
+    for name in names:
+        processor = target.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            processors[name] = processor
+    order = compiled.positiontup if compiled.positional else None
+    params = []
+    for row in rows:
+        if processors:
+            row = {**row, **{name: process(row[name]) for name, process in processors.items()}}
+        params.append(tuple(row[name] for name in order) if order else row)
+    connection.exec_driver_sql(compiled.string, params)
+
+
 def insert_ignoring_duplicates(engine: Engine, target: Table, rows: list[dict]) -> list[tuple]:
     """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL; returns the new primary keys."""
     if not rows:
         return []
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(target).on_conflict_do_nothing().returning(*target.primary_key.columns)
+    statement = dialect_module(engine).insert(target).on_conflict_do_nothing().returning(*target.primary_key.columns)
     with engine.begin() as connection:
         return [tuple(row) for row in connection.execute(statement, rows)]
