@@ -22,11 +22,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from integration.cli import contacts_group, db_group, operator_group, reconcile_command, sync_command
+    from integration.cli import (
+        contacts_group,
+        db_group,
+        operator_group,
+        reconcile_command,
+        recordings_group,
+        sync_command,
+    )
     from integration.web.api import api
     from integration.web.errors import register_error_handlers
     from integration.web.forms import forms
     from integration.web.health import health
+    from integration.web.recordings import recordings
     from integration.web.state import WebState
     from integration.web.webhooks import webhooks
 
@@ -37,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime = Runtime(settings)
     app.extensions["vats"] = runtime
     app.extensions["vats.web"] = WebState(runtime)
-    for blueprint in (health, webhooks, forms, api):
+    for blueprint in (health, webhooks, forms, api, recordings):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     app.cli.add_command(operator_group)
@@ -45,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.cli.add_command(sync_command)
     app.cli.add_command(reconcile_command)
     app.cli.add_command(contacts_group)
+    app.cli.add_command(recordings_group)
 
     @app.before_request
     def _start_clock() -> None:

@@ -13,7 +13,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from integration import timeutil
 from integration.errors import IntegrationError, InvalidPhoneNumber, OutcomeUnknown, PeriodError
 from integration.models import CallFilter, Direction
+from integration.operator.auth import utc_now
 from integration.phone import contract_number, parse_dialable, parse_phone
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNKNOWN = 1, 2, 3
@@ -290,12 +291,7 @@ def reconcile_command(day: str) -> None:
     """Compare a day's calls at the operator with the CRM and deliver what is missing, now."""
     from integration.jobs import reconcile_day
 
-    if not timeutil.DATE.match(day.strip()):
-        raise click.BadParameter("use YYYY-MM-DD", param_hint="--date")
-    try:
-        moment = datetime.strptime(day.strip(), "%Y-%m-%d").date()
-    except ValueError:
-        raise click.BadParameter(f"{day} is not a calendar date", param_hint="--date") from None
+    moment = _day(day)
     runtime = _runtime()
     report = reconcile_day(runtime, moment)
     counts = report.counts
@@ -303,6 +299,47 @@ def reconcile_command(day: str) -> None:
         f"{report.day} ({runtime.settings.tz.key}): {report.operator_calls} call(s) found at the operator, "
         f"{report.new_calls} new to the ledger; {runtime.crm.name}: {counts.get('delivered', 0)} delivered, "
         f"{counts.get('pending', 0)} pending, {counts.get('failed', 0)} failed"
+    )
+    if counts.get("pending") or counts.get("failed"):
+        raise SystemExit(EXIT_FAILED)
+
+
+def _day(day: str) -> date:
+    if not timeutil.DATE.match(day.strip()):
+        raise click.BadParameter("use YYYY-MM-DD", param_hint="--date")
+    try:
+        return datetime.strptime(day.strip(), "%Y-%m-%d").date()
+    except ValueError:
+        raise click.BadParameter(f"{day} is not a calendar date", param_hint="--date") from None
+
+
+recordings_group = AppGroup("recordings", help="Call recordings.")
+
+
+@recordings_group.command("fetch")
+@click.option("--date", "day", required=True, help="YYYY-MM-DD, a day in the operator's time zone")
+@friendly_errors
+def recordings_fetch_command(day: str) -> None:
+    """Fetch every recording of a day's calls now (failed ones are asked for once more)."""
+    from integration.jobs import SYNC_LOCK_LEASE, fetch_recording_now, run_sync
+
+    runtime = _runtime()
+    start = datetime.combine(_day(day), datetime.min.time(), runtime.settings.tz)
+    end = start + timedelta(days=1)
+    if run_sync(runtime, start, end, wait=SYNC_LOCK_LEASE) is None:
+        _fail("another sync held the lock for too long; try again", EXIT_FAILED)
+    call_ids = [call.id for call in runtime.call_ledger.between(start, end)]
+    found = runtime.call_ledger.with_recordings(call_ids)
+    ledger = runtime.recording_ledger
+    ledger.ensure(found, utc_now())
+    ledger.retry([call_id for call_id, _ in found], utc_now())
+    counts: dict[str, int] = {}
+    for call_id, _ in found:
+        status = fetch_recording_now(runtime, call_id)
+        counts[status] = counts.get(status, 0) + 1
+    click.echo(
+        f"{start.date()} ({runtime.settings.tz.key}): {len(found)} call(s) with a recording; "
+        + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("stored", "pending", "failed", "deleted"))
     )
     if counts.get("pending") or counts.get("failed"):
         raise SystemExit(EXIT_FAILED)

@@ -77,6 +77,10 @@ class Settings:
     match_multiple: str = "most_recent"
     match_unknown: str = "skip"
     integration_config: str = "integration.toml"
+    recordings_dir: str = "var/recordings"
+    recording_link_keys: tuple[str, ...] = field(default=(), repr=False)
+    recording_link_ttl: int = 0
+    recording_retention_days: int = 0
     users: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -176,6 +180,12 @@ def _whole(value: str) -> int:
     return int(value)
 
 
+def _days(value: str) -> int:
+    if not value.strip().isdigit():
+        raise ValueError("must be a whole number of days (0: keep forever)")
+    return int(value)
+
+
 def _positive_whole(value: str) -> int:
     if not value.strip().isdigit() or int(value) == 0:
         raise ValueError("must be a whole number of seconds, at least 1")
@@ -202,6 +212,15 @@ def _secrets(value: str) -> tuple[str, ...]:
         except (ValueError, binascii.Error):
             raise ValueError("must be whsec_ followed by base64") from None
     return secrets
+
+
+def _link_keys(value: str) -> tuple[str, ...]:
+    keys = tuple(value.split())
+    if not keys or any(len(key) < 32 for key in keys):
+        raise ValueError(
+            "must be keys of at least 32 characters separated by spaces (e.g. from `openssl rand -hex 32`)"
+        )
+    return keys
 
 
 def _rate(value: str) -> RateLimit:
@@ -269,6 +288,10 @@ SETTINGS: list[tuple[str, str, Callable[[str], Any], bool]] = [
     ("MATCH_MULTIPLE", "match_multiple", _choice("most_recent", "all", "none"), False),
     ("MATCH_UNKNOWN", "match_unknown", _choice("skip", "create_contact"), False),
     ("INTEGRATION_CONFIG", "integration_config", _text, False),
+    ("RECORDINGS_DIR", "recordings_dir", _text, False),
+    ("RECORDING_LINK_KEYS", "recording_link_keys", _link_keys, False),
+    ("RECORDING_LINK_TTL", "recording_link_ttl", _whole, False),
+    ("RECORDING_RETENTION_DAYS", "recording_retention_days", _days, False),
 ]
 
 

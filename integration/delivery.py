@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from integration.crm.base import CrmAdapter, CrmError
 from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
 from integration.ledger.deliveries import DELIVERED, DeliveryLedger
-from integration.ledger.outbox import Outbox
+from integration.ledger.outbox import INCLUDED, Outbox
 from integration.models import Activity, Call, CallbackRequest, Match, MatchKind
 from integration.phone import RUSSIA_COUNTRY_CODE, phone_from_e164
 
@@ -99,8 +99,12 @@ def deliver_call(
     region: str,
     now: datetime,
     callbacks: CallbackLedger | None = None,
+    recording_url: Callable[[str], str | None] = lambda call_id: None,
 ) -> str:
-    """Write one call into the CRM unless it is there already; returns the delivery status."""
+    """Write one call into the CRM unless it is there already; returns the delivery status.
+
+    ``recording_url`` gives the link of the call's recording when it is already stored.
+    """
     deliveries.ensure([call_id], crm.name, now)
     delivery = deliveries.get(call_id, crm.name)
     if delivery.status != "pending":
@@ -109,22 +113,36 @@ def deliver_call(
     try:
         match = match_call(call, crm, policies, own_numbers, region)
         callback = callbacks.get(call.callback_request_id) if callbacks and call.callback_request_id else None
-        crm_id = crm.write_activity(activity_for(call, match, users_by_line, callback))
+        link = recording_url(call_id)
+        activity = replace(activity_for(call, match, users_by_line, callback), recording_url=link)
+        crm_id = crm.write_activity(activity)
     except CrmError as exc:
         give_up = not exc.retryable or now - delivery.created_at >= RETRY_WINDOW
         next_at = None if give_up else now + timedelta(seconds=retry_delay(delivery.attempts))
         deliveries.mark_failed_attempt(call_id, crm.name, str(exc), next_at)
         log.warning("delivery of %s to %s failed (attempt %d): %s", call_id, crm.name, delivery.attempts + 1, exc)
         return "pending" if next_at else "failed"
-    deliveries.mark_delivered(call_id, crm.name, crm_id, match, now)
+    deliveries.mark_delivered(call_id, crm.name, crm_id, match, now, with_recording=link is not None)
     return DELIVERED
 
 
-def send_event(event_id: str, *, outbox: Outbox, crm, now: datetime) -> str:
-    """Send one outbox event through the CRM (``crm.send``), with the delivery retry rules."""
+def send_event(event_id: str, *, outbox: Outbox, crm, now: datetime, deliveries: DeliveryLedger | None = None) -> str:
+    """Send one outbox event through the CRM (``crm.send``), with the delivery retry rules.
+
+    ``recording.ready`` follows its call's ``call.completed``: it waits while that is pending, and
+    is not sent at all when ``call.completed`` already carried the recording.
+    """
     event = outbox.get(event_id)
     if event is None or event.status != "pending":
         return event.status if event else "missing"
+    if event.type == "recording.ready" and deliveries is not None:
+        call_delivery = deliveries.get(event.subject, crm.name)
+        if call_delivery is not None and call_delivery.status == "pending":
+            outbox.finish(event_id, now, "waiting for call.completed", now + timedelta(seconds=retry_delay(3)))
+            return "pending"
+        if call_delivery is not None and call_delivery.status == DELIVERED and call_delivery.with_recording:
+            outbox.settle(event_id, INCLUDED, now)
+            return INCLUDED
     try:
         crm.send(event.type, event.subject, event.data)
     except CrmError as exc:

@@ -22,6 +22,7 @@ from integration.crm.webhook import event_id
 from integration.errors import OperatorUnavailable
 from integration.operator.auth import utc_now
 from integration.queues import DEFAULT, make_queue
+from integration.recordings import fetch
 from integration.runtime import Runtime
 from integration.sync import SyncResult
 
@@ -102,7 +103,7 @@ def enqueue_event(queue, event: str, attempt: int) -> None:
 def send_event(event: str) -> str:
     """Send one outbox event (e.g. callback.finished) to the CRM."""
     rt = runtime()
-    status = delivery.send_event(event, outbox=rt.outbox, crm=rt.crm, now=utc_now())
+    status = delivery.send_event(event, outbox=rt.outbox, crm=rt.crm, now=utc_now(), deliveries=rt.delivery_ledger)
     rt.metrics.inc("vats_events_total", crm=rt.crm.name, outcome=status)
     return status
 
@@ -155,6 +156,7 @@ def run_sync(
             callbacks=rt.callback_ledger,
         )
         queue_deliveries(rt, result.new_ids)
+        queue_recordings(rt, result.new_ids)
         return result
     finally:
         try:
@@ -185,6 +187,76 @@ def queue_deliveries(rt: Runtime, call_ids: list[str]) -> None:
         enqueue_delivery(queue, crm, call_id, attempt=0)
 
 
+def queue_recordings(rt: Runtime, call_ids: list[str]) -> None:
+    """Record a pending recording for each new call that has one, and queue its fetch."""
+    found = rt.call_ledger.with_recordings(call_ids) if call_ids else []
+    if not found:
+        return
+    rt.recording_ledger.ensure(found, utc_now())
+    queue = make_queue(DEFAULT, rt.redis)
+    for call_id, _ in found:
+        enqueue_fetch(queue, call_id, attempt=0)
+
+
+def enqueue_fetch(queue, call_id: str, attempt: int) -> None:
+    digest = hashlib.sha1(call_id.encode()).hexdigest()[:20]
+    enqueue_once(queue, "integration.jobs.fetch_recording", call_id, f"recording-{digest}-{attempt}")
+
+
+def fetch_recording_now(rt: Runtime, call_id: str) -> str:
+    """``recordings.fetch.fetch_recording`` with this process's parts; announces what it stored."""
+    status = fetch.fetch_recording(
+        call_id, ledger=rt.recording_ledger, operator=rt.operator, store=rt.recording_store, now=utc_now()
+    )
+    if status == "stored":
+        announce_recording(rt, call_id)
+    return status
+
+
+@measured
+def fetch_recording(call_id: str) -> str:
+    """Fetch and store one call's recording; "not ready yet" and faults are retried from the ledger."""
+    rt = runtime()
+    status = fetch_recording_now(rt, call_id)
+    rt.metrics.inc("vats_recordings_total", outcome=status)
+    return status
+
+
+def announce_recording(rt: Runtime, call_id: str) -> None:
+    """Put ``recording.ready`` in the outbox (CRMs that take events); the sweeper repeats this
+    for a recording whose announcement a crash cut short."""
+    recording = rt.recording_ledger.get(call_id)
+    if rt.crm.events and recording.status == "stored":
+        event = event_id("recording.ready", recording.id)
+        data = {
+            "call_id": call_id,
+            "recording_id": recording.id,
+            "url": rt.links.url(recording.id, time.time()),
+            "content_type": "audio/mpeg",
+            "size": recording.size,
+            "sha256": recording.sha256,
+        }
+        if rt.outbox.add(event, "recording.ready", call_id, data, utc_now()):
+            enqueue_event(make_queue(DEFAULT, rt.redis), event, attempt=0)
+    rt.recording_ledger.mark_announced(call_id)
+
+
+@measured
+def clean_recordings() -> int:
+    """Delete recordings older than RECORDING_RETENTION_DAYS (the ledger says so), and partial
+    files left by killed downloads."""
+    rt = runtime()
+    removed = rt.recording_store.remove_abandoned()
+    days = rt.settings.recording_retention_days
+    if days:
+        now = utc_now()
+        for recording in rt.recording_ledger.stored_before(now - timedelta(days=days), limit=10_000):
+            rt.recording_store.delete(recording.storage_key)
+            rt.recording_ledger.mark_deleted(recording.call_id, now)
+            removed += 1
+    return removed
+
+
 def enqueue_delivery(queue, crm: str, call_id: str, attempt: int) -> None:
     """One job per call and attempt, however many times it is asked for."""
     digest = hashlib.sha1(call_id.encode()).hexdigest()[:20]
@@ -205,6 +277,7 @@ def deliver_now(rt: Runtime, call_id: str) -> str:
         region=settings.default_region,
         now=utc_now(),
         callbacks=rt.callback_ledger,
+        recording_url=rt.recording_url,
     )
 
 
@@ -219,8 +292,8 @@ def deliver_call(call_id: str) -> str:
 
 @measured
 def retry_due_deliveries() -> int:
-    """Queue every pending delivery whose next attempt is due (also those Redis lost, and calls
-    whose delivery row was never made)."""
+    """Queue every pending delivery, event and recording whose next attempt is due (also those
+    Redis lost, and calls whose delivery or recording row was never made)."""
     rt = runtime()
     queue = make_queue(DEFAULT, rt.redis)
     rt.delivery_ledger.ensure(rt.delivery_ledger.undelivered_calls(rt.crm.name), rt.crm.name, utc_now())
@@ -230,7 +303,13 @@ def retry_due_deliveries() -> int:
     events = rt.outbox.due(utc_now()) if rt.crm.events else []
     for event in events:
         enqueue_event(queue, event.id, event.attempts)
-    return len(due) + len(events)
+    rt.recording_ledger.ensure(rt.recording_ledger.missing(), utc_now())
+    recordings = rt.recording_ledger.due(utc_now())
+    for recording in recordings:
+        enqueue_fetch(queue, recording.call_id, recording.attempts)
+    for recording in rt.recording_ledger.unannounced():
+        announce_recording(rt, recording.call_id)
+    return len(due) + len(events) + len(recordings)
 
 
 @measured

@@ -6,6 +6,7 @@ Nothing connects at import or construction; each resource is made on first use a
 
 from __future__ import annotations
 
+import time
 from functools import cached_property
 
 import redis
@@ -21,10 +22,13 @@ from integration.ledger.calls import CallLedger
 from integration.ledger.db import make_engine
 from integration.ledger.deliveries import DeliveryLedger
 from integration.ledger.outbox import Outbox
+from integration.ledger.recordings import RecordingLedger
 from integration.metrics import Metrics
 from integration.operator.client import OperatorClient
 from integration.operator.factory import build_operator_client
 from integration.queues import CALLBACKS, Enqueuer, make_queue
+from integration.recordings.links import LinkSigner
+from integration.recordings.storage import LocalStore
 
 
 class Runtime:
@@ -69,6 +73,26 @@ class Runtime:
     @cached_property
     def outbox(self) -> Outbox:
         return Outbox(self.engine)
+
+    @cached_property
+    def recording_ledger(self) -> RecordingLedger:
+        return RecordingLedger(self.engine)
+
+    @cached_property
+    def recording_store(self) -> LocalStore:
+        return LocalStore(self.settings.recordings_dir)
+
+    @cached_property
+    def links(self) -> LinkSigner:
+        settings = self.settings
+        return LinkSigner(settings.recording_link_keys, settings.public_url, settings.recording_link_ttl)
+
+    def recording_url(self, call_id: str) -> str | None:
+        """The signed link of a call's stored recording (None: none stored, or links are off)."""
+        recording = self.recording_ledger.get(call_id) if self.links.enabled else None
+        if recording is None or recording.status != "stored":
+            return None
+        return self.links.url(recording.id, time.time())
 
     @cached_property
     def crm(self) -> CrmAdapter:

@@ -61,6 +61,7 @@ def periodic_tasks(settings: Settings) -> list[Periodic]:
         Periodic("retry_due_deliveries", "integration.jobs.retry_due_deliveries", every=5),
         # 00:00 UTC = 03:00 in Moscow: re-read the whole previous day once it is surely complete.
         Periodic("recheck_yesterday", "integration.jobs.recheck_yesterday", every=86400, at=0),
+        Periodic("clean_recordings", "integration.jobs.clean_recordings", every=3600),
     ]
 
 

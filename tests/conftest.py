@@ -120,6 +120,7 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.
 SECRET = "whsec_" + base64.b64encode(b"test-secret-test-secret-32bytes!").decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"an-older-secret-still-accepted!!").decode()
 API_TOKEN = "test-api-token"
+LINK_KEY = "test-recording-link-key-0123456789abcdef"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 

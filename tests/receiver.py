@@ -38,10 +38,19 @@ class Receiver:
                 return {"error": "temporarily unavailable"}, 503
             event = json.loads(body)
             self.events.setdefault(msg_id, event)
-            self.ids_by_subject[event["data"].get("call_id") or event["data"].get("id")].add(msg_id)
+            subject = event["data"].get("call_id") or event["data"].get("id")
+            self.ids_by_subject[(event["type"], subject)].add(msg_id)
             if roll < self.fail_rate + self.fail_after_store_rate:
                 return {"error": "stored, but answered badly"}, 500
         return {"id": msg_id}, 200
+
+    def of_type(self, event_type: str) -> dict[str, dict]:
+        """webhook-id → event, for the events of one type."""
+        return {msg_id: event for msg_id, event in self.events.items() if event["type"] == event_type}
+
+    def ids_of(self, event_type: str) -> dict[str, set[str]]:
+        """subject (call or request id) → the webhook-ids it was sent with, for one event type."""
+        return {subject: ids for (kind, subject), ids in self.ids_by_subject.items() if kind == event_type}
 
     def stop_failing(self) -> None:
         with self.lock:

@@ -68,8 +68,9 @@ def test_chaos_then_reconcile_leaves_every_call_delivered_exactly_once(service_e
         runtime.engine.dispose()
         engine.dispose()
     canonical = control.get("calls")
-    assert len(receiver.events) == len(canonical) == CALLS
-    assert len(receiver.ids_by_subject) == CALLS and all(len(ids) == 1 for ids in receiver.ids_by_subject.values())
+    completed, ids = receiver.of_type("call.completed"), receiver.ids_of("call.completed")
+    assert len(completed) == len(canonical) == CALLS
+    assert len(ids) == CALLS and all(len(one) == 1 for one in ids.values())
     assert sum(receiver.attempts.values()) > CALLS
-    keys = {(e["data"]["line"], e["data"]["started_at"][:19]) for e in receiver.events.values()}
+    keys = {(e["data"]["line"], e["data"]["started_at"][:19]) for e in completed.values()}
     assert keys == {(c["num"], c["started_at"][:19]) for c in canonical}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import jsonschema
 import pytest
@@ -15,9 +15,11 @@ from integration.crm.schemas import CALL_COMPLETED_SCHEMA, CALLBACK_FINISHED_SCH
 from integration.crm.webhook import WebhookCrm, event_id
 from integration.ledger.db import make_engine
 from integration.ledger.deliveries import DeliveryLedger
+from integration.ledger.outbox import Outbox
+from integration.ledger.recordings import RecordingLedger
 from integration.models import Activity, CallStatus, Direction
 from integration.signatures import SignatureVerifier
-from tests.conftest import SECRET, serve, start_worker
+from tests.conftest import LINK_KEY, SECRET, serve, start_worker
 from tests.receiver import Receiver
 
 URL = "https://crm.test/hook"
@@ -104,23 +106,41 @@ def test_every_call_reaches_a_flaky_receiver_exactly_once(service_env, control, 
             "CRM_WEBHOOK_URL": url + "/hook",
             "CRM_WEBHOOK_SECRET": SECRET,
             "SYNC_INTERVAL": "1",
+            "RECORDING_LINK_KEYS": LINK_KEY,
         }
         worker = start_worker(env)
+        recorded = [c for c in control.get("calls") if c["record_file_id"]]
         try:
             engine = make_engine(env["DATABASE_URL"])
+            recordings, outbox = RecordingLedger(engine), Outbox(engine)
             deadline = time.time() + 120
-            while DeliveryLedger(engine).counts("webhook").get("delivered", 0) < 300:
-                assert time.time() < deadline, DeliveryLedger(engine).counts("webhook")
+            while (
+                DeliveryLedger(engine).counts("webhook").get("delivered", 0) < 300
+                or recordings.counts().get("stored", 0) < len(recorded)
+                or outbox.due(datetime.now(UTC) + timedelta(days=1))
+            ):
+                assert time.time() < deadline, (DeliveryLedger(engine).counts("webhook"), recordings.counts())
                 time.sleep(0.5)
         finally:
             worker.terminate()
             worker.wait(20)
             engine.dispose()
-    assert len(receiver.events) == 300
+    completed = receiver.of_type("call.completed")
+    assert len(completed) == 300
     assert all(len(ids) == 1 for ids in receiver.ids_by_subject.values())
     assert sum(receiver.attempts.values()) > 300  # the faults really happened
+    # Each recording reaches the CRM once: in call.completed when it was stored first, else as
+    # recording.ready (one webhook-id), with the sandbox's bytes behind it.
+    ready = {event["data"]["call_id"]: event["data"] for event in receiver.of_type("recording.ready").values()}
+    links = {event["data"]["call_id"]: event["data"]["recording_url"] for event in completed.values()}
+    assert recorded and len(ready) + sum(1 for url in links.values() if url) == len(recorded)
+    for call in recorded:
+        call_id = f"rec:{call['record_file_id']}"
+        assert (links[call_id] is None) == (call_id in ready)
+        if call_id in ready:
+            assert ready[call_id]["sha256"] == call["recording_sha256"]
     canonical = {(c["num"], c["started_at"][:19]): c for c in control.get("calls")}
-    for event in receiver.events.values():
+    for event in completed.values():
         data = event["data"]
         truth = canonical[(data["line"], data["started_at"][:19])]
         assert (data["duration"], data["external"]["raw"], data["external"]["e164"]) == (

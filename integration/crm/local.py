@@ -10,7 +10,7 @@ from sqlalchemy import Engine, or_, select
 
 from integration.errors import InvalidPhoneNumber
 from integration.ledger.db import insert_ignoring_duplicates
-from integration.ledger.tables import activities, contacts
+from integration.ledger.tables import activities, contacts, recordings
 from integration.models import Activity, Contact
 from integration.operator.auth import utc_now
 from integration.phone import Phone, parse_phone
@@ -66,8 +66,13 @@ class LocalCrm:
             ]
 
     def activities_page(self, limit: int, offset: int, contact_id: str | None = None) -> list[dict]:
+        stored = (recordings.c.call_id == activities.c.call_id) & (recordings.c.status == "stored")
         statement = (
-            select(activities).order_by(activities.c.started_at.desc(), activities.c.id).limit(limit).offset(offset)
+            select(activities, recordings.c.id.label("recording_id"))
+            .select_from(activities.outerjoin(recordings, stored))
+            .order_by(activities.c.started_at.desc(), activities.c.id)
+            .limit(limit)
+            .offset(offset)
         )
         if contact_id is not None:
             statement = statement.where(activities.c.contact_ids.like(f'%"{contact_id}"%'))
@@ -85,6 +90,7 @@ class LocalCrm:
                     "external": {"e164": r.ext_e164, "raw": r.ext_raw},
                     "responsible_user": r.responsible_user,
                     "callback_request_id": r.callback_request_id,
+                    "recording_id": r.recording_id,
                 }
                 for r in connection.execute(statement)
             ]

@@ -56,6 +56,18 @@ class CallLedger:
             insert_many(connection, calls, [_row(batch[key], now) for key in new])
         return new
 
+    def with_recordings(self, call_ids: list[str]) -> list[tuple[str, str]]:
+        """(call id, operator record file id) of those calls that have a recording."""
+        found = []
+        with self.engine.connect() as connection:
+            for start in range(0, len(call_ids), 500):
+                found += connection.execute(
+                    select(calls.c.id, calls.c.record_file_id).where(
+                        calls.c.id.in_(call_ids[start : start + 500]), calls.c.record_file_id.is_not(None)
+                    )
+                ).all()
+        return [tuple(row) for row in found]
+
     def link_callback(self, call_id: str, request_id: str) -> None:
         with self.engine.begin() as connection:
             connection.execute(update(calls).where(calls.c.id == call_id).values(callback_request_id=request_id))

@@ -29,6 +29,7 @@ class Delivery:
     match: str | None = None
     candidates: str | None = None
     delivered_at: datetime | None = None
+    with_recording: bool | None = None
 
 
 class DeliveryLedger:
@@ -50,7 +51,9 @@ class DeliveryLedger:
             ).first()
         return Delivery(**row._mapping) if row else None
 
-    def mark_delivered(self, call_id: str, crm: str, crm_id: str, match: Match, now: datetime) -> bool:
+    def mark_delivered(
+        self, call_id: str, crm: str, crm_id: str, match: Match, now: datetime, with_recording: bool = False
+    ) -> bool:
         statement = (
             update(deliveries)
             .where(deliveries.c.call_id == call_id, deliveries.c.crm == crm, deliveries.c.status != DELIVERED)
@@ -62,6 +65,7 @@ class DeliveryLedger:
                 attempts=deliveries.c.attempts + 1,
                 match=match.kind.value,
                 candidates=json.dumps(list(match.candidates)),
+                with_recording=with_recording,
             )
         )
         with self.engine.begin() as connection:

@@ -12,6 +12,7 @@ from integration.ledger.db import insert_ignoring_duplicates
 from integration.ledger.tables import outbox
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+INCLUDED = "included"  # not sent: what it says already reached the CRM another way
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,12 @@ class Outbox:
         statement = update(outbox).where(outbox.c.id == event_id, outbox.c.status == PENDING)
         with self.engine.begin() as connection:
             connection.execute(statement.values(attempts=outbox.c.attempts + 1, **values))
+
+    def settle(self, event_id: str, status: str, now: datetime) -> None:
+        """Close a pending event without sending it (e.g. ``included``)."""
+        statement = update(outbox).where(outbox.c.id == event_id, outbox.c.status == PENDING)
+        with self.engine.begin() as connection:
+            connection.execute(statement.values(status=status, delivered_at=now, next_attempt_at=None))
 
     def due(self, now: datetime, limit: int = 500) -> list[Event]:
         with self.engine.connect() as connection:

@@ -75,6 +75,7 @@ deliveries = Table(
     Column("candidates", Text),  # JSON list of the CRM contact ids considered
     Column("created_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime),
+    Column("with_recording", Boolean),  # the delivered activity already carried the recording link
 )
 Index("ix_deliveries_due", deliveries.c.status, deliveries.c.next_attempt_at)
 
@@ -127,3 +128,23 @@ outbox = Table(
     Column("delivered_at", UTCDateTime),
 )
 Index("ix_outbox_due", outbox.c.status, outbox.c.next_attempt_at)
+
+recordings = Table(
+    "recordings",
+    metadata,
+    Column("call_id", String(64), ForeignKey("calls.id"), primary_key=True),
+    Column("id", String(32), nullable=False, unique=True),  # public id, in links
+    Column("record_file_id", String(64), nullable=False),
+    Column("status", String(12), nullable=False),  # pending, stored, failed, deleted
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("next_attempt_at", UTCDateTime),
+    Column("size", Integer),
+    Column("sha256", String(64)),
+    Column("storage_key", String(80)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("stored_at", UTCDateTime),
+    Column("deleted_at", UTCDateTime),
+    Column("announced", Boolean, nullable=False, default=False),  # recording.ready is in the outbox
+    Index("ix_recordings_due", "status", "next_attempt_at"),
+)

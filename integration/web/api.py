@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import time
 
 from flask import Blueprint, jsonify, request
 from marshmallow import ValidationError
@@ -148,4 +149,9 @@ def list_activities():
     """The local CRM's call activities, newest first: ``contact_id``, ``limit``, ``offset``."""
     crm = _local_crm()
     limit, offset = _page()
-    return _paged(crm.activities_page(limit, offset, request.args.get("contact_id")), limit, offset)
+    links, now = web().runtime.links, time.time()
+    items = crm.activities_page(limit, offset, request.args.get("contact_id"))
+    for item in items:
+        recording_id = item.pop("recording_id")
+        item["recording_url"] = links.url(recording_id, now) if recording_id else None
+    return _paged(items, limit, offset)

@@ -1,0 +1,169 @@
+"""Recordings per call: pending → stored (→ deleted by retention), or failed."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, func, select, update
+
+from integration.ledger.db import insert_ignoring_duplicates
+from integration.ledger.tables import calls, recordings
+
+PENDING, STORED, FAILED, DELETED = "pending", "stored", "failed", "deleted"
+
+
+@dataclass(frozen=True)
+class Recording:
+    call_id: str
+    id: str
+    record_file_id: str
+    status: str
+    attempts: int
+    created_at: datetime
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    size: int | None = None
+    sha256: str | None = None
+    storage_key: str | None = None
+    stored_at: datetime | None = None
+    deleted_at: datetime | None = None
+    announced: bool = False
+
+
+def public_id(call_id: str) -> str:
+    """The recording's id in links: stable, URL-safe, and says nothing about the call."""
+    return hashlib.sha256(f"recording:{call_id}".encode()).hexdigest()[:32]
+
+
+class RecordingLedger:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def ensure(self, found: Iterable[tuple[str, str]], now: datetime) -> None:
+        """A pending recording for each (call id, operator record file id) not known yet."""
+        rows = [
+            {
+                "call_id": call_id,
+                "id": public_id(call_id),
+                "record_file_id": record_file_id,
+                "status": PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "announced": False,
+            }
+            for call_id, record_file_id in found
+        ]
+        insert_ignoring_duplicates(self.engine, recordings, rows)
+
+    def missing(self, limit: int = 500) -> list[tuple[str, str]]:
+        """Calls with a recording id that have no recording row yet."""
+        joined = calls.outerjoin(recordings, recordings.c.call_id == calls.c.id)
+        statement = (
+            select(calls.c.id, calls.c.record_file_id)
+            .select_from(joined)
+            .where(calls.c.record_file_id.is_not(None), recordings.c.call_id.is_(None))
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(statement)]
+
+    def get(self, call_id: str) -> Recording | None:
+        return self._one(recordings.c.call_id == call_id)
+
+    def by_public_id(self, recording_id: str) -> Recording | None:
+        return self._one(recordings.c.id == recording_id)
+
+    def stored_for(self, call_ids: list[str]) -> dict[str, Recording]:
+        """The stored recordings of these calls, by call id."""
+        if not call_ids:
+            return {}
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(recordings).where(recordings.c.call_id.in_(call_ids), recordings.c.status == STORED)
+            )
+            return {row.call_id: Recording(**row._mapping) for row in rows}
+
+    def mark_stored(self, call_id: str, size: int, sha256: str, storage_key: str, now: datetime) -> bool:
+        return self._move(
+            call_id,
+            [PENDING],
+            status=STORED,
+            size=size,
+            sha256=sha256,
+            storage_key=storage_key,
+            stored_at=now,
+            next_attempt_at=None,
+            last_error=None,
+            attempts=recordings.c.attempts + 1,
+        )
+
+    def mark_attempt(self, call_id: str, error: str, next_attempt_at: datetime | None) -> None:
+        """Count a failed attempt; without ``next_attempt_at`` the recording is given up (``failed``)."""
+        self._move(
+            call_id,
+            [PENDING],
+            status=PENDING if next_attempt_at else FAILED,
+            last_error=error[:2000],
+            next_attempt_at=next_attempt_at,
+            attempts=recordings.c.attempts + 1,
+        )
+
+    def unannounced(self, limit: int = 500) -> list[Recording]:
+        """Stored recordings whose ``recording.ready`` event is not in the outbox yet."""
+        return self._many(
+            select(recordings).where(recordings.c.status == STORED, recordings.c.announced.is_(False)).limit(limit)
+        )
+
+    def mark_announced(self, call_id: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(update(recordings).where(recordings.c.call_id == call_id).values(announced=True))
+
+    def mark_deleted(self, call_id: str, now: datetime) -> bool:
+        return self._move(call_id, [STORED], status=DELETED, deleted_at=now)
+
+    def retry(self, call_ids: list[str], now: datetime) -> None:
+        """Failed recordings of these calls become pending again (a backfill asks once more)."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(recordings)
+                .where(recordings.c.call_id.in_(call_ids), recordings.c.status == FAILED)
+                .values(status=PENDING, next_attempt_at=now, created_at=now)
+            )
+
+    def due(self, now: datetime, limit: int = 500) -> list[Recording]:
+        return self._many(
+            select(recordings)
+            .where(recordings.c.status == PENDING, recordings.c.next_attempt_at <= now)
+            .order_by(recordings.c.next_attempt_at)
+            .limit(limit)
+        )
+
+    def stored_before(self, moment: datetime, limit: int = 500) -> list[Recording]:
+        return self._many(
+            select(recordings).where(recordings.c.status == STORED, recordings.c.stored_at < moment).limit(limit)
+        )
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(recordings.c.status, func.count()).group_by(recordings.c.status))
+            return {status: count for status, count in rows}
+
+    def _one(self, condition) -> Recording | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(recordings).where(condition)).first()
+        return Recording(**row._mapping) if row else None
+
+    def _many(self, statement) -> list[Recording]:
+        with self.engine.connect() as connection:
+            return [Recording(**row._mapping) for row in connection.execute(statement)]
+
+    def _move(self, call_id: str, sources: list[str], **values) -> bool:
+        statement = (
+            update(recordings).where(recordings.c.call_id == call_id, recordings.c.status.in_(sources)).values(**values)
+        )
+        with self.engine.begin() as connection:
+            return connection.execute(statement).rowcount == 1

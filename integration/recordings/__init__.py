@@ -1,0 +1,1 @@
+"""Recordings: storage, signed links, and the fetch flow (no Flask, no RQ)."""

@@ -1,0 +1,46 @@
+"""Recording fetch (flow 2, recordings), without Flask or RQ.
+
+``fetch_recording`` downloads a call's recording with the client's streaming decode, which checks
+that it is audio and hashes it on the way, into the store under a temporary name that becomes
+visible only when complete; then the ledger records size and sha256. "Not ready yet" (the
+operator answers 404) and operator faults are retried with backoff for ``WAIT_WINDOW``; answers
+that will never become a recording fail at once. A stored recording is never fetched again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from integration.delivery import retry_delay
+from integration.errors import InvalidResponse, OperatorError, RequestRejected
+from integration.ledger.recordings import PENDING, STORED, RecordingLedger
+from integration.operator.client import OperatorClient
+from integration.recordings.storage import RecordingStore
+
+log = logging.getLogger(__name__)
+
+WAIT_WINDOW = timedelta(hours=48)  # how long a recording may take to appear, faults included
+
+
+def fetch_recording(
+    call_id: str, *, ledger: RecordingLedger, operator: OperatorClient, store: RecordingStore, now: datetime
+) -> str:
+    """Fetch and store one call's recording unless done; returns its status afterwards."""
+    recording = ledger.get(call_id)
+    if recording is None or recording.status != PENDING:
+        return recording.status if recording else "missing"
+    key = f"{recording.id}.mp3"
+    try:
+        with store.writer(key) as sink:
+            downloaded = operator.download_recording(recording.record_file_id, sink)
+    except OperatorError as exc:
+        permanent = isinstance(exc, InvalidResponse) or (isinstance(exc, RequestRejected) and exc.status != 404)
+        give_up = permanent or now - recording.created_at >= WAIT_WINDOW
+        next_at = None if give_up else now + timedelta(seconds=retry_delay(recording.attempts))
+        reason = "not ready yet" if isinstance(exc, RequestRejected) and exc.status == 404 else str(exc)
+        ledger.mark_attempt(call_id, reason, next_at)
+        log.warning("recording of %s: %s (attempt %d)", call_id, reason, recording.attempts + 1)
+        return PENDING if next_at else "failed"
+    ledger.mark_stored(call_id, downloaded.size, downloaded.sha256, key, now)
+    return STORED

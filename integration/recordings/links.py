@@ -1,0 +1,51 @@
+"""Signed recording links: ``/recordings/<id>.mp3?sig=…`` (and ``exp=…`` when links expire).
+
+The signature is HMAC-SHA256 over the id and the expiry with the first of ``RECORDING_LINK_KEYS``;
+every key in the list is accepted, so a key can be rotated without breaking links already in the
+CRM. Comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Sequence
+from urllib.parse import urlencode
+
+
+class LinkSigner:
+    def __init__(self, keys: Sequence[str], public_url: str, ttl: int = 0):
+        self.keys = [key.encode() for key in keys]
+        self.public_url = public_url.rstrip("/")
+        self.ttl = ttl
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.keys)
+
+    def url(self, recording_id: str, now: float) -> str | None:
+        """The link to hand out (None when no key is configured)."""
+        if not self.keys:
+            return None
+        params = {}
+        if self.ttl:
+            params["exp"] = str(int(now) + self.ttl)
+        params["sig"] = _signature(self.keys[0], recording_id, params.get("exp", ""))
+        return f"{self.public_url}/recordings/{recording_id}.mp3?{urlencode(params)}"
+
+    def verify(self, recording_id: str, signature: str | None, expires: str | None, now: float) -> bool:
+        """True when some key signed exactly this id and expiry, and the link has not expired."""
+        if not signature or not self.keys:
+            return False
+        if expires and (not expires.isdigit() or int(expires) < now):
+            return False
+        good = False
+        for key in self.keys:  # no early exit: every key costs the same
+            good |= hmac.compare_digest(_signature(key, recording_id, expires or ""), signature)
+        return good
+
+
+def _signature(key: bytes, recording_id: str, expires: str) -> str:
+    digest = hmac.new(key, f"{recording_id}.{expires}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
