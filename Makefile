@@ -31,3 +31,5 @@ bench: $(VENV)/.dev
 	$(PY) contrib/bench/recording_decode.py
 	$(PY) contrib/bench/ingest.py
 	$(PY) contrib/bench/latency.py
+	$(PY) contrib/bench/pipeline.py
+	$(PY) contrib/bench/recordings.py

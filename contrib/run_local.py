@@ -80,6 +80,7 @@ def main() -> int:
             "demo-webhook-secret", lambda: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         )
         api_token = remembered("demo-api-token", lambda: secrets.token_urlsafe(24))
+        link_key = remembered("demo-recording-link-key", lambda: secrets.token_hex(32))
         env |= {
             "OPERATOR_API_URL": f"http://127.0.0.1:{SANDBOX_PORT}",
             "OPERATOR_AUTHORIZATION_TOKEN": token_file.read_text(),
@@ -88,6 +89,8 @@ def main() -> int:
             "WEBHOOK_SECRET": secret,
             "API_TOKEN": api_token,
             "CORS_ORIGINS": "*",
+            "RECORDING_LINK_KEYS": link_key,
+            "RECORDINGS_DIR": str(ROOT / "var" / "recordings"),
             "SYNC_INTERVAL": "5",
             "SYNC_FIRST_WINDOW": str(8 * 86400),
         }
@@ -151,6 +154,10 @@ def main() -> int:
         print(f"{_delivered(base, auth)} call(s) in the ledger and the local CRM; e.g. GET /api/activities:")
         for item in requests.get(f"{base}/api/activities?limit=3", headers=auth, timeout=5).json()["items"]:
             print("  ", item)
+        say("recordings are fetched, stored under var/recordings and linked from the activities")
+        wait_for(lambda: _recording_link(base, auth), "a stored recording", timeout=60)
+        link = _recording_link(base, auth)
+        print(f"e.g. {link}  (try: curl -o call.mp3 '{link}', or a Range request)")
 
         say(f"running: web {base}, worker, sandbox http://127.0.0.1:{SANDBOX_PORT} — Ctrl-C stops everything")
         print(
@@ -183,6 +190,11 @@ The demo secrets are in var/demo-webhook-secret and var/demo-api-token.""",
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _recording_link(base: str, auth: dict) -> str | None:
+    items = requests.get(f"{base}/api/activities?limit=100", headers=auth, timeout=5).json()["items"]
+    return next((item["recording_url"] for item in items if item["recording_url"]), None)
 
 
 def _delivered(base: str, auth: dict) -> int:

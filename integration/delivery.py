@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from integration.crm.base import CrmAdapter, CrmError
 from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
-from integration.ledger.deliveries import DELIVERED, DeliveryLedger
+from integration.ledger.deliveries import DELIVERED, Delivery, DeliveryLedger
 from integration.ledger.outbox import INCLUDED, Outbox
 from integration.models import Activity, Call, CallbackRequest, Match, MatchKind
 from integration.phone import RUSSIA_COUNTRY_CODE, phone_from_e164
@@ -113,7 +113,7 @@ def deliver_call(
     try:
         match = match_call(call, crm, policies, own_numbers, region)
         callback = callbacks.get(call.callback_request_id) if callbacks and call.callback_request_id else None
-        link = recording_url(call_id)
+        link = recording_url(call_id) if _carries_recording(delivery, deliveries, recording_url) else None
         activity = replace(activity_for(call, match, users_by_line, callback), recording_url=link)
         crm_id = crm.write_activity(activity)
     except CrmError as exc:
@@ -122,8 +122,16 @@ def deliver_call(
         deliveries.mark_failed_attempt(call_id, crm.name, str(exc), next_at)
         log.warning("delivery of %s to %s failed (attempt %d): %s", call_id, crm.name, delivery.attempts + 1, exc)
         return "pending" if next_at else "failed"
-    deliveries.mark_delivered(call_id, crm.name, crm_id, match, now, with_recording=link is not None)
+    deliveries.mark_delivered(call_id, crm.name, crm_id, match, now)
     return DELIVERED
+
+
+def _carries_recording(delivery: Delivery, deliveries: DeliveryLedger, recording_url: Callable) -> bool:
+    """Whether the activity carries the recording link: decided once, at the first attempt, so
+    every retry of the same event has the same content (a CRM may keep only the first copy)."""
+    if delivery.with_recording is None:
+        return deliveries.decide_recording(delivery.call_id, delivery.crm, recording_url(delivery.call_id) is not None)
+    return delivery.with_recording
 
 
 def send_event(event_id: str, *, outbox: Outbox, crm, now: datetime, deliveries: DeliveryLedger | None = None) -> str:

@@ -11,7 +11,7 @@ import requests
 import responses
 
 from integration.crm.base import CrmError
-from integration.crm.schemas import CALL_COMPLETED_SCHEMA, CALLBACK_FINISHED_SCHEMA
+from integration.crm.schemas import CALL_COMPLETED_SCHEMA, CALLBACK_FINISHED_SCHEMA, RECORDING_READY_SCHEMA
 from integration.crm.webhook import WebhookCrm, event_id
 from integration.ledger.db import make_engine
 from integration.ledger.deliveries import DeliveryLedger
@@ -117,6 +117,7 @@ def test_every_call_reaches_a_flaky_receiver_exactly_once(service_env, control, 
             while (
                 DeliveryLedger(engine).counts("webhook").get("delivered", 0) < 300
                 or recordings.counts().get("stored", 0) < len(recorded)
+                or recordings.unannounced()
                 or outbox.due(datetime.now(UTC) + timedelta(days=1))
             ):
                 assert time.time() < deadline, (DeliveryLedger(engine).counts("webhook"), recordings.counts())
@@ -139,6 +140,8 @@ def test_every_call_reaches_a_flaky_receiver_exactly_once(service_env, control, 
         assert (links[call_id] is None) == (call_id in ready)
         if call_id in ready:
             assert ready[call_id]["sha256"] == call["recording_sha256"]
+    for event in receiver.of_type("recording.ready").values():
+        jsonschema.validate(event, RECORDING_READY_SCHEMA)
     canonical = {(c["num"], c["started_at"][:19]): c for c in control.get("calls")}
     for event in completed.values():
         data = event["data"]

@@ -99,3 +99,30 @@ CALLBACK_FINISHED_SCHEMA = {
         },
     },
 }
+
+
+RECORDING_READY_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "recording.ready",
+    "type": "object",
+    "required": ["type", "timestamp", "data"],
+    "properties": {
+        "type": {"const": "recording.ready"},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "data": {
+            "type": "object",
+            "required": ["call_id", "recording_id", "url", "content_type", "size", "sha256"],
+            "properties": {
+                "call_id": {"type": "string", "description": "the call.completed event's call_id"},
+                "recording_id": {"type": "string"},
+                "url": {
+                    "type": ["string", "null"],
+                    "description": "signed link (Range supported); null when RECORDING_LINK_KEYS is not set",
+                },
+                "content_type": {"const": "audio/mpeg"},
+                "size": {"type": "integer", "minimum": 1, "description": "bytes"},
+                "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            },
+        },
+    },
+}

@@ -51,9 +51,17 @@ class DeliveryLedger:
             ).first()
         return Delivery(**row._mapping) if row else None
 
-    def mark_delivered(
-        self, call_id: str, crm: str, crm_id: str, match: Match, now: datetime, with_recording: bool = False
-    ) -> bool:
+    def decide_recording(self, call_id: str, crm: str, include: bool) -> bool:
+        """Record once whether this call's activity carries its recording link; returns the
+        decision that stands (an earlier one wins)."""
+        row = (deliveries.c.call_id == call_id) & (deliveries.c.crm == crm)
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(deliveries).where(row, deliveries.c.with_recording.is_(None)).values(with_recording=include)
+            )
+            return connection.execute(select(deliveries.c.with_recording).where(row)).scalar_one()
+
+    def mark_delivered(self, call_id: str, crm: str, crm_id: str, match: Match, now: datetime) -> bool:
         statement = (
             update(deliveries)
             .where(deliveries.c.call_id == call_id, deliveries.c.crm == crm, deliveries.c.status != DELIVERED)
@@ -65,7 +73,6 @@ class DeliveryLedger:
                 attempts=deliveries.c.attempts + 1,
                 match=match.kind.value,
                 candidates=json.dumps(list(match.candidates)),
-                with_recording=with_recording,
             )
         )
         with self.engine.begin() as connection:

@@ -19,17 +19,15 @@ def serve_recording(recording_id: str):
     runtime = web().runtime
     if not runtime.links.verify(recording_id, request.args.get("sig"), request.args.get("exp"), time.time()):
         raise Problem(403, "Forbidden", "the link's signature is missing, wrong or expired")
-    recording = runtime.recording_ledger.by_public_id(recording_id)
-    if recording is None or recording.status != "stored":
-        raise Problem(404, "Not Found", "this recording is not stored (any more)")
-    path = runtime.recording_store.local_path(recording.storage_key)
+    stored = web().stored_recording(recording_id)
+    path = runtime.recording_store.local_path(stored[0]) if stored else None
     if path is None:
         raise Problem(404, "Not Found", "this recording is not stored (any more)")
     response = send_file(
         path,
         mimetype="audio/mpeg",
         conditional=True,
-        etag=recording.sha256,
+        etag=stored[1],
         download_name=f"{recording_id}.mp3",
         max_age=86400,
     )

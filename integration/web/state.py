@@ -33,6 +33,23 @@ class WebState:
     def rate_limiter(self) -> RateLimiter:
         return RateLimiter(self.runtime.redis)
 
+    @cached_property
+    def _stored_recordings(self) -> dict[str, tuple[str, str]]:
+        return {}
+
+    def stored_recording(self, recording_id: str) -> tuple[str, str] | None:
+        """(storage key, sha256) of a stored recording, remembered: both never change once
+        stored, and a recording deleted later is gone from the store, which the caller checks."""
+        known = self._stored_recordings.get(recording_id)
+        if known is None:
+            recording = self.runtime.recording_ledger.by_public_id(recording_id)
+            if recording is None or recording.status != "stored":
+                return None
+            if len(self._stored_recordings) >= 10_000:
+                self._stored_recordings.clear()
+            known = self._stored_recordings[recording_id] = (recording.storage_key, recording.sha256)
+        return known
+
 
 def web() -> WebState:
     return current_app.extensions["vats.web"]
