@@ -20,12 +20,13 @@ from typing import Any
 
 from redis import Redis
 
-from integration.errors import OperatorError, OutcomeUnknown
+from integration.config import Settings
+from integration.errors import InvalidPhoneNumber, OperatorError, OutcomeUnknown
 from integration.ledger.callbacks import CallbackLedger
 from integration.models import CallbackRequest, CallbackStatus
 from integration.operator.auth import utc_now
 from integration.operator.client import OperatorClient
-from integration.phone import Phone
+from integration.phone import NumberType, Phone, parse_dialable
 from integration.queues import Claim, Enqueuer
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,20 @@ def public_view(request: CallbackRequest) -> dict[str, Any]:
         "crm_user": request.crm_user,
         "crm": request.crm_context,
     }
+
+
+def dialable_destination(raw: object, settings: Settings) -> Phone:
+    """A number we may dial, under the toll-fraud rules of the settings (``InvalidPhoneNumber``)."""
+    phone = parse_dialable(raw, settings.default_region)
+    if phone.type is NumberType.PREMIUM_RATE and not settings.allow_premium_numbers:
+        raise InvalidPhoneNumber(raw, "premium-rate numbers are not dialled (ALLOW_PREMIUM_NUMBERS is off)")
+    if phone.region != settings.default_region and not settings.allow_international_numbers:
+        raise InvalidPhoneNumber(
+            raw,
+            "international numbers are not dialled (ALLOW_INTERNATIONAL_NUMBERS is off; "
+            f"this one is in {phone.region or 'another zone'})",
+        )
+    return phone
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import phonenumbers
 from dotenv import dotenv_values
 
 from integration.errors import ConfigError
+from integration.rules import BusinessHours, Rule, parse_business_hours, parse_rules
 
 CONTRACT_NUMBER = re.compile(r"^\d{10}$")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -82,6 +83,8 @@ class Settings:
     recording_link_ttl: int = 0
     recording_retention_days: int = 0
     users: dict[str, str] = field(default_factory=dict)
+    business_hours: BusinessHours = BusinessHours()
+    rules: tuple[Rule, ...] = ()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -327,7 +330,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: str | Path =
         problems.append("CALLBACK_REQUEST_FROM must be one of OPERATOR_NUMBERS")
     path = Path(values.get("integration_config", Settings.integration_config))
     if path.is_file():
-        values["users"] = _load_users(path, numbers, problems)
+        values.update(_load_config(path, numbers, problems))
     elif "INTEGRATION_CONFIG" in source and source["INTEGRATION_CONFIG"].strip():
         problems.append(f"INTEGRATION_CONFIG names {path}, which does not exist")
     if problems:
@@ -335,14 +338,23 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: str | Path =
     return Settings(**values)
 
 
-def _load_users(path: Path, numbers: tuple[str, ...], problems: list[str]) -> dict[str, str]:
-    """``[users]`` of the TOML file: CRM user id → the contract number that rings for them."""
+def _load_config(path: Path, numbers: tuple[str, ...], problems: list[str]) -> dict[str, Any]:
+    """The TOML file: ``[users]``, ``[business_hours]`` and ``[[rules]]``."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         problems.append(f"INTEGRATION_CONFIG ({path}) is not valid TOML: {exc}")
         return {}
-    users = document.get("users", {})
+    where = f"INTEGRATION_CONFIG ({path})"
+    return {
+        "users": _users(document.get("users", {}), path, numbers, problems),
+        "business_hours": parse_business_hours(document.get("business_hours"), problems, where),
+        "rules": parse_rules(document.get("rules"), problems, where),
+    }
+
+
+def _users(users: Any, path: Path, numbers: tuple[str, ...], problems: list[str]) -> dict[str, str]:
+    """``[users]``: CRM user id → the contract number that rings for them."""
     if not isinstance(users, dict):
         problems.append(f'INTEGRATION_CONFIG ({path}): [users] must be a table of user id = "contract number"')
         return {}

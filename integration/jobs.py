@@ -16,8 +16,9 @@ from redis.exceptions import LockError
 from rq import get_current_job
 from rq.exceptions import DuplicateJobError
 
-from integration import callbacks, delivery, sync
+from integration import callbacks, delivery, events, sync
 from integration.config import load_settings
+from integration.crm.base import CrmError
 from integration.crm.webhook import event_id
 from integration.errors import OperatorUnavailable
 from integration.operator.auth import utc_now
@@ -257,6 +258,70 @@ def clean_recordings() -> int:
     return removed
 
 
+def enqueue_handle_event(queue, event_id: str) -> None:
+    """At most one run per event and minute: the sweeper retries an unhandled event once a minute."""
+    digest = hashlib.sha1(event_id.encode()).hexdigest()[:20]
+    enqueue_once(queue, "integration.jobs.handle_event", event_id, f"crm-event-{digest}-{int(time.time() // 60)}")
+
+
+@measured
+def handle_event(event_id: str) -> str:
+    """Apply the rules to one CRM event: schedule callbacks, attach calls. Safe to run twice."""
+    rt = runtime()
+    event = rt.event_ledger.get(event_id)
+    if event is None or event.handled_at is not None:
+        return event.outcome if event else "missing"
+    now = utc_now()
+    try:
+        planned = events.plan(event.id, event.type, event.data, rt.settings, calls=rt.call_ledger, now=now)
+        for item in planned:
+            if item.order is not None:
+                schedule_rule_callback(rt, event.id, item.rule.name, item.at)
+            elif not item.skipped:
+                rt.crm.attach_calls(str(event.data["deal_id"]), list(item.call_ids), f"{event.id}:{item.rule.name}")
+    except CrmError as exc:
+        if exc.retryable and now - event.received_at < delivery.RETRY_WINDOW:
+            raise  # the sweeper runs the event again later; every action is idempotent
+        rt.event_ledger.mark_handled(event.id, f"failed: {exc}", now)
+        return "failed"
+    outcome = "; ".join(item.describe() for item in planned) or "no rule matched"
+    rt.event_ledger.mark_handled(event.id, outcome, now)
+    rt.metrics.inc("vats_crm_events_total", type=event.type, outcome="matched" if planned else "unmatched")
+    log.info("event %s (%s): %s", event.id, event.type, outcome)
+    return outcome
+
+
+def schedule_rule_callback(rt: Runtime, event_id: str, rule_name: str, at: datetime) -> None:
+    """``rule_callback`` at ``at`` through RQ's scheduler (kept in Redis: survives restarts)."""
+    digest = hashlib.sha1(f"{event_id}:{rule_name}".encode()).hexdigest()[:20]
+    queue = make_queue(DEFAULT, rt.redis)
+    job_id = f"rule-callback-{digest}-{int(at.timestamp())}"
+    with contextlib.suppress(DuplicateJobError):
+        queue.enqueue_at(
+            at, "integration.jobs.rule_callback", event_id, rule_name, job_id=job_id, result_ttl=0, failure_ttl=86400
+        )
+
+
+@measured
+def rule_callback(event_id: str, rule_name: str) -> str:
+    """Place a rule's callback now — or, outside business hours, at their next opening."""
+    rt = runtime()
+    event = rt.event_ledger.get(event_id)
+    rule = next((r for r in rt.settings.rules if r.name == rule_name), None)
+    if event is None or rule is None:
+        log.warning("rule callback %s/%s: the event or the rule is gone; nothing placed", event_id, rule_name)
+        return "dropped"
+    now = utc_now()
+    planned = events.plan_callback(event_id, rule, event.data, rt.settings, now - timedelta(seconds=rule.delay))
+    if planned.order is None:
+        return f"skipped: {planned.skipped}"
+    if planned.at > now + timedelta(seconds=1):  # a late run (worker down) fell outside the hours
+        schedule_rule_callback(rt, event_id, rule_name, planned.at)
+        return f"moved to {planned.at.isoformat()}"
+    accepted, new = rt.intake.submit(planned.order)
+    return f"{'queued' if new else 'already requested'}: {accepted.id}"
+
+
 def enqueue_delivery(queue, crm: str, call_id: str, attempt: int) -> None:
     """One job per call and attempt, however many times it is asked for."""
     digest = hashlib.sha1(call_id.encode()).hexdigest()[:20]
@@ -300,8 +365,8 @@ def retry_due_deliveries() -> int:
     due = rt.delivery_ledger.due(rt.crm.name, utc_now())
     for item in due:
         enqueue_delivery(queue, item.crm, item.call_id, item.attempts)
-    events = rt.outbox.due(utc_now()) if rt.crm.events else []
-    for event in events:
+    outgoing = rt.outbox.due(utc_now()) if rt.crm.events else []
+    for event in outgoing:
         enqueue_event(queue, event.id, event.attempts)
     rt.recording_ledger.ensure(rt.recording_ledger.missing(), utc_now())
     recordings = rt.recording_ledger.due(utc_now())
@@ -309,7 +374,9 @@ def retry_due_deliveries() -> int:
         enqueue_fetch(queue, recording.call_id, recording.attempts)
     for recording in rt.recording_ledger.unannounced():
         announce_recording(rt, recording.call_id)
-    return len(due) + len(events) + len(recordings)
+    for received in rt.event_ledger.unhandled(utc_now() - timedelta(seconds=30)):
+        enqueue_handle_event(queue, received)
+    return len(due) + len(outgoing) + len(recordings)
 
 
 @measured

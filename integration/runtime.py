@@ -21,6 +21,7 @@ from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
 from integration.ledger.db import make_engine
 from integration.ledger.deliveries import DeliveryLedger
+from integration.ledger.events import EventLedger
 from integration.ledger.outbox import Outbox
 from integration.ledger.recordings import RecordingLedger
 from integration.metrics import Metrics
@@ -73,6 +74,10 @@ class Runtime:
     @cached_property
     def outbox(self) -> Outbox:
         return Outbox(self.engine)
+
+    @cached_property
+    def event_ledger(self) -> EventLedger:
+        return EventLedger(self.engine)
 
     @cached_property
     def recording_ledger(self) -> RecordingLedger:

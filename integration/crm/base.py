@@ -30,3 +30,7 @@ class CrmAdapter(Protocol):
     def write_activity(self, activity: Activity) -> str:
         """Write the call; return the CRM's id for it. Writing the same call again returns the
         same id and changes nothing (the adapter is idempotent on ``activity.call_id``)."""
+
+    def attach_calls(self, deal_id: str, call_ids: list[str], reference: str) -> None:
+        """Attach calls to a deal (the ``attach_calls`` rule action); idempotent per ``reference``
+        (the event and rule that asked for it)."""

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, or_, select
 
 from integration.errors import InvalidPhoneNumber
 from integration.ledger.db import insert_ignoring_duplicates
-from integration.ledger.tables import activities, contacts, recordings
+from integration.ledger.tables import activities, contacts, deal_calls, recordings
 from integration.models import Activity, Contact
 from integration.operator.auth import utc_now
 from integration.phone import Phone, parse_phone
@@ -94,6 +94,19 @@ class LocalCrm:
                 }
                 for r in connection.execute(statement)
             ]
+
+    def attach_calls(self, deal_id: str, call_ids: list[str], reference: str) -> None:
+        now = self.clock()
+        rows = [{"deal_id": deal_id, "call_id": call_id, "attached_at": now} for call_id in call_ids]
+        insert_ignoring_duplicates(self.engine, deal_calls, rows)
+
+    def deal_call_ids(self, deal_id: str) -> list[str]:
+        with self.engine.connect() as connection:
+            return list(
+                connection.execute(
+                    select(deal_calls.c.call_id).where(deal_calls.c.deal_id == deal_id).order_by(deal_calls.c.call_id)
+                ).scalars()
+            )
 
     def write_activity(self, activity: Activity) -> str:
         row = {

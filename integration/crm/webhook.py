@@ -60,6 +60,9 @@ class WebhookCrm:
     def write_activity(self, activity: Activity) -> str:
         return self.send("call.completed", activity.call_id, self._data.dump(activity))
 
+    def attach_calls(self, deal_id: str, call_ids: list[str], reference: str) -> None:
+        self.send("deal.calls_attached", reference, {"deal_id": deal_id, "call_ids": call_ids, "reference": reference})
+
     def send(self, event_type: str, subject: str, data: dict) -> str:
         """POST one signed event; returns its ``webhook-id``. Raises ``CrmError`` if not taken."""
         msg_id = event_id(event_type, subject)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, or_, select, update
 
 from integration.ledger.db import dialect_module, insert_many
 from integration.ledger.tables import calls, deliveries, sync_cursors
@@ -67,6 +67,15 @@ class CallLedger:
                     )
                 ).all()
         return [tuple(row) for row in found]
+
+    def with_numbers(self, match_keys: list[str], since: datetime) -> list[str]:
+        """Ids of calls since ``since`` whose external number ends with one of ``match_keys``."""
+        if not match_keys:
+            return []
+        numbers = or_(*(calls.c.ext_e164.like(f"%{key}") for key in match_keys))
+        statement = select(calls.c.id).where(numbers, calls.c.started_at >= since).order_by(calls.c.started_at)
+        with self.engine.connect() as connection:
+            return list(connection.execute(statement).scalars())
 
     def link_callback(self, call_id: str, request_id: str) -> None:
         with self.engine.begin() as connection:

@@ -148,3 +148,22 @@ recordings = Table(
     Column("announced", Boolean, nullable=False, default=False),  # recording.ready is in the outbox
     Index("ix_recordings_due", "status", "next_attempt_at"),
 )
+
+crm_events = Table(
+    "crm_events",
+    metadata,
+    Column("id", String(160), primary_key=True),  # the sender's webhook-id, with its source
+    Column("type", String(64), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("handled_at", UTCDateTime),
+    Column("outcome", Text),  # what the rules did
+)
+
+deal_calls = Table(  # the local CRM: calls attached to deals by the attach_calls rule action
+    "deal_calls",
+    metadata,
+    Column("deal_id", String(64), primary_key=True),
+    Column("call_id", String(64), ForeignKey("calls.id"), primary_key=True),
+    Column("attached_at", UTCDateTime, nullable=False),
+)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from integration.callbacks import ClickToCall
+from integration.callbacks import ClickToCall, dialable_destination
 from integration.config import Settings
 from integration.errors import InvalidPhoneNumber
-from integration.phone import NumberType, Phone, contract_number, parse_dialable
+from integration.phone import Phone, contract_number
 
 
 def destination(raw: Any, settings: Settings) -> Phone:
@@ -17,16 +17,9 @@ def destination(raw: Any, settings: Settings) -> Phone:
     if not isinstance(raw, (str, int)) or isinstance(raw, bool):
         raise ValidationError("must be a phone number as text")
     try:
-        phone = parse_dialable(raw, settings.default_region)
+        return dialable_destination(raw, settings)
     except InvalidPhoneNumber as exc:
         raise ValidationError(exc.reason) from None
-    if phone.type is NumberType.PREMIUM_RATE and not settings.allow_premium_numbers:
-        raise ValidationError("premium-rate numbers are not dialled (ALLOW_PREMIUM_NUMBERS is off)")
-    if phone.region != settings.default_region and not settings.allow_international_numbers:
-        raise ValidationError(
-            f"international numbers are not dialled (ALLOW_INTERNATIONAL_NUMBERS is off; this one is in {phone.region or 'another zone'})"
-        )
-    return phone
 
 
 class NumberField(fields.Field):
@@ -104,3 +97,43 @@ class CallbackFormSchema(SettingsSchema):
         except ValidationError as exc:
             raise ValidationError({"phone": exc.messages}) from None
         return data
+
+
+class DealClosedSchema(Schema):
+    """``data`` of ``deal.closed``."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    deal_id = fields.Str(required=True, validate=validate.Length(min=1, max=64))
+    status = fields.Str(required=True, validate=validate.OneOf(["won", "lost"]))
+    phones = fields.List(NumberField(), load_default=list)
+    phone = NumberField(load_default=None)
+    responsible_user = NumberField(load_default=None)
+
+
+class CrmEventSchema(Schema):
+    """``{"type": "deal.closed", "data": {…}}``; known types have their data checked too."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    type = fields.Str(
+        required=True,
+        validate=validate.Regexp(
+            r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$", error="must be an event type such as deal.closed"
+        ),
+    )
+    data = fields.Dict(required=True)
+
+    KNOWN = {"deal.closed": DealClosedSchema}
+
+    @post_load
+    def check_data(self, event: dict, **kwargs) -> dict:
+        schema = self.KNOWN.get(event["type"])
+        if schema is not None:
+            try:
+                schema().load(event["data"])
+            except ValidationError as exc:
+                raise ValidationError({"data": exc.messages}) from None
+        return event

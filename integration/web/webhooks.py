@@ -1,4 +1,4 @@
-"""Signed inbound webhooks: ``POST /webhooks/click-to-call``."""
+"""Signed inbound webhooks: ``POST /webhooks/click-to-call`` and ``POST /webhooks/events``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
+from integration.jobs import enqueue_handle_event
+from integration.operator.auth import utc_now
+from integration.queues import DEFAULT, make_queue
 from integration.signatures import InvalidSignature
 from integration.web.errors import Problem
+from integration.web.schemas import CrmEventSchema
 from integration.web.state import web
 
 webhooks = Blueprint("webhooks", __name__)
@@ -38,3 +42,15 @@ def click_to_call():
     order = replace(web().click_to_call_schema.load(data), idempotency_key=webhook_id)
     accepted, _ = web().runtime.intake.submit(order)
     return jsonify(id=accepted.id, status=accepted.status.value), 202
+
+
+@webhooks.post("/webhooks/events")
+def crm_event():
+    """A CRM event for the rules: 202 ``{"id", "status": "accepted"}``, once per ``webhook-id``."""
+    webhook_id, data = signed_json()
+    event = CrmEventSchema().load(data)
+    runtime = web().runtime
+    event_id = f"webhook:{webhook_id}"
+    if runtime.event_ledger.add(event_id, event["type"], event["data"], utc_now()):
+        enqueue_handle_event(make_queue(DEFAULT, runtime.redis), event_id)
+    return jsonify(id=webhook_id, status="accepted"), 202

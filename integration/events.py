@@ -1,0 +1,118 @@
+"""CRM events → rule actions (flow 3), without Flask or RQ.
+
+``plan`` decides, for one event, what each matching rule does: a ``callback`` (when, from which
+contract number, to which number — or why not), or ``attach_calls`` (which calls). Running the
+plan is the jobs' business; every action is idempotent, so an event handled twice acts once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from integration.callbacks import ClickToCall, dialable_destination
+from integration.config import Settings
+from integration.errors import InvalidPhoneNumber
+from integration.ledger.calls import CallLedger
+from integration.phone import Phone, parse_phone
+from integration.rules import BusinessHours, Rule
+
+
+@dataclass(frozen=True)
+class Planned:
+    rule: Rule
+    at: datetime | None = None  # callback: when to ring (inside business hours)
+    order: ClickToCall | None = None  # callback: what to ring
+    call_ids: tuple[str, ...] = ()  # attach_calls
+    skipped: str | None = None  # why the rule does nothing for this event
+
+    def describe(self) -> str:
+        if self.skipped:
+            return f"{self.rule.name}: skipped ({self.skipped})"
+        if self.order:
+            return f"{self.rule.name}: callback {self.order.phone_from} → {self.order.destination.e164} at {self.at.isoformat()}"
+        return f"{self.rule.name}: {len(self.call_ids)} call(s) attached"
+
+
+def phones_of(data: Mapping) -> list[str]:
+    """The event's phone numbers as sent: ``phones`` (a list) and/or ``phone``."""
+    found = data.get("phones") if isinstance(data.get("phones"), list) else []
+    if data.get("phone"):
+        found = [data["phone"], *found]
+    return [str(p) for p in found if isinstance(p, (str, int)) and not isinstance(p, bool)]
+
+
+def plan(
+    event_id: str,
+    event_type: str,
+    data: Mapping,
+    settings: Settings,
+    *,
+    calls: CallLedger,
+    now: datetime,
+) -> list[Planned]:
+    """What the configured rules do for this event."""
+    planned = []
+    for rule in settings.rules:
+        if not rule.matches(event_type, dict(data)):
+            continue
+        if rule.action == "callback":
+            planned.append(plan_callback(event_id, rule, data, settings, now))
+        else:
+            planned.append(plan_attach(rule, data, settings.default_region, calls, now))
+    return planned
+
+
+def plan_callback(event_id: str, rule: Rule, data: Mapping, settings: Settings, now: datetime) -> Planned:
+    """Ring the responsible user's contract number, then the event's first dialable number."""
+    user = data.get("responsible_user")
+    phone_from = settings.users.get(str(user)) if user is not None else None
+    if phone_from is None:
+        return Planned(rule, skipped=f"responsible user {user!r} has no contract number in [users]")
+    destination, reasons = None, []
+    for raw in phones_of(data):
+        try:
+            destination = dialable_destination(raw, settings)
+            break
+        except InvalidPhoneNumber as exc:
+            reasons.append(f"{raw}: {exc.reason}")
+    if destination is None:
+        return Planned(rule, skipped="no number to dial" + (f" ({'; '.join(reasons)})" if reasons else ""))
+    order = ClickToCall(
+        phone_from=phone_from,
+        destination=destination,
+        source="rule",
+        idempotency_key=f"{event_id}:{rule.name}",
+        crm_user=str(user),
+        crm_context={"event": event_id, "rule": rule.name, **({"deal": data["deal_id"]} if "deal_id" in data else {})},
+    )
+    at = callback_time(now + timedelta(seconds=rule.delay), settings.business_hours, settings.tz)
+    return Planned(rule, at=at, order=order)
+
+
+def callback_time(moment: datetime, hours: BusinessHours, tz: ZoneInfo) -> datetime:
+    """``moment``, or the next opening of business hours: a rule never rings at 3 a.m."""
+    return hours.next_open(moment, tz)
+
+
+def plan_attach(rule: Rule, data: Mapping, region: str, calls: CallLedger, now: datetime) -> Planned:
+    """The calls with the event's numbers over the rule's last ``days`` days."""
+    if not data.get("deal_id"):
+        return Planned(rule, skipped="the event names no deal_id")
+    keys = sorted({phone.match_key for phone in _parsed(phones_of(data), region) if phone.match_key})
+    if not keys:
+        return Planned(rule, skipped="the event carries no phone number")
+    found = calls.with_numbers(keys, since=now - timedelta(days=rule.days))
+    return Planned(rule, call_ids=tuple(found))
+
+
+def _parsed(raws: Sequence[str], region: str) -> list[Phone]:
+    phones = []
+    for raw in raws:
+        try:
+            phones.append(parse_phone(raw, region, classify=False))
+        except InvalidPhoneNumber:
+            continue
+    return phones
