@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         sync_command,
     )
     from integration.web.api import api
+    from integration.web.bitrix24 import bitrix24
     from integration.web.errors import register_error_handlers
     from integration.web.forms import forms
     from integration.web.health import health
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime = Runtime(settings)
     app.extensions["vats"] = runtime
     app.extensions["vats.web"] = WebState(runtime)
-    for blueprint in (health, webhooks, forms, api, recordings):
+    for blueprint in (health, webhooks, forms, api, recordings, bitrix24):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     app.cli.add_command(operator_group)

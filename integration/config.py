@@ -78,6 +78,10 @@ class Settings:
     match_multiple: str = "most_recent"
     match_unknown: str = "skip"
     integration_config: str = "integration.toml"
+    bitrix24_webhook_url: str | None = field(default=None, repr=False)  # its path holds a secret
+    bitrix24_app_token: str | None = field(default=None, repr=False)
+    bitrix24_default_user_id: str = "1"
+    bitrix24_rate: float = 2.0
     recordings_dir: str = "var/recordings"
     recording_link_keys: tuple[str, ...] = field(default=(), repr=False)
     recording_link_ttl: int = 0
@@ -285,11 +289,15 @@ SETTINGS: list[tuple[str, str, Callable[[str], Any], bool]] = [
     ("SYNC_INTERVAL", "sync_interval", _positive_whole, False),
     ("SYNC_OVERLAP", "sync_overlap", _whole, False),
     ("SYNC_FIRST_WINDOW", "sync_first_window", _whole, False),
-    ("CRM_BACKEND", "crm_backend", _choice("local", "webhook"), False),
+    ("CRM_BACKEND", "crm_backend", _choice("local", "webhook", "bitrix24"), False),
+    ("BITRIX24_WEBHOOK_URL", "bitrix24_webhook_url", _url, False),
+    ("BITRIX24_APP_TOKEN", "bitrix24_app_token", _text, False),
+    ("BITRIX24_DEFAULT_USER_ID", "bitrix24_default_user_id", _text, False),
+    ("BITRIX24_RATE", "bitrix24_rate", _positive_float, False),
     ("CRM_WEBHOOK_URL", "crm_webhook_url", _url, False),
     ("CRM_WEBHOOK_SECRET", "crm_webhook_secret", lambda value: _secrets(value)[0], False),
     ("MATCH_MULTIPLE", "match_multiple", _choice("most_recent", "all", "none"), False),
-    ("MATCH_UNKNOWN", "match_unknown", _choice("skip", "create_contact"), False),
+    ("MATCH_UNKNOWN", "match_unknown", _choice("skip", "create_contact", "create_lead"), False),
     ("INTEGRATION_CONFIG", "integration_config", _text, False),
     ("RECORDINGS_DIR", "recordings_dir", _text, False),
     ("RECORDING_LINK_KEYS", "recording_link_keys", _link_keys, False),
@@ -303,6 +311,12 @@ def read_environment(environ: Mapping[str, str] | None = None, dotenv: str | Pat
     values = {k: v for k, v in dotenv_values(dotenv).items() if v is not None} if Path(dotenv).is_file() else {}
     values.update(os.environ if environ is None else environ)
     return values
+
+
+BACKEND_SETTINGS = {  # what each CRM backend cannot do without
+    "webhook": [("CRM_WEBHOOK_URL", "crm_webhook_url"), ("CRM_WEBHOOK_SECRET", "crm_webhook_secret")],
+    "bitrix24": [("BITRIX24_WEBHOOK_URL", "bitrix24_webhook_url")],
+}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv: str | Path = ".env") -> Settings:
@@ -321,10 +335,10 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: str | Path =
         except ValueError as exc:
             # Parsers explain with "must …" and never echo a secret value.
             problems.append(f"{name} {exc}")
-    if values.get("crm_backend") == "webhook":
-        for name, attr in (("CRM_WEBHOOK_URL", "crm_webhook_url"), ("CRM_WEBHOOK_SECRET", "crm_webhook_secret")):
-            if attr not in values and not any(p.startswith(name) for p in problems):
-                problems.append(f"{name} is required when CRM_BACKEND is webhook")
+    backend = values.get("crm_backend", Settings.crm_backend)
+    for name, attr in BACKEND_SETTINGS.get(backend, ()):
+        if attr not in values and not any(p.startswith(name) for p in problems):
+            problems.append(f"{name} is required when CRM_BACKEND is {backend}")
     numbers = values.get("operator_numbers", ())
     if values.get("callback_request_from") and values["callback_request_from"] not in numbers:
         problems.append("CALLBACK_REQUEST_FROM must be one of OPERATOR_NUMBERS")

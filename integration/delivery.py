@@ -32,7 +32,7 @@ LONGEST_WAIT = 1800.0
 @dataclass(frozen=True)
 class Policies:
     multiple: str = "most_recent"  # most_recent | all | none
-    unknown: str = "skip"  # skip | create_contact
+    unknown: str = "skip"  # skip | create_contact | create_lead
 
 
 def retry_delay(attempt: int, rng: Callable[[], float] = random.random) -> float:
@@ -61,7 +61,9 @@ def match_call(call: Call, crm: CrmAdapter, policies: Policies, own_numbers: Seq
             newest = max(found, key=lambda c: (c.updated_at is not None, c.updated_at or 0, c.id))
             return Match(MatchKind.MULTIPLE, (newest.id,), candidates)
         return Match(MatchKind.NONE, (), candidates)  # flagged for review
-    if policies.unknown == "create_contact":
+    if policies.unknown == "create_lead" and getattr(crm, "creates_leads", False):
+        return Match(MatchKind.LEAD)  # the CRM creates the lead as it writes the call
+    if policies.unknown in ("create_contact", "create_lead"):  # a CRM without leads gets a contact
         created = crm.create_contact(phone)
         return Match(MatchKind.CREATED, (created.id,), ())
     return Match(MatchKind.NONE)
@@ -84,6 +86,7 @@ def activity_for(
         or users_by_line.get(call.line),
         callback_request_id=callback.id if callback else None,
         callback_crm=callback.crm_context if callback else None,
+        create_lead=match.kind is MatchKind.LEAD,
     )
 
 

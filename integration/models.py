@@ -151,6 +151,7 @@ class MatchKind(StrEnum):
     MULTIPLE = "multiple"  # several; the policy chose
     CREATED = "created"  # none; the policy created one
     NONE = "none"  # none, or several and the policy said none (flagged for review)
+    LEAD = "lead"  # none; the policy asks the CRM to create a lead with the call
     INTERNAL = "internal"  # a short internal number: never matched
     OWN = "own"  # one of our contract numbers: never matched
     UNPARSED = "unparsed"  # the operator's number did not parse
@@ -180,3 +181,4 @@ class Activity:
     recording_url: str | None = None
     callback_request_id: str | None = None
     callback_crm: dict[str, Any] | None = None  # the CRM context the click-to-call came with
+    create_lead: bool = False  # no contact matched and MATCH_UNKNOWN is create_lead

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from integration.callbacks import JOB, CallbackIntake, job_options
 from integration.config import Settings
 from integration.crm.base import CrmAdapter
+from integration.crm.bitrix24 import Bitrix24Crm, Bitrix24Rest
 from integration.crm.local import LocalCrm
 from integration.crm.webhook import WebhookCrm
 from integration.ledger.callbacks import CallbackLedger
@@ -28,6 +29,7 @@ from integration.metrics import Metrics
 from integration.operator.client import OperatorClient
 from integration.operator.factory import build_operator_client
 from integration.queues import CALLBACKS, Enqueuer, make_queue
+from integration.ratelimit import Pacer
 from integration.recordings.links import LinkSigner
 from integration.recordings.storage import LocalStore
 
@@ -102,8 +104,13 @@ class Runtime:
     @cached_property
     def crm(self) -> CrmAdapter:
         """The CRM of ``CRM_BACKEND``."""
-        if self.settings.crm_backend == "webhook":
-            return WebhookCrm(self.settings.crm_webhook_url, self.settings.crm_webhook_secret)
+        settings = self.settings
+        if settings.crm_backend == "webhook":
+            return WebhookCrm(settings.crm_webhook_url, settings.crm_webhook_secret)
+        if settings.crm_backend == "bitrix24":
+            pacer = Pacer(self.redis, "vats:bitrix24:pace", settings.bitrix24_rate, burst=50)
+            rest = Bitrix24Rest(settings.bitrix24_webhook_url, pacer)
+            return Bitrix24Crm(rest, self.delivery_ledger, settings.bitrix24_default_user_id)
         return LocalCrm(self.engine)
 
     @cached_property

@@ -51,6 +51,16 @@ class DeliveryLedger:
             ).first()
         return Delivery(**row._mapping) if row else None
 
+    def remember_crm_id(self, call_id: str, crm: str, crm_id: str) -> None:
+        """The CRM's id for a call still being delivered (e.g. Bitrix24's CALL_ID between steps)."""
+        statement = (
+            update(deliveries)
+            .where(deliveries.c.call_id == call_id, deliveries.c.crm == crm, deliveries.c.status == PENDING)
+            .values(crm_id=crm_id)
+        )
+        with self.engine.begin() as connection:
+            connection.execute(statement)
+
     def decide_recording(self, call_id: str, crm: str, include: bool) -> bool:
         """Record once whether this call's activity carries its recording link; returns the
         decision that stands (an earlier one wins)."""
