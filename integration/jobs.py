@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -22,7 +21,15 @@ from integration.crm.base import CrmError
 from integration.crm.webhook import event_id
 from integration.errors import OperatorUnavailable
 from integration.operator.auth import utc_now
-from integration.queues import DEFAULT, make_queue
+from integration.queues import (
+    DEFAULT,
+    digest,
+    enqueue_delivery,
+    enqueue_event,
+    enqueue_fetch,
+    enqueue_handle_event,
+    make_queue,
+)
 from integration.recordings import fetch
 from integration.runtime import Runtime
 from integration.sync import SyncResult
@@ -86,18 +93,6 @@ def place_callback(request_id: str | None = None) -> dict:
 
 
 FINISHED = {"placed", "failed", "expired", "unknown"}
-
-
-def enqueue_once(queue, func: str, argument: str, job_id: str) -> None:
-    """Enqueue ``func(argument)`` unless a job with ``job_id`` exists (one job per attempt)."""
-    with contextlib.suppress(DuplicateJobError):
-        queue.enqueue_call(
-            func, args=(argument,), job_id=job_id, unique=True, result_ttl=0, failure_ttl=86400, timeout=120
-        )
-
-
-def enqueue_event(queue, event: str, attempt: int) -> None:
-    enqueue_once(queue, "integration.jobs.send_event", event, f"event-{event}-{attempt}")
 
 
 @measured
@@ -199,11 +194,6 @@ def queue_recordings(rt: Runtime, call_ids: list[str]) -> None:
         enqueue_fetch(queue, call_id, attempt=0)
 
 
-def enqueue_fetch(queue, call_id: str, attempt: int) -> None:
-    digest = hashlib.sha1(call_id.encode()).hexdigest()[:20]
-    enqueue_once(queue, "integration.jobs.fetch_recording", call_id, f"recording-{digest}-{attempt}")
-
-
 def fetch_recording_now(rt: Runtime, call_id: str) -> str:
     """``recordings.fetch.fetch_recording`` with this process's parts; announces what it stored."""
     status = fetch.fetch_recording(
@@ -258,12 +248,6 @@ def clean_recordings() -> int:
     return removed
 
 
-def enqueue_handle_event(queue, event_id: str) -> None:
-    """At most one run per event and minute: the sweeper retries an unhandled event once a minute."""
-    digest = hashlib.sha1(event_id.encode()).hexdigest()[:20]
-    enqueue_once(queue, "integration.jobs.handle_event", event_id, f"crm-event-{digest}-{int(time.time() // 60)}")
-
-
 @measured
 def handle_event(event_id: str) -> str:
     """Apply the rules to one CRM event: schedule callbacks, attach calls. Safe to run twice."""
@@ -293,9 +277,8 @@ def handle_event(event_id: str) -> str:
 
 def schedule_rule_callback(rt: Runtime, event_id: str, rule_name: str, at: datetime) -> None:
     """``rule_callback`` at ``at`` through RQ's scheduler (kept in Redis: survives restarts)."""
-    digest = hashlib.sha1(f"{event_id}:{rule_name}".encode()).hexdigest()[:20]
     queue = make_queue(DEFAULT, rt.redis)
-    job_id = f"rule-callback-{digest}-{int(at.timestamp())}"
+    job_id = f"rule-callback-{digest(f'{event_id}:{rule_name}')}-{int(at.timestamp())}"
     with contextlib.suppress(DuplicateJobError):
         queue.enqueue_at(
             at, "integration.jobs.rule_callback", event_id, rule_name, job_id=job_id, result_ttl=0, failure_ttl=86400
@@ -320,12 +303,6 @@ def rule_callback(event_id: str, rule_name: str) -> str:
         return f"moved to {planned.at.isoformat()}"
     accepted, new = rt.intake.submit(planned.order)
     return f"{'queued' if new else 'already requested'}: {accepted.id}"
-
-
-def enqueue_delivery(queue, crm: str, call_id: str, attempt: int) -> None:
-    """One job per call and attempt, however many times it is asked for."""
-    digest = hashlib.sha1(call_id.encode()).hexdigest()[:20]
-    enqueue_once(queue, "integration.jobs.deliver_call", call_id, f"deliver-{crm}-{digest}-{attempt}")
 
 
 def deliver_now(rt: Runtime, call_id: str) -> str:

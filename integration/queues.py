@@ -10,10 +10,14 @@ arguments: it reads what it needs by its job id.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import time
 from dataclasses import dataclass
 
 from redis import Redis
 from rq import Queue
+from rq.exceptions import DuplicateJobError
 from rq.serializers import JSONSerializer
 from rq.utils import now, utcformat
 
@@ -132,3 +136,37 @@ def _lua_expression(arg: bytes, stamps: set[str]) -> str:
 def _lua_string(data: bytes) -> str:
     """A Lua string literal of any bytes (printable ASCII kept readable)."""
     return '"' + "".join(chr(b) if 32 <= b < 127 and b not in b'"\\' else f"\\{b:03d}" for b in data) + '"'
+
+
+# One job per subject and attempt, however many times it is asked for (unique job ids).
+
+
+def digest(subject: str) -> str:
+    """A short, job-id-safe stand-in for any subject (call ids hold colons)."""
+    return hashlib.sha1(subject.encode()).hexdigest()[:20]
+
+
+def enqueue_once(queue, func: str, argument: str, job_id: str) -> None:
+    """Enqueue ``func(argument)`` unless a job with ``job_id`` exists (one job per attempt)."""
+    with contextlib.suppress(DuplicateJobError):
+        queue.enqueue_call(
+            func, args=(argument,), job_id=job_id, unique=True, result_ttl=0, failure_ttl=86400, timeout=120
+        )
+
+
+def enqueue_delivery(queue, crm: str, call_id: str, attempt: int) -> None:
+    enqueue_once(queue, "integration.jobs.deliver_call", call_id, f"deliver-{crm}-{digest(call_id)}-{attempt}")
+
+
+def enqueue_event(queue, event: str, attempt: int) -> None:
+    enqueue_once(queue, "integration.jobs.send_event", event, f"event-{event}-{attempt}")
+
+
+def enqueue_fetch(queue, call_id: str, attempt: int) -> None:
+    enqueue_once(queue, "integration.jobs.fetch_recording", call_id, f"recording-{digest(call_id)}-{attempt}")
+
+
+def enqueue_handle_event(queue, event_id: str) -> None:
+    """At most one run per event and minute: the sweeper retries an unhandled event once a minute."""
+    minute = int(time.time() // 60)
+    enqueue_once(queue, "integration.jobs.handle_event", event_id, f"crm-event-{digest(event_id)}-{minute}")

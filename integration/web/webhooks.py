@@ -8,9 +8,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from integration.jobs import enqueue_handle_event
 from integration.operator.auth import utc_now
-from integration.queues import DEFAULT, make_queue
+from integration.queues import DEFAULT, enqueue_handle_event, make_queue
 from integration.signatures import InvalidSignature
 from integration.web.errors import Problem
 from integration.web.schemas import CrmEventSchema
