@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from redis import Redis
+from redis.exceptions import NoScriptError
 from rq import Queue
 from rq.exceptions import DuplicateJobError
 from rq.serializers import JSONSerializer
@@ -90,6 +91,7 @@ class Enqueuer:
         calls = ["redis.call(" + ", ".join(_lua_expression(encode(arg), stamps) for arg in c) + ")" for c in commands]
         # RQ's own commands for this job, as Lua: constants travel once, not with every request.
         self._script = self.connection.register_script(_CLAIMS + "\n".join(calls) + _EXTRA)
+        self._sha = self._script.sha
 
     def claim_and_enqueue(
         self, claims: list[Claim], value: str, *, job_id: str, extra: list[tuple] = ()
@@ -103,7 +105,12 @@ class Enqueuer:
         for command in extra:
             args.append(len(command))
             args.extend(command)
-        created, existing = self._script(keys=[claim.key for claim in claims], args=args)
+        keys = [claim.key for claim in claims]
+        try:
+            # EVALSHA directly: redis-py's Script wrapper checks for deprecated arguments on every call.
+            created, existing = self.connection.execute_command("EVALSHA", self._sha, len(keys), *keys, *args)
+        except NoScriptError:  # a restarted or flushed Redis: load the script and run it once more
+            created, existing = self._script(keys=keys, args=args)
         return bool(created), existing.decode() if isinstance(existing, bytes) else existing
 
 

@@ -54,3 +54,11 @@ def test_a_second_claim_key_is_set_to_the_first_ones_value(redis_conn):
     )
     assert (created, existing) == (False, "first")
     assert redis_conn.get("test:idempotency") == b"first"
+
+
+def test_the_script_is_loaded_again_after_redis_forgets_it(redis_conn):
+    queue = make_queue(CALLBACKS, redis_conn)
+    enqueuer = Enqueuer(queue, JOB, **job_options(60))
+    redis_conn.script_flush()
+    assert enqueuer.claim_and_enqueue([Claim("test:claim", 60)], "first", job_id="first") == (True, "first")
+    assert queue.job_ids == ["first"]

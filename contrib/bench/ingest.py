@@ -10,13 +10,13 @@ signature check, validation, the idempotency claim and the enqueue.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -79,9 +79,9 @@ def wrk(url: str, seconds: int, connections: int, script: Path, data: Path) -> d
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating runs per endpoint; the median is shown")
+    parser.add_argument("--rounds", type=int, default=9, help="paired runs (one per endpoint each)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -91,36 +91,46 @@ def main() -> int:
         work = Path(workdir)
         (work / "post.lua").write_text(WRK_SCRIPT)
         env = service_env(sandbox, workdir)
-        runs: dict[str, list[dict]] = {}
+        jobs = 0
         targets = [
             ("bare enqueue endpoint", "contrib.bench.bare_app:app", "/enqueue"),
             ("signed click-to-call", "wsgi:app", "/webhooks/click-to-call"),
         ]
-        for _ in range(args.rounds):  # alternate, so drifts in machine speed hit both alike
-            for name, app, path in targets:
-                connection.flushdb()
-                make_requests(work / "requests.txt", 60_000)  # fresh timestamps for each run
+        runs: dict[str, list[dict]] = {name: [] for name, _, _ in targets}
+        ratios = []
+        with contextlib.ExitStack() as servers:
+            urls = {}
+            for name, app, path in targets:  # both servers up for the whole run, warmed up alike
                 port = free_port()
-                with gunicorn(app, port, env):
-                    wait_http(f"http://127.0.0.1:{port}/")
-                    url = f"http://127.0.0.1:{port}{path}"
-                    wrk(url, 2, args.connections, work / "post.lua", work / "requests.txt")  # warm-up
+                servers.enter_context(gunicorn(app, port, env))
+                wait_http(f"http://127.0.0.1:{port}/")
+                urls[name] = f"http://127.0.0.1:{port}{path}"
+            for name in urls:
+                make_requests(work / "requests.txt", 20_000)
+                wrk(urls[name], 2, args.connections, work / "post.lua", work / "requests.txt")
+            for round_ in range(args.rounds):
+                # Paired runs, the order swapped every round: drifts in machine speed hit both alike.
+                order = list(urls) if round_ % 2 == 0 else list(reversed(urls))
+                for name in order:
                     connection.flushdb()
-                    runs.setdefault(name, []).append(
-                        wrk(url, args.seconds, args.connections, work / "post.lua", work / "requests.txt")
+                    make_requests(work / "requests.txt", 60_000)  # fresh ids and timestamps
+                    runs[name].append(
+                        wrk(urls[name], args.seconds, args.connections, work / "post.lua", work / "requests.txt")
                     )
-                    jobs = connection.llen("rq:queue:callbacks")
-                time.sleep(0.5)
+                    jobs = connection.llen("rq:queue:callbacks") or jobs
+                ratios.append(runs["signed click-to-call"][-1]["rps"] / runs["bare enqueue endpoint"][-1]["rps"])
         results = {name: sorted(r, key=lambda x: x["rps"])[len(r) // 2] for name, r in runs.items()}
-    base = results["bare enqueue endpoint"]["rps"]
+    ratio = sorted(ratios)[len(ratios) // 2]
     print(
-        f"ingest: gunicorn 2 sync workers, wrk -t2 -c{args.connections} -d{args.seconds}s on loopback, median of {args.rounds} alternating runs"
+        f"ingest: gunicorn 2 sync workers, wrk -t2 -c{args.connections} -d{args.seconds}s on loopback, {args.rounds} paired rounds"
     )
     for name, r in runs.items():
         print(f"  {name}: " + ", ".join(f"{x['rps']:.0f}" for x in r) + " req/s")
-    print(f"{'endpoint':<24} {'req/s':>9} {'p50':>9} {'p99':>9} {'non-2xx':>8} {'vs bare':>8}")
+    print("  ratio per round: " + ", ".join(f"{x:.2f}" for x in ratios))
+    print(f"{'endpoint':<24} {'median req/s':>12} {'p50':>9} {'p99':>9} {'non-2xx':>8}")
     for name, r in results.items():
-        print(f"{name:<24} {r['rps']:>9.0f} {r['p50']:>9} {r['p99']:>9} {r['errors']:>8} {r['rps'] / base:>7.2f}×")
+        print(f"{name:<24} {r['rps']:>12.0f} {r['p50']:>9} {r['p99']:>9} {r['errors']:>8}")
+    print(f"signed click-to-call vs bare, median of the paired ratios: {ratio:.2f}×")
     print(f"click-to-call jobs enqueued in the measured run: {jobs}")
     print("target: signed click-to-call ≥ 1.0× the bare endpoint's requests/s")
     return 0
