@@ -4,13 +4,10 @@ limit, and click-to-call from Bitrix24 end to end (a local stand-in for the port
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import responses
-from flask import Flask, request
 
 from integration.config import load_settings
 from integration.crm.base import CrmError
@@ -22,17 +19,13 @@ from integration.ledger.tables import calls
 from integration.models import Activity, CallStatus, Direction, MatchKind
 from integration.phone import parse_phone
 from integration.ratelimit import Pacer
+from tests.bitrix_stand_in import BitrixStandIn, fixture
 from tests.conftest import run_worker, serve
 
-FIXTURES = Path(__file__).parent / "fixtures" / "bitrix24"
 BASE = "https://portal.bitrix24.test/rest/1/s3cr3tw3bh00k"
 CALL_ID = "externalCall.716f1cb73def9700a23842adf9c4c568.1773130779"
 APP_TOKEN = "51610fefc120afg4b628cc82d6298cce"
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-
-
-def fixture(name: str) -> dict:
-    return json.loads((FIXTURES / name).read_text())
 
 
 class FakeSleep:
@@ -119,6 +112,20 @@ def test_a_retry_after_a_failed_finish_does_not_register_a_second_call(crm):
         "telephony.externalCall.finish",
         "telephony.externalCall.finish",
     ]
+
+
+@responses.activate
+def test_a_finish_whose_answer_was_lost_is_not_a_failure(crm):
+    responses.post(f"{BASE}/telephony.externalCall.register", json=fixture("register.json"))
+    responses.post(f"{BASE}/telephony.externalCall.finish", json={"error": "INTERNAL_SERVER_ERROR"}, status=500)
+    with pytest.raises(CrmError):
+        crm.write_activity(activity(recording_url=None))  # Bitrix24 finished it, the answer got lost
+    not_found = {
+        "error": "ERROR_CORE",
+        "error_description": "Call is not found (call should be registered prior to finishing)",
+    }
+    responses.replace(responses.POST, f"{BASE}/telephony.externalCall.finish", json=not_found, status=400)
+    assert crm.write_activity(activity(recording_url=None)) == CALL_ID  # delivered, not failed, not registered again
 
 
 @responses.activate
@@ -227,22 +234,6 @@ def test_the_pacer_spaces_requests_across_processes(redis_conn):
 # --- POST /webhooks/bitrix24, end to end ----------------------------------------------------------
 
 
-class BitrixStandIn:
-    """A local stand-in for the portal's REST: records calls, answers with the documented examples."""
-
-    def __init__(self):
-        self.calls: list[tuple[str, dict]] = []
-        self.lock = threading.Lock()
-        self.app = Flask("bitrix24")
-        self.app.add_url_rule("/rest/1/hook/<method>", view_func=self.handle, methods=["POST"])
-
-    def handle(self, method: str):
-        with self.lock:
-            self.calls.append((method, request.get_json()))
-        name = {"telephony.externalCall.finish": "finish.json", "telephony.externalCall.register": "register.json"}
-        return fixture(name.get(method, "attach_record.json"))
-
-
 def click_event(**data) -> dict[str, str]:
     """The documented ONEXTERNALCALLSTART, form-encoded as Bitrix24 posts it."""
     event = fixture("onexternalcallstart.json")
@@ -301,6 +292,7 @@ def test_a_click_that_cannot_be_placed_is_finished_in_bitrix24_with_the_reason(b
     stand_in, env = bitrix_env
     control.post("authorization-token/revoke")
     event = click_event(PHONE_NUMBER="89161234567", PHONE_NUMBER_INTERNATIONAL="")
+    stand_in.open_click(event["data[CALL_ID]"])
     assert bitrix_app.test_client().post("/webhooks/bitrix24", data=event).status_code == 200
     assert run_worker(env).returncode == 0  # places (fails), then sends callback.finished
     finishes = [body for method, body in stand_in.calls if method == "telephony.externalCall.finish"]

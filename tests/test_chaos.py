@@ -21,10 +21,11 @@ from tests.receiver import Receiver
 CALLS = 2000
 
 
-def wait_until(check, timeout: float, what: str) -> None:
+def wait_until(check, timeout: float, what) -> None:
+    """Poll ``check``; ``what`` says what did not happen (a callable: the state at the time)."""
     deadline = time.time() + timeout
     while not check():
-        assert time.time() < deadline, what
+        assert time.time() < deadline, what() if callable(what) else what
         time.sleep(0.3)
 
 
@@ -74,3 +75,65 @@ def test_chaos_then_reconcile_leaves_every_call_delivered_exactly_once(service_e
     assert sum(receiver.attempts.values()) > CALLS
     keys = {(e["data"]["line"], e["data"]["started_at"][:19]) for e in completed.values()}
     assert keys == {(c["num"], c["started_at"][:19]) for c in canonical}
+
+
+@pytest.mark.slow
+def test_bitrix24_gets_every_call_once_through_faults_and_a_killed_worker(service_env, control, redis_conn):
+    """Register, finish and attachRecord through a portal that throttles 5 % of requests, fails
+    15 % and loses the answer of another 15 %, with a worker killed mid-run; once the faults stop,
+    a reconcile leaves one Bitrix24 call per operator call, finished once, with its recording."""
+    from integration import delivery
+    from integration.jobs import announce_recording, fetch_recording_now
+    from tests.bitrix_stand_in import BitrixStandIn
+    from tests.conftest import LINK_KEY
+
+    control.post("calls/generate", {"count": 200, "days": 0.5, "seed": 41, "recording_size": 2000})
+    portal = BitrixStandIn(limit_rate=0.05, fail_rate=0.15, fail_after_rate=0.15, seed=9)
+    with serve(portal.app) as url:
+        env = service_env | {
+            "CRM_BACKEND": "bitrix24",
+            "BITRIX24_WEBHOOK_URL": f"{url}/rest/1/hook",
+            "BITRIX24_RATE": "500",
+            "RECORDING_LINK_KEYS": LINK_KEY,
+            "PUBLIC_URL": "https://bridge.example",
+            "SYNC_INTERVAL": "1",
+        }
+        runtime = Runtime(load_settings(env, dotenv="/x"))
+        deliveries = runtime.delivery_ledger
+        workers = [start_worker(env), start_worker(env)]
+        try:
+            wait_until(lambda: deliveries.counts("bitrix24").get("delivered", 0) > 60, 90, "no deliveries")
+            kill_worker(workers[0])  # a worker dies mid-run
+            wait_until(lambda: deliveries.counts("bitrix24").get("delivered", 0) > 150, 90, "stalled after the kill")
+        finally:
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.send_signal(signal.SIGTERM)
+            for worker in workers:
+                worker.wait(30)
+        # The faults stop; a reconcile delivers what is left, then the recordings follow.
+        portal.stop_failing()
+        today = datetime.now(UTC).astimezone(runtime.settings.tz).date()
+        for day in (today - timedelta(days=1), today):
+            report = reconcile_day(runtime, day)
+            assert report.counts.get("pending", 0) == report.counts.get("failed", 0) == 0, report
+        later = datetime.now(UTC) + timedelta(days=3)
+        runtime.recording_ledger.ensure(runtime.recording_ledger.missing(), datetime.now(UTC))
+        for recording in runtime.recording_ledger.due(later):  # a killed worker's download
+            fetch_recording_now(runtime, recording.call_id)
+        for recording in runtime.recording_ledger.unannounced():
+            announce_recording(runtime, recording.call_id)
+        for event in runtime.outbox.due(datetime.now(UTC) + timedelta(days=1)):
+            assert delivery.send_event(
+                event.id, outbox=runtime.outbox, crm=runtime.crm, now=datetime.now(UTC), deliveries=deliveries
+            ) in ("delivered", "included")
+        runtime.engine.dispose()
+    recorded = [c for c in control.get("calls") if c["record_file_id"]]
+    by_call: dict[str, list[str]] = {}
+    for call_id, params in portal.registered.items():
+        by_call.setdefault(params["EXTERNAL_CALL_ID"], []).append(call_id)
+    assert len(by_call) == 200 and all(len(ids) == 1 for ids in by_call.values())  # registered once
+    assert sorted(portal.finished.values()) == [1] * 200  # finished once
+    attached = {portal.registered[call_id]["EXTERNAL_CALL_ID"] for call_id in portal.records}
+    assert attached == {f"rec:{c['record_file_id']}" for c in recorded}  # every recording, attached
+    assert len(portal.calls) > 200 * 3  # the faults really happened

@@ -40,6 +40,14 @@ STATUS_CODES = {CallStatus.ANSWERED: "200", CallStatus.MISSED: "304", CallStatus
 FAILED_CALLBACK_CODE = "603-S"  # "call canceled": the click-to-call was never connected
 
 
+class Bitrix24Error(CrmError):
+    """Bitrix24 refused a request; ``code`` and ``description`` are its ``error`` fields."""
+
+    def __init__(self, message: str, *, code: str | None, description: str | None, retryable: bool):
+        self.code, self.description = code, description
+        super().__init__(message, retryable=retryable)
+
+
 class Bitrix24Rest:
     """POST ``<base>/<method>`` with JSON; returns ``result`` or raises ``CrmError``."""
 
@@ -84,7 +92,7 @@ class Bitrix24Rest:
         raise AssertionError("unreachable")
 
 
-def _error(method: str, status: int, error: str | None, body: Any) -> CrmError:
+def _error(method: str, status: int, error: str | None, body: Any) -> Bitrix24Error:
     description = body.get("error_description") if isinstance(body, dict) else None
     text = f"Bitrix24 {method}: HTTP {status}"
     if error:
@@ -94,7 +102,7 @@ def _error(method: str, status: int, error: str | None, body: Any) -> CrmError:
     if error in HINTS:
         text += f" — {HINTS[error]}"
     retryable = status >= 500 or status in (408, 429) or error in TRANSIENT or body is None
-    return CrmError(text, retryable=retryable)
+    return Bitrix24Error(text, code=error, description=str(description or ""), retryable=retryable)
 
 
 class Bitrix24Crm:
@@ -127,17 +135,22 @@ class Bitrix24Crm:
     def write_activity(self, activity: Activity) -> str:
         """register (unless this call has a Bitrix24 call already) → finish → attachRecord."""
         user = activity.responsible_user or self.default_user
-        call_id = self._known_call_id(activity) or self._register(activity, user)
-        self.rest.call(
-            "telephony.externalCall.finish",
-            {
-                "CALL_ID": call_id,
-                "USER_ID": int(user) if str(user).isdigit() else user,
-                "DURATION": activity.duration,
-                "STATUS_CODE": STATUS_CODES[activity.status],
-                "ADD_TO_CHAT": 0,
-            },
-        )
+        known = self._known_call_id(activity)
+        call_id = known or self._register(activity, user)
+        finish = {
+            "CALL_ID": call_id,
+            "USER_ID": int(user) if str(user).isdigit() else user,
+            "DURATION": activity.duration,
+            "STATUS_CODE": STATUS_CODES[activity.status],
+            "ADD_TO_CHAT": 0,
+        }
+        try:
+            self.rest.call("telephony.externalCall.finish", finish)
+        except Bitrix24Error as exc:
+            # An earlier attempt finished it and lost the answer: Bitrix24 no longer has it open.
+            if not (known and exc.code == "ERROR_CORE" and "not found" in (exc.description or "").lower()):
+                raise
+            log.info("Bitrix24 call %s was finished by an earlier attempt", call_id)
         if activity.recording_url:
             self.attach_record(call_id, activity.recording_url)
         return call_id
