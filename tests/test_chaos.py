@@ -29,6 +29,15 @@ def wait_until(check, timeout: float, what) -> None:
         time.sleep(0.3)
 
 
+def stop(workers) -> None:
+    """SIGTERM the workers still running and wait for them to finish their jobs."""
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        worker.wait(30)
+
+
 @pytest.mark.slow
 def test_chaos_then_reconcile_leaves_every_call_delivered_exactly_once(service_env, control, redis_conn):
     control.post("calls/generate", {"count": CALLS, "days": 21, "seed": 77})
@@ -53,11 +62,7 @@ def test_chaos_then_reconcile_leaves_every_call_delivered_exactly_once(service_e
             redis_conn.flushdb()  # Redis loses its queues, locks, tokens and keys mid-run
             time.sleep(3)
         finally:
-            for worker in workers:
-                if worker.poll() is None:
-                    worker.send_signal(signal.SIGTERM)
-            for worker in workers:
-                worker.wait(30)
+            stop(workers)
         # The faults stop; a reconcile of every day leaves the CRM matching the operator.
         requests.delete(control.url + "/_sandbox/faults", timeout=5)
         receiver.stop_failing()
@@ -106,11 +111,7 @@ def test_bitrix24_gets_every_call_once_through_faults_and_a_killed_worker(servic
             kill_worker(workers[0])  # a worker dies mid-run
             wait_until(lambda: deliveries.counts("bitrix24").get("delivered", 0) > 150, 90, "stalled after the kill")
         finally:
-            for worker in workers:
-                if worker.poll() is None:
-                    worker.send_signal(signal.SIGTERM)
-            for worker in workers:
-                worker.wait(30)
+            stop(workers)
         # The faults stop; a reconcile delivers what is left, then the recordings follow.
         portal.stop_failing()
         today = datetime.now(UTC).astimezone(runtime.settings.tz).date()
