@@ -28,6 +28,11 @@ HELP = {
     "vats_operator_calls_total": ("counter", "Operator API calls by method and outcome."),
     "vats_operator_call_seconds": ("histogram", "Operator API call latency."),
     "vats_callbacks_total": ("counter", "Click-to-call outcomes."),
+    "vats_callback_requests_total": ("counter", "Website call-me-back requests by outcome."),
+    "vats_deliveries_total": ("counter", "Call deliveries to the CRM by CRM and outcome."),
+    "vats_events_total": ("counter", "Outgoing CRM events by CRM and outcome."),
+    "vats_recordings_total": ("counter", "Recording fetch attempts by outcome."),
+    "vats_crm_events_total": ("counter", "Inbound CRM events by type and whether a rule matched."),
 }
 
 
