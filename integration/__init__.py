@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         recordings_group,
         sync_command,
     )
+    from integration.web.amocrm import amocrm
     from integration.web.api import api
     from integration.web.bitrix24 import bitrix24
     from integration.web.errors import register_error_handlers
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime = Runtime(settings)
     app.extensions["vats"] = runtime
     app.extensions["vats.web"] = WebState(runtime)
-    for blueprint in (health, webhooks, forms, api, recordings, bitrix24):
+    for blueprint in (health, webhooks, forms, api, recordings, bitrix24, amocrm):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     app.cli.add_command(operator_group)

@@ -82,6 +82,14 @@ class Settings:
     bitrix24_app_token: str | None = field(default=None, repr=False)
     bitrix24_default_user_id: str = "1"
     bitrix24_rate: float = 2.0
+    amocrm_base_url: str | None = None
+    amocrm_long_lived_token: str | None = field(default=None, repr=False)
+    amocrm_client_id: str | None = None
+    amocrm_client_secret: str | None = field(default=None, repr=False)
+    amocrm_redirect_uri: str | None = None
+    amocrm_auth_code: str | None = field(default=None, repr=False)
+    amocrm_webhook_secret: str | None = field(default=None, repr=False)
+    amocrm_rate: float = 7.0
     recordings_dir: str = "var/recordings"
     recording_link_keys: tuple[str, ...] = field(default=(), repr=False)
     recording_link_ttl: int = 0
@@ -289,7 +297,15 @@ SETTINGS: list[tuple[str, str, Callable[[str], Any], bool]] = [
     ("SYNC_INTERVAL", "sync_interval", _positive_whole, False),
     ("SYNC_OVERLAP", "sync_overlap", _whole, False),
     ("SYNC_FIRST_WINDOW", "sync_first_window", _whole, False),
-    ("CRM_BACKEND", "crm_backend", _choice("local", "webhook", "bitrix24"), False),
+    ("CRM_BACKEND", "crm_backend", _choice("local", "webhook", "bitrix24", "amocrm"), False),
+    ("AMOCRM_BASE_URL", "amocrm_base_url", _url, False),
+    ("AMOCRM_LONG_LIVED_TOKEN", "amocrm_long_lived_token", _text, False),
+    ("AMOCRM_CLIENT_ID", "amocrm_client_id", _text, False),
+    ("AMOCRM_CLIENT_SECRET", "amocrm_client_secret", _text, False),
+    ("AMOCRM_REDIRECT_URI", "amocrm_redirect_uri", _url, False),
+    ("AMOCRM_AUTH_CODE", "amocrm_auth_code", _text, False),
+    ("AMOCRM_WEBHOOK_SECRET", "amocrm_webhook_secret", _text, False),
+    ("AMOCRM_RATE", "amocrm_rate", _positive_float, False),
     ("BITRIX24_WEBHOOK_URL", "bitrix24_webhook_url", _url, False),
     ("BITRIX24_APP_TOKEN", "bitrix24_app_token", _text, False),
     ("BITRIX24_DEFAULT_USER_ID", "bitrix24_default_user_id", _text, False),
@@ -316,6 +332,7 @@ def read_environment(environ: Mapping[str, str] | None = None, dotenv: str | Pat
 BACKEND_SETTINGS = {  # what each CRM backend cannot do without
     "webhook": [("CRM_WEBHOOK_URL", "crm_webhook_url"), ("CRM_WEBHOOK_SECRET", "crm_webhook_secret")],
     "bitrix24": [("BITRIX24_WEBHOOK_URL", "bitrix24_webhook_url")],
+    "amocrm": [("AMOCRM_BASE_URL", "amocrm_base_url")],
 }
 
 
@@ -339,6 +356,12 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: str | Path =
     for name, attr in BACKEND_SETTINGS.get(backend, ()):
         if attr not in values and not any(p.startswith(name) for p in problems):
             problems.append(f"{name} is required when CRM_BACKEND is {backend}")
+    oauth = ("amocrm_client_id", "amocrm_client_secret", "amocrm_redirect_uri")
+    if backend == "amocrm" and "amocrm_long_lived_token" not in values and not all(a in values for a in oauth):
+        problems.append(
+            "CRM_BACKEND amocrm needs AMOCRM_LONG_LIVED_TOKEN, or AMOCRM_CLIENT_ID, AMOCRM_CLIENT_SECRET "
+            "and AMOCRM_REDIRECT_URI (with AMOCRM_AUTH_CODE for the first authorization)"
+        )
     numbers = values.get("operator_numbers", ())
     if values.get("callback_request_from") and values["callback_request_from"] not in numbers:
         problems.append("CALLBACK_REQUEST_FROM must be one of OPERATOR_NUMBERS")

@@ -257,12 +257,13 @@ def handle_event(event_id: str) -> str:
         return event.outcome if event else "missing"
     now = utc_now()
     try:
-        planned = events.plan(event.id, event.type, event.data, rt.settings, calls=rt.call_ledger, now=now)
+        data = event_data(rt, event)
+        planned = events.plan(event.id, event.type, data, rt.settings, calls=rt.call_ledger, now=now)
         for item in planned:
             if item.order is not None:
                 schedule_rule_callback(rt, event.id, item.rule.name, item.at)
             elif not item.skipped:
-                rt.crm.attach_calls(str(event.data["deal_id"]), list(item.call_ids), f"{event.id}:{item.rule.name}")
+                rt.crm.attach_calls(str(data["deal_id"]), list(item.call_ids), f"{event.id}:{item.rule.name}")
     except CrmError as exc:
         if exc.retryable and now - event.received_at < delivery.RETRY_WINDOW:
             raise  # the sweeper runs the event again later; every action is idempotent
@@ -273,6 +274,15 @@ def handle_event(event_id: str) -> str:
     rt.metrics.inc("vats_crm_events_total", type=event.type, outcome="matched" if planned else "unmatched")
     log.info("event %s (%s): %s", event.id, event.type, outcome)
     return outcome
+
+
+def event_data(rt: Runtime, event) -> dict:
+    """The event's data, with the deal's numbers and responsible user from CRMs whose events
+    name the deal only (amoCRM)."""
+    lookup = getattr(rt.crm, "deal_context", None)
+    if lookup and event.data.get("deal_id") and not events.phones_of(event.data):
+        return lookup(str(event.data["deal_id"])) | event.data
+    return event.data
 
 
 def schedule_rule_callback(rt: Runtime, event_id: str, rule_name: str, at: datetime) -> None:
@@ -295,7 +305,15 @@ def rule_callback(event_id: str, rule_name: str) -> str:
         log.warning("rule callback %s/%s: the event or the rule is gone; nothing placed", event_id, rule_name)
         return "dropped"
     now = utc_now()
-    planned = events.plan_callback(event_id, rule, event.data, rt.settings, now - timedelta(seconds=rule.delay))
+    try:
+        data = event_data(rt, event)
+    except CrmError as exc:
+        if not exc.retryable:
+            log.warning("rule callback %s/%s: %s; nothing placed", event_id, rule_name, exc)
+            return f"dropped: {exc}"
+        schedule_rule_callback(rt, event_id, rule_name, now + timedelta(seconds=60))
+        return "CRM unavailable: tried again in a minute"
+    planned = events.plan_callback(event_id, rule, data, rt.settings, now - timedelta(seconds=rule.delay))
     if planned.order is None:
         return f"skipped: {planned.skipped}"
     if planned.at > now + timedelta(seconds=1):  # a late run (worker down) fell outside the hours

@@ -14,6 +14,8 @@ from sqlalchemy import Engine
 
 from integration.callbacks import JOB, CallbackIntake, job_options
 from integration.config import Settings
+from integration.crm.amocrm import AmoCrm, AmoRest
+from integration.crm.amocrm_auth import AmoOAuth, AmoTokens
 from integration.crm.base import CrmAdapter
 from integration.crm.bitrix24 import Bitrix24Crm, Bitrix24Rest
 from integration.crm.local import LocalCrm
@@ -102,6 +104,21 @@ class Runtime:
         return self.links.url(recording.id, time.time())
 
     @cached_property
+    def amocrm_tokens(self) -> AmoTokens:
+        settings = self.settings
+        oauth = None
+        if settings.amocrm_client_id:
+            oauth = AmoOAuth(
+                settings.amocrm_base_url,
+                settings.amocrm_client_id,
+                settings.amocrm_client_secret,
+                settings.amocrm_redirect_uri,
+            )
+        return AmoTokens(
+            self.redis, oauth, auth_code=settings.amocrm_auth_code, long_lived=settings.amocrm_long_lived_token
+        )
+
+    @cached_property
     def crm(self) -> CrmAdapter:
         """The CRM of ``CRM_BACKEND``."""
         settings = self.settings
@@ -111,6 +128,14 @@ class Runtime:
             pacer = Pacer(self.redis, "vats:bitrix24:pace", settings.bitrix24_rate, burst=50)
             rest = Bitrix24Rest(settings.bitrix24_webhook_url, pacer)
             return Bitrix24Crm(rest, self.delivery_ledger, settings.bitrix24_default_user_id)
+        if settings.crm_backend == "amocrm":
+            return AmoCrm(
+                AmoRest(
+                    settings.amocrm_base_url,
+                    self.amocrm_tokens,
+                    Pacer(self.redis, "vats:amocrm:pace", settings.amocrm_rate, burst=7),
+                )
+            )
         return LocalCrm(self.engine)
 
     @cached_property
