@@ -4,42 +4,23 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from integration.callbacks import ClickToCall
+from integration.web.cors import allowed_origin, preflight, with_cors
 from integration.web.errors import Problem
 from integration.web.state import web
 
 forms = Blueprint("forms", __name__)
 
 
-def _allowed_origin(origin: str | None) -> str | None:
-    origins = web().runtime.settings.cors_origins
-    if origin and ("*" in origins or origin.rstrip("/") in origins):
-        return origin
-    return None
-
-
-def _cors(response: Response, origin: str | None) -> Response:
-    if origin:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
-    return response
-
-
 @forms.route("/callback-requests", methods=["POST", "OPTIONS"])
 def callback_request():
     """A visitor asks to be called back: the form's contract number rings, then the visitor."""
-    origin = request.headers.get("Origin")
-    allowed = _allowed_origin(origin)
+    allowed = allowed_origin()
     if request.method == "OPTIONS":
-        response = Response(status=204 if allowed else 403)
-        if allowed:
-            response.headers["Access-Control-Allow-Methods"] = "POST"
-            response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-            response.headers["Access-Control-Max-Age"] = "86400"
-        return _cors(response, allowed)
-    if origin and not allowed:
+        return preflight(allowed, "Content-Type")
+    if request.headers.get("Origin") and not allowed:
         raise Problem(403, "Forbidden", "this website may not post callback requests (CORS_ORIGINS)")
     data = request.get_json() if request.is_json else request.form.to_dict()
     if not isinstance(data, dict):
@@ -48,7 +29,7 @@ def callback_request():
     if form["website"]:
         # A bot filled the hidden field: answer as usual so it learns nothing, do nothing.
         web().runtime.metrics.inc("vats_callback_requests_total", outcome="honeypot")
-        return _cors(jsonify(id=uuid.uuid4().hex, status="queued"), allowed), 202
+        return with_cors(jsonify(id=uuid.uuid4().hex, status="queued"), allowed), 202
     settings = web().runtime.settings
     destination = form["destination"]
     wait = web().rate_limiter.hit(
@@ -69,4 +50,4 @@ def callback_request():
         phone_from=settings.form_number, destination=destination, source="form", crm_context=context or None
     )
     accepted, _ = web().runtime.intake.submit(order)
-    return _cors(jsonify(id=accepted.id, status=accepted.status.value), allowed), 202
+    return with_cors(jsonify(id=accepted.id, status=accepted.status.value), allowed), 202

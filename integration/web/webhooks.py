@@ -11,11 +11,13 @@ from flask import Blueprint, jsonify, request
 from integration.operator.auth import utc_now
 from integration.queues import DEFAULT, enqueue_handle_event, make_queue
 from integration.signatures import InvalidSignature
+from integration.web.cors import allowed_origin, preflight, with_cors
 from integration.web.errors import Problem
 from integration.web.schemas import CrmEventSchema
 from integration.web.state import web
 
 webhooks = Blueprint("webhooks", __name__)
+SIGNED_HEADERS = "Content-Type, webhook-id, webhook-timestamp, webhook-signature"
 
 
 def signed_json() -> tuple[str, dict[str, Any]]:
@@ -34,13 +36,18 @@ def signed_json() -> tuple[str, dict[str, Any]]:
     return webhook_id, data
 
 
-@webhooks.post("/webhooks/click-to-call")
+@webhooks.route("/webhooks/click-to-call", methods=["POST", "OPTIONS"])
 def click_to_call():
-    """Ring the caller's own phone, then connect the customer: 202 ``{"id", "status"}``."""
+    """Ring the caller's own phone, then connect the customer: 202 ``{"id", "status"}``.
+
+    Browsers (the amoCRM widget) may call it from the origins in ``CORS_ORIGINS``.
+    """
+    if request.method == "OPTIONS":
+        return preflight(allowed_origin(), SIGNED_HEADERS)
     webhook_id, data = signed_json()
     order = replace(web().click_to_call_schema.load(data), idempotency_key=webhook_id)
     accepted, _ = web().runtime.intake.submit(order)
-    return jsonify(id=accepted.id, status=accepted.status.value), 202
+    return with_cors(jsonify(id=accepted.id, status=accepted.status.value), allowed_origin()), 202
 
 
 @webhooks.post("/webhooks/events")

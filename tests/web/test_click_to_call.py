@@ -141,3 +141,19 @@ def test_premium_and_international_can_be_allowed(service_env, redis_conn):
 def test_wrong_method_and_unknown_path_are_problems(http):
     assert_problem(http.get(PATH), 405)
     assert_problem(http.get("/nope"), 404)
+
+
+def test_a_browser_widget_may_call_from_an_allowed_origin(service_env, redis_conn):
+    app = create_app(load_settings(service_env | {"CORS_ORIGINS": "https://example.amocrm.ru"}, dotenv="/x"))
+    http = app.test_client()
+    allowed = {"Origin": "https://example.amocrm.ru"}
+    preflight = http.options(PATH, headers=allowed | {"Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://example.amocrm.ru"
+    assert "webhook-signature" in preflight.headers["Access-Control-Allow-Headers"]
+    data, headers = signed(GOOD)
+    answer = http.post(PATH, data=data, headers=headers | allowed)
+    assert answer.status_code == 202 and answer.headers["Access-Control-Allow-Origin"] == "https://example.amocrm.ru"
+    stranger = http.options(PATH, headers={"Origin": "https://evil.example"})
+    assert stranger.status_code == 403 and "Access-Control-Allow-Origin" not in stranger.headers
+    app.extensions["vats"].engine.dispose()
