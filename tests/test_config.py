@@ -58,3 +58,37 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path):
     settings = load({"DEFAULT_REGION": "RU"}, tmp_path)
     assert settings.operator_authorization_token == "from-file"
     assert settings.default_region == "RU"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"CRM_BACKEND": "bitrix24"}, "BITRIX24_WEBHOOK_URL is required when CRM_BACKEND is bitrix24"),
+        ({"CRM_BACKEND": "amocrm"}, "AMOCRM_BASE_URL is required when CRM_BACKEND is amocrm"),
+        (
+            {"CRM_BACKEND": "amocrm", "AMOCRM_BASE_URL": "https://acme.amocrm.ru", "AMOCRM_CLIENT_ID": "x"},
+            "CRM_BACKEND amocrm needs AMOCRM_LONG_LIVED_TOKEN, or AMOCRM_CLIENT_ID, AMOCRM_CLIENT_SECRET",
+        ),
+        ({"RECORDING_LINK_KEYS": "short"}, "RECORDING_LINK_KEYS must be keys of at least 32 characters"),
+        ({"RECORDING_RETENTION_DAYS": "a year"}, "RECORDING_RETENTION_DAYS must be a whole number of days"),
+    ],
+)
+def test_each_backend_and_recording_setting_says_what_is_missing(env, expected):
+    with pytest.raises(ConfigError) as caught:
+        load(REQUIRED | env)
+    assert any(line.startswith(expected) for line in caught.value.problems), caught.value.problems
+
+
+def test_secrets_of_the_crm_backends_stay_out_of_repr():
+    settings = load(
+        REQUIRED
+        | {
+            "CRM_BACKEND": "amocrm",
+            "AMOCRM_BASE_URL": "https://acme.amocrm.ru",
+            "AMOCRM_LONG_LIVED_TOKEN": "llt-secret-value",
+            "BITRIX24_WEBHOOK_URL": "https://portal.bitrix24.ru/rest/1/hooksecret",
+            "RECORDING_LINK_KEYS": "k" * 40,
+        }
+    )
+    text = repr(settings)
+    assert "llt-secret-value" not in text and "hooksecret" not in text and "k" * 40 not in text
