@@ -63,20 +63,22 @@ def test_user_is_mapped_to_a_contract_number(service_env, redis_conn, tmp_path):
 
 @pytest.mark.parametrize(
     ("headers", "detail"),
-    [
+    [  # "{now}" is filled in when the test runs: a timestamp fixed at collection would go stale
         ({}, "headers are required"),
         ({"webhook-id": "m", "webhook-timestamp": "x", "webhook-signature": "v1,AAAA"}, "whole seconds"),
-        ({"webhook-id": "m", "webhook-timestamp": str(now() - 600), "webhook-signature": "v1,AAAA"}, "5 minutes"),
-        ({"webhook-id": "m", "webhook-timestamp": str(now() + 600), "webhook-signature": "v1,AAAA"}, "5 minutes"),
-        ({"webhook-id": "m", "webhook-timestamp": str(now()), "webhook-signature": "v1,AAAA"}, "no valid signature"),
-        ({"webhook-id": "m", "webhook-timestamp": str(now()), "webhook-signature": "garbage,,,"}, "no valid signature"),
+        ({"webhook-id": "m", "webhook-timestamp": "{now-600}", "webhook-signature": "v1,AAAA"}, "5 minutes"),
+        ({"webhook-id": "m", "webhook-timestamp": "{now+600}", "webhook-signature": "v1,AAAA"}, "5 minutes"),
+        ({"webhook-id": "m", "webhook-timestamp": "{now}", "webhook-signature": "v1,AAAA"}, "no valid signature"),
+        ({"webhook-id": "m", "webhook-timestamp": "{now}", "webhook-signature": "garbage,,,"}, "no valid signature"),
         (
-            {"webhook-id": "m", "webhook-timestamp": str(now()), "webhook-signature": "v1,%%%notbase64"},
+            {"webhook-id": "m", "webhook-timestamp": "{now}", "webhook-signature": "v1,%%%notbase64"},
             "no valid signature",
         ),
     ],
 )
 def test_bad_signatures_are_401_and_enqueue_nothing(http, redis_conn, headers, detail):
+    moments = {"{now}": now(), "{now-600}": now() - 600, "{now+600}": now() + 600}
+    headers = {k: str(moments[v]) if v in moments else v for k, v in headers.items()}
     body = assert_problem(http.post(PATH, data=json.dumps(GOOD), headers=headers), 401)
     assert detail in body["detail"]
     assert queued_jobs(redis_conn) == 0
