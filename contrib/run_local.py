@@ -51,7 +51,12 @@ def wait_for(check, what: str, timeout: float = 20) -> None:
         time.sleep(0.2)
 
 
+def _stop(*_) -> None:
+    raise KeyboardInterrupt  # `kill` stops everything as Ctrl-C does
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _stop)
     redis_url = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
     try:
         redis.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
