@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from integration.callbacks import ClickToCall, dialable_destination
 from integration.config import Settings
 from integration.errors import InvalidPhoneNumber
 from integration.ledger.calls import CallLedger
 from integration.phone import Phone, parse_phone
-from integration.rules import BusinessHours, Rule
+from integration.rules import Rule
 
 
 @dataclass(frozen=True)
@@ -88,13 +87,9 @@ def plan_callback(event_id: str, rule: Rule, data: Mapping, settings: Settings, 
         crm_user=str(user),
         crm_context={"event": event_id, "rule": rule.name, **({"deal": data["deal_id"]} if "deal_id" in data else {})},
     )
-    at = callback_time(now + timedelta(seconds=rule.delay), settings.business_hours, settings.tz)
+    # The next opening of business hours, if the moment falls outside: never a ring at 3 a.m.
+    at = settings.business_hours.next_open(now + timedelta(seconds=rule.delay), settings.tz)
     return Planned(rule, at=at, order=order)
-
-
-def callback_time(moment: datetime, hours: BusinessHours, tz: ZoneInfo) -> datetime:
-    """``moment``, or the next opening of business hours: a rule never rings at 3 a.m."""
-    return hours.next_open(moment, tz)
 
 
 def plan_attach(rule: Rule, data: Mapping, region: str, calls: CallLedger, now: datetime) -> Planned:
