@@ -356,6 +356,8 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: str | Path =
     for name, attr in BACKEND_SETTINGS.get(backend, ()):
         if attr not in values and not any(p.startswith(name) for p in problems):
             problems.append(f"{name} is required when CRM_BACKEND is {backend}")
+    if backend == "webhook" and values.get("match_unknown", "skip") != "skip":
+        problems.append("MATCH_UNKNOWN must be skip with CRM_BACKEND webhook (the receiver creates contacts itself)")
     oauth = ("amocrm_client_id", "amocrm_client_secret", "amocrm_redirect_uri")
     if backend == "amocrm" and "amocrm_long_lived_token" not in values and not all(a in values for a in oauth):
         problems.append(

@@ -70,6 +70,15 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path):
             "CRM_BACKEND amocrm needs AMOCRM_LONG_LIVED_TOKEN, or AMOCRM_CLIENT_ID, AMOCRM_CLIENT_SECRET",
         ),
         ({"RECORDING_LINK_KEYS": "short"}, "RECORDING_LINK_KEYS must be keys of at least 32 characters"),
+        (
+            {
+                "CRM_BACKEND": "webhook",
+                "CRM_WEBHOOK_URL": "https://crm.example/hook",
+                "CRM_WEBHOOK_SECRET": "whsec_dGVzdA==",
+                "MATCH_UNKNOWN": "create_contact",
+            },
+            "MATCH_UNKNOWN must be skip with CRM_BACKEND webhook",
+        ),
         ({"RECORDING_RETENTION_DAYS": "a year"}, "RECORDING_RETENTION_DAYS must be a whole number of days"),
     ],
 )
