@@ -134,7 +134,8 @@ class Runtime:
                     settings.amocrm_base_url,
                     self.amocrm_tokens,
                     Pacer(self.redis, "vats:amocrm:pace", settings.amocrm_rate, burst=7),
-                )
+                ),
+                self.delivery_ledger,
             )
         return LocalCrm(self.engine)
 

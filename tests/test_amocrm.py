@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -13,9 +14,14 @@ import responses
 from integration.config import load_settings
 from integration.crm.amocrm import AmoCrm, AmoRest
 from integration.crm.base import CrmError
-from integration.models import Activity, CallStatus, Direction
+from integration.ledger.db import make_engine
+from integration.ledger.deliveries import DeliveryLedger
+from integration.ledger.tables import calls
+from integration.models import Activity, CallStatus, Direction, Match, MatchKind
 from integration.phone import parse_phone
 from integration.ratelimit import Pacer
+from tests.amocrm_stand_in import AmoStandIn
+from tests.conftest import serve
 
 FIXTURES = Path(__file__).parent / "fixtures" / "amocrm"
 BASE = "https://example.amocrm.ru"
@@ -39,23 +45,48 @@ class FakeTokens:
 
 
 @pytest.fixture
-def crm(redis_conn):
-    slept = []
-    pacer = Pacer(redis_conn, "test:amocrm:pace", rate=1000, burst=50)
-    rest = AmoRest(BASE, FakeTokens(), pacer, sleep=slept.append)
+def ledger(sqlite_url) -> Iterator[DeliveryLedger]:
+    engine = make_engine(sqlite_url)
+    rows = [
+        dict(
+            id=f"rec:{n}", line="4990000000", direction="inbound", status="answered", started_at=NOW, duration=20,
+            ext_raw="89161234567", ext_e164="+79161234567", ext_internal=False, first_seen_at=NOW,
+        )
+        for n in (1, 2, 3)
+    ]  # fmt: skip
+    with engine.begin() as connection:
+        connection.execute(calls.insert(), rows)
+    deliveries = DeliveryLedger(engine)
+    deliveries.ensure([row["id"] for row in rows], "amocrm", NOW)
+    yield deliveries
+    engine.dispose()
+
+
+def rest_for(base: str, redis_conn) -> AmoRest:
+    slept: list[float] = []
+    rest = AmoRest(base, FakeTokens(), Pacer(redis_conn, "test:amocrm:pace", rate=1000, burst=50), sleep=slept.append)
     rest.slept = slept
-    return AmoCrm(rest)
+    return rest
+
+
+@pytest.fixture
+def crm(redis_conn, ledger):
+    return AmoCrm(rest_for(BASE, redis_conn), ledger)
+
+
+def activity(**changes) -> Activity:
+    values = dict(
+        call_id="rec:1", direction=Direction.INBOUND, status=CallStatus.ANSWERED, started_at=NOW, duration=20,
+        line="4990000000", ext_e164="+79161234567", ext_raw="89161234567", responsible_user="8375357",
+        recording_url="https://bridge.example/recordings/a.mp3?sig=x", contact_ids=("406322",),
+    )  # fmt: skip
+    return Activity(**values | changes)
 
 
 @responses.activate
 def test_a_call_is_sent_with_the_documented_fields(crm):
-    responses.post(f"{BASE}/api/v4/calls", json={"_embedded": {"calls": [{"id": 77}]}})
-    activity = Activity(
-        call_id="rec:1", direction=Direction.INBOUND, status=CallStatus.ANSWERED, started_at=NOW, duration=20,
-        line="4990000000", ext_e164="+79161234567", ext_raw="89161234567", responsible_user="8375357",
-        recording_url="https://bridge.example/recordings/a.mp3?sig=x",
-    )  # fmt: skip
-    assert crm.write_activity(activity) == "77"
+    responses.post(f"{BASE}/api/v4/calls", json=fixture("calls_response.json"))
+    assert crm.write_activity(activity()) == "contacts:406322:44155901"
     [sent] = json.loads(responses.calls[0].request.body)
     documented = fixture("calls_request.json")[0]
     assert set(documented) <= set(sent) | {"call_status"}  # every documented field we can know is there
@@ -120,6 +151,123 @@ def test_429_backs_off_and_a_401_refreshes_once(crm):
         with pytest.raises(CrmError) as caught:
             crm.find_contacts(parse_phone("+79161234567"))
     assert caught.value.retryable
+
+
+@responses.activate
+def test_an_unknown_number_becomes_an_incoming_lead_with_the_documented_fields(crm):
+    responses.post(f"{BASE}/api/v4/leads/unsorted/sip", json=fixture("unsorted_sip_response.json"))
+    unknown = activity(contact_ids=(), create_lead=True, direction=Direction.OUTBOUND, recording_url=None)
+    assert crm.write_activity(unknown) == "leads:1009553:"
+    [sent] = json.loads(responses.calls[0].request.body)
+    [documented] = fixture("unsorted_sip_request.json")
+    assert set(sent) == set(documented) - {"pipeline_id", "request_id"}
+    assert set(sent["metadata"]) == set(documented["metadata"]) - {"link"}  # no recording yet
+    assert sent == {
+        "source_name": "vats-bridge",
+        "source_uid": "rec:1",
+        "created_at": int(NOW.timestamp()),
+        "metadata": {
+            "is_call_event_needed": True,
+            "uniq": "rec:1",
+            "duration": 20,
+            "service_code": "vats-bridge",
+            "from": "4990000000",  # outbound: our line called the number
+            "phone": "+79161234567",
+            "called_at": int(NOW.timestamp()),
+        },
+        "_embedded": {
+            "leads": [{"name": "Call +79161234567", "responsible_user_id": 8375357}],
+            "contacts": [
+                {
+                    "name": "+79161234567",
+                    "custom_fields_values": [
+                        {"field_code": "PHONE", "values": [{"value": "+79161234567", "enum_code": "WORK"}]}
+                    ],
+                }
+            ],
+        },
+    }
+
+
+@responses.activate
+def test_a_call_without_a_contact_is_not_sent(crm):
+    assert crm.write_activity(activity(contact_ids=())) == ""
+    assert not responses.calls  # amoCRM would drop it: it logs calls only on numbers it knows
+
+
+@pytest.fixture
+def account(redis_conn, ledger):
+    """The amoCRM stand-in over HTTP, and an adapter talking to it."""
+    stand_in = AmoStandIn()
+    stand_in.add_contact("Sam", "+7 916 123-45-67")
+    with serve(stand_in.app) as url:
+        yield stand_in, AmoCrm(rest_for(url, redis_conn), ledger)
+
+
+def lose_answers(stand_in: AmoStandIn, how_many: int = 1) -> None:
+    """The next requests reach the account, do their work, and their answers are lost."""
+    stand_in.fail_after_rate = 1.0
+    stand_in.rng.random = iter([0.5] * how_many + [2.0] * 1000).__next__
+
+
+def test_a_retry_after_a_lost_answer_finds_the_call_instead_of_logging_it_twice(account, ledger):
+    stand_in, crm = account
+    lose_answers(stand_in)
+    with pytest.raises(CrmError):
+        crm.write_activity(activity())
+    assert ledger.get("rec:1", "amocrm").crm_id == "unconfirmed"
+    [note] = stand_in.call_notes("rec:1")
+    assert crm.write_activity(activity()) == f"contacts:{note['entity_id']}:{note['id']}"
+    assert len(stand_in.call_notes("rec:1")) == 1
+    # A first attempt writes without looking (nothing can be there yet).
+    crm.write_activity(activity(call_id="rec:2"))
+    assert [m for m, p in stand_in.requests[-1:]] == ["POST"]
+
+
+def test_an_incoming_lead_is_made_once_despite_a_lost_answer(account, ledger):
+    stand_in, crm = account
+    unknown = activity(contact_ids=(), create_lead=True, ext_e164="+79035550000", ext_raw="89035550000")
+    lose_answers(stand_in)
+    with pytest.raises(CrmError):
+        crm.write_activity(unknown)
+    [lead] = stand_in.unsorted
+    [note] = stand_in.call_notes("rec:1")  # the call event amoCRM put on the new lead
+    assert crm.write_activity(unknown) == f"leads:{lead['_embedded']['leads'][0]['id']}:{note['id']}"
+    assert len(stand_in.unsorted) == 1
+
+
+def test_a_recording_stored_later_is_added_to_the_calls_note(account, ledger):
+    stand_in, crm = account
+    crm_id = crm.write_activity(activity(recording_url=None))
+    ledger.mark_delivered("rec:1", "amocrm", crm_id, Match(MatchKind.CONTACT), NOW)
+    url = "https://bridge.example/recordings/b.mp3?sig=y"
+    crm.send("recording.ready", "rec:1", {"call_id": "rec:1", "url": url})
+    [note] = stand_in.call_notes("rec:1")
+    assert note["params"]["link"] == url and note["params"]["duration"] == 20 and note["note_type"] == "call_in"
+    # An incoming lead's call note is found by its uniq.
+    unknown = activity(call_id="rec:2", contact_ids=(), create_lead=True, recording_url=None)
+    ledger.mark_delivered("rec:2", "amocrm", crm.write_activity(unknown), Match(MatchKind.LEAD), NOW)
+    crm.send("recording.ready", "rec:2", {"call_id": "rec:2", "url": url})
+    assert stand_in.call_notes("rec:2")[0]["params"]["link"] == url
+    with pytest.raises(CrmError) as early:
+        crm.send("recording.ready", "rec:3", {"call_id": "rec:3", "url": url})  # rec:3 not logged yet
+    assert early.value.retryable
+
+
+def test_attach_calls_copies_each_call_note_onto_the_lead_once(account, ledger):
+    stand_in, crm = account
+    for call_id in ("rec:1", "rec:2"):
+        ledger.mark_delivered(
+            call_id, "amocrm", crm.write_activity(activity(call_id=call_id)), Match(MatchKind.CONTACT), NOW
+        )
+    crm.attach_calls("555", ["rec:1", "rec:2"], "evt:rule")
+    crm.attach_calls("555", ["rec:1", "rec:2"], "evt:rule")  # the event handled twice
+    on_lead = [n for n in stand_in.notes.values() if n["entity"] == "leads" and n["entity_id"] == 555]
+    assert sorted(n["params"]["uniq"] for n in on_lead) == ["rec:1", "rec:2"]
+    assert {n["note_type"] for n in on_lead} == {"call_in"}
+    with pytest.raises(CrmError) as waiting:
+        crm.attach_calls("555", ["rec:3"], "evt:rule")  # rec:3 still pending: try again later
+    assert waiting.value.retryable
 
 
 # --- webhooks → rules ------------------------------------------------------------------------------

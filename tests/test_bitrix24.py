@@ -16,7 +16,7 @@ from integration.delivery import Policies, match_call
 from integration.ledger.db import make_engine
 from integration.ledger.deliveries import DeliveryLedger
 from integration.ledger.tables import calls
-from integration.models import Activity, CallStatus, Direction, MatchKind
+from integration.models import Activity, CallStatus, Direction, Match, MatchKind
 from integration.phone import parse_phone
 from integration.ratelimit import Pacer
 from tests.bitrix_stand_in import BitrixStandIn, fixture
@@ -328,3 +328,24 @@ def test_a_bitrix24_callback_form_becomes_one_callback_request(bitrix_app):
     record = bitrix_app.extensions["vats"].intake.accepted(first.json["id"])
     assert (record.phone_to, record.source) == ("+79161234567", "bitrix24-form")
     assert record.crm_context == {"callback": True, "entity_type": "CONTACT", "entity_id": "5785"}
+
+
+@responses.activate
+def test_attach_calls_binds_each_calls_activity_to_the_deal(crm, ledger):
+    call_id = fixture("register.json")["result"]["CALL_ID"]
+    ledger.mark_delivered("rec:1", "bitrix24", call_id, Match(MatchKind.CONTACT), NOW)
+    responses.post(f"{BASE}/crm.activity.list", json=fixture("activity_list.json"))
+    responses.post(f"{BASE}/crm.activity.binding.add", json=fixture("activity_binding_add.json"))
+    crm.attach_calls("31", ["rec:1"], "evt:rule")
+    listed, bound = (sent(c) for c in responses.calls)
+    assert listed == {"filter": {"ORIGIN_ID": f"VI_{call_id}"}, "select": ["ID"]}
+    assert bound == {"activityId": 7943, "entityTypeId": 2, "entityId": 31}
+    already = {"error": "ACTIVITY_IS_ALREADY_BOUND", "error_description": "The activity is already bound"}
+    responses.replace(responses.POST, f"{BASE}/crm.activity.binding.add", json=already, status=400)
+    crm.attach_calls("31", ["rec:1"], "evt:rule")  # the event handled twice: nothing to do
+
+
+def test_attach_calls_waits_for_calls_not_in_bitrix24_yet(crm):
+    with pytest.raises(CrmError) as caught:
+        crm.attach_calls("31", ["rec:1"], "evt:rule")
+    assert caught.value.retryable

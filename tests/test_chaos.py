@@ -138,3 +138,76 @@ def test_bitrix24_gets_every_call_once_through_faults_and_a_killed_worker(servic
     attached = {portal.registered[call_id]["EXTERNAL_CALL_ID"] for call_id in portal.records}
     assert attached == {f"rec:{c['record_file_id']}" for c in recorded}  # every recording, attached
     assert len(portal.calls) > 200 * 3  # the faults really happened
+
+
+@pytest.mark.slow
+def test_amocrm_gets_every_call_once_through_faults_and_a_killed_worker(service_env, control, redis_conn):
+    """Calls, incoming leads and recordings through an account that throttles 5 % of requests,
+    fails 15 % and loses the answer of another 15 %, with a worker killed mid-run; once the faults
+    stop, a reconcile leaves one call note (or one incoming lead) per operator call, with its
+    recording."""
+    from integration import delivery
+    from integration.jobs import announce_recording, fetch_recording_now
+    from tests.amocrm_stand_in import AmoStandIn
+    from tests.conftest import LINK_KEY
+
+    control.post("calls/generate", {"count": 200, "days": 0.5, "seed": 43, "recording_size": 2000})
+    account = AmoStandIn(limit_rate=0.05, fail_rate=0.15, fail_after_rate=0.15, seed=11)
+    known = sorted({c["ext_e164"] for c in control.get("calls") if c["ext_e164"]})[::2]
+    for n, number in enumerate(known):  # half the numbers have a contact; the others make leads
+        account.add_contact(f"Customer {n}", number)
+    with serve(account.app) as url:
+        env = service_env | {
+            "CRM_BACKEND": "amocrm",
+            "AMOCRM_BASE_URL": url,
+            "AMOCRM_LONG_LIVED_TOKEN": "long-lived",
+            "AMOCRM_RATE": "500",
+            "MATCH_UNKNOWN": "create_lead",
+            "RECORDING_LINK_KEYS": LINK_KEY,
+            "PUBLIC_URL": "https://bridge.example",
+            "SYNC_INTERVAL": "1",
+        }
+        runtime = Runtime(load_settings(env, dotenv="/x"))
+        deliveries = runtime.delivery_ledger
+        workers = [start_worker(env), start_worker(env)]
+        try:
+            wait_until(lambda: deliveries.counts("amocrm").get("delivered", 0) > 60, 90, "no deliveries")
+            kill_worker(workers[0])
+            wait_until(lambda: deliveries.counts("amocrm").get("delivered", 0) > 150, 90, "stalled after the kill")
+        finally:
+            stop(workers)
+        account.stop_failing()
+        today = datetime.now(UTC).astimezone(runtime.settings.tz).date()
+        for day in (today - timedelta(days=1), today):
+            report = reconcile_day(runtime, day)
+            assert report.counts.get("pending", 0) == report.counts.get("failed", 0) == 0, report
+        later = datetime.now(UTC) + timedelta(days=3)
+        runtime.recording_ledger.ensure(runtime.recording_ledger.missing(), datetime.now(UTC))
+        for recording in runtime.recording_ledger.due(later):
+            fetch_recording_now(runtime, recording.call_id)
+        for recording in runtime.recording_ledger.unannounced():
+            announce_recording(runtime, recording.call_id)
+        for event in runtime.outbox.due(datetime.now(UTC) + timedelta(days=1)):
+            assert delivery.send_event(
+                event.id, outbox=runtime.outbox, crm=runtime.crm, now=datetime.now(UTC), deliveries=deliveries
+            ) in ("delivered", "included")
+        ids = [c.id for c in runtime.call_ledger.between(datetime(2000, 1, 1, tzinfo=UTC), later)]
+        logged = {call_id: deliveries.get(call_id, "amocrm") for call_id in ids}
+        stored = set(runtime.recording_ledger.stored_for(ids))
+        runtime.engine.dispose()
+    assert len(logged) == 200 and {d.status for d in logged.values()} == {"delivered"}
+    leads = {u["source_uid"] for u in account.unsorted}
+    assert len(leads) == len(account.unsorted)  # no incoming lead twice
+    for call_id, d in logged.items():
+        notes = account.call_notes(call_id)
+        if d.match == "lead":
+            assert call_id in leads and len(notes) == 1, (call_id, notes)
+        elif d.crm_id:
+            assert len(notes) == 1, (call_id, d, notes)  # one call note, never two
+        else:
+            assert not notes and d.match in ("internal", "unparsed")
+        if call_id in stored and notes:
+            assert "/recordings/" in notes[0]["params"].get("link", ""), call_id  # every recording, added
+    assert {d.match for d in logged.values()} >= {"contact", "lead"}
+    assert len(account.requests) > 200 * 2  # the faults really happened
+    assert ("GET", "contacts/notes") in account.requests  # and retries looked before sending again

@@ -1,17 +1,20 @@
 """The ``amocrm`` CRM backend (amoCRM and Kommo, API v4).
 
 Calls go to ``POST /api/v4/calls`` (amoCRM puts each on the contact, company or lead the number
-belongs to), with our stable call id as ``uniq`` and the signed recording link as ``link``;
-contacts are looked up with ``GET /api/v4/contacts?query=`` and checked against their phone
-fields. Requests are paced through Redis (``AMOCRM_RATE``, 7/s as amoCRM allows); 429 backs off
+belongs to), with our stable call id as ``uniq`` and the signed recording link as ``link``; an
+unknown number under ``MATCH_UNKNOWN=create_lead`` becomes an incoming lead
+(``POST /api/v4/leads/unsorted/sip``). A recording stored later is added to the call's note
+(``PATCH /api/v4/<entity>/notes/<id>``); ``attach_calls`` copies call notes onto a lead. Contacts
+are looked up with ``GET /api/v4/contacts?query=`` and checked against their phone fields. Requests are paced through Redis (``AMOCRM_RATE``, 7/s as amoCRM allows); 429 backs off
 and retries; a 401 makes the tokens refresh once (``amocrm_auth``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +22,7 @@ import requests
 
 from integration.crm.amocrm_auth import AmoTokens
 from integration.crm.base import CrmError
+from integration.ledger.deliveries import DELIVERED, PENDING, DeliveryLedger
 from integration.models import Activity, CallStatus, Contact
 from integration.phone import Phone
 from integration.ratelimit import Pacer
@@ -27,6 +31,12 @@ SOURCE = "vats-bridge"
 CALL_STATUS = {CallStatus.ANSWERED: 4, CallStatus.MISSED: 6, CallStatus.VOICEMAIL: 1}  # documented codes
 CALL_RESULT = {CallStatus.ANSWERED: "answered", CallStatus.MISSED: "missed", CallStatus.VOICEMAIL: "voicemail"}
 LIMIT_RETRIES = 3
+ENTITY_PATHS = {"lead": "leads", "contact": "contacts", "company": "companies", "customer": "customers"}
+CALL_NOTE_TYPES = ("call_in", "call_out")
+NOTE_PARAMS = ("uniq", "duration", "source", "link", "phone", "call_result", "call_status")
+UNCONFIRMED = "unconfirmed"  # crm_id while a write is under way: it may have reached amoCRM
+LOOKBACK_SLACK = 300  # seconds: amoCRM's clock may differ from ours
+PAGE_SIZE, MAX_PAGES, NOTES_PER_REQUEST = 250, 40, 50
 _DIGITS = re.compile(r"\D")
 
 
@@ -102,10 +112,12 @@ def phone_values(contact: dict) -> list[str]:
 
 class AmoCrm:
     name = "amocrm"
-    events = False
+    events = True  # recording.ready → the call's note gets its recording link
+    creates_leads = True  # MATCH_UNKNOWN=create_lead → an incoming lead (unsorted, category sip)
 
-    def __init__(self, rest: AmoRest):
+    def __init__(self, rest: AmoRest, deliveries: DeliveryLedger):
         self.rest = rest
+        self.deliveries = deliveries
 
     def find_contacts(self, phone: Phone) -> list[Contact]:
         body = self.rest.request("GET", "/api/v4/contacts", params={"query": phone.match_key, "limit": 50})
@@ -128,36 +140,140 @@ class AmoCrm:
         return found
 
     def create_contact(self, phone: Phone, name: str = "") -> Contact:
-        payload = [
-            {
-                "name": name or phone.e164,
-                "custom_fields_values": [
-                    {"field_code": "PHONE", "values": [{"value": phone.e164, "enum_code": "WORK"}]}
-                ],
-            }
-        ]
+        payload = [{"name": name or phone.e164, "custom_fields_values": [phone_field(phone.e164)]}]
         body = self.rest.request("POST", "/api/v4/contacts", json=payload)
         created = body["_embedded"]["contacts"][0]
         return Contact(id=str(created["id"]), name=payload[0]["name"], phones=(phone.e164,))
 
     def write_activity(self, activity: Activity) -> str:
-        call: dict[str, Any] = {
-            "direction": "outbound" if activity.direction.value == "outbound" else "inbound",
+        """The call as a call note (``/api/v4/calls``), or as an incoming lead for an unknown
+        number under ``create_lead``; returns ``entity:entity_id:note_id``.
+
+        amoCRM does not recognise a call it already has, so an attempt that may have reached it
+        (its answer lost, or the worker killed) is looked up before anything is sent again.
+        """
+        if not activity.contact_ids and not activity.create_lead:
+            return ""  # amoCRM logs calls only on numbers it knows; the ledger keeps the match
+        delivery = self.deliveries.get(activity.call_id, self.name)
+        if delivery is not None and delivery.crm_id == UNCONFIRMED:
+            found = self._find_logged(activity, since=delivery.created_at)
+            if found:
+                return found
+        self.deliveries.remember_crm_id(activity.call_id, self.name, UNCONFIRMED)
+        if activity.create_lead:
+            return self._add_incoming_lead(activity)
+        return self._add_call(activity)
+
+    def _add_call(self, activity: Activity) -> str:
+        body = self.rest.request("POST", "/api/v4/calls", json=[call_payload(activity)])
+        added = ((body or {}).get("_embedded") or {}).get("calls") or []
+        if not added:
+            errors = json.dumps((body or {}).get("errors") or body, ensure_ascii=False)[:300]
+            raise CrmError(f"amoCRM did not log the call (no card has its number yet?): {errors}")
+        call = added[0]
+        return note_ref(call.get("entity_type"), call.get("entity_id"), call.get("id"))
+
+    def _add_incoming_lead(self, activity: Activity) -> str:
+        phone = activity.ext_e164 or activity.ext_raw
+        at = int(activity.started_at.timestamp())
+        ours, theirs = activity.line, phone
+        metadata: dict[str, Any] = {
+            "is_call_event_needed": True,
             "uniq": activity.call_id,
             "duration": activity.duration,
-            "source": SOURCE,
-            "phone": activity.ext_e164 or activity.ext_raw,
-            "call_status": CALL_STATUS[activity.status],
-            "call_result": CALL_RESULT[activity.status],
-            "created_at": int(activity.started_at.timestamp()),
+            "service_code": SOURCE,
+            "from": theirs if activity.direction.value == "inbound" else ours,
+            "phone": ours if activity.direction.value == "inbound" else theirs,
+            "called_at": at,
         }
         if activity.recording_url:
-            call["link"] = activity.recording_url
+            metadata["link"] = activity.recording_url
+        lead: dict[str, Any] = {"name": f"Call {phone}"}
         if activity.responsible_user and activity.responsible_user.isdigit():
-            call["responsible_user_id"] = call["created_by"] = int(activity.responsible_user)
-        body = self.rest.request("POST", "/api/v4/calls", json=[call])
-        added = ((body or {}).get("_embedded") or {}).get("calls") or []
-        return str(added[0].get("id", activity.call_id)) if added else activity.call_id
+            lead["responsible_user_id"] = int(activity.responsible_user)
+        payload = {
+            "source_name": SOURCE,
+            "source_uid": activity.call_id,
+            "created_at": at,
+            "metadata": metadata,
+            "_embedded": {"leads": [lead], "contacts": [{"name": phone, "custom_fields_values": [phone_field(phone)]}]},
+        }
+        body = self.rest.request("POST", "/api/v4/leads/unsorted/sip", json=[payload])
+        added = ((body or {}).get("_embedded") or {}).get("unsorted") or []
+        if not added:
+            raise CrmError("amoCRM did not add the incoming lead")
+        leads = (added[0].get("_embedded") or {}).get("leads") or []
+        return note_ref("leads", leads[0]["id"], None) if leads else f"unsorted:{added[0].get('uid', '')}:"
+
+    def _find_logged(self, activity: Activity, since: datetime) -> str | None:
+        """The call note (or incoming lead) an earlier attempt left, if there is one."""
+        for entity in ENTITY_PATHS.values():
+            try:
+                note = self._find_call_note(f"/api/v4/{entity}/notes", activity.call_id, since)
+            except CrmError as exc:
+                if entity == "customers" and not exc.retryable:
+                    continue  # the account has customers switched off
+                raise
+            if note:
+                return note_ref(entity, note.get("entity_id"), note.get("id"))
+        if activity.create_lead:
+            for item in self._pages(
+                "/api/v4/leads/unsorted", {"filter[category][]": "sip", "order[created_at]": "desc"}
+            ):
+                if item.get("source_uid") == activity.call_id:
+                    leads = (item.get("_embedded") or {}).get("leads") or []
+                    return note_ref("leads", leads[0]["id"], None) if leads else f"unsorted:{item.get('uid', '')}:"
+                if (item.get("created_at") or 0) < since.timestamp() - LOOKBACK_SLACK:
+                    break
+        return None
+
+    def _find_call_note(self, path: str, uniq: str, since: datetime | None = None) -> dict | None:
+        params: dict[str, Any] = {"filter[note_type][]": list(CALL_NOTE_TYPES)}
+        if since is not None:
+            params["filter[updated_at][from]"] = int(since.timestamp()) - LOOKBACK_SLACK
+        for note in self._pages(path, params):
+            if (note.get("params") or {}).get("uniq") == uniq:
+                return note
+        return None
+
+    def _pages(self, path: str, params: dict) -> Iterator[dict]:
+        """The items of a list, page by page (amoCRM answers 204 when there are none)."""
+        for page in range(1, MAX_PAGES + 1):
+            body = self.rest.request("GET", path, params=params | {"limit": PAGE_SIZE, "page": page}) or {}
+            embedded = body.get("_embedded") or {}
+            yield from next(iter(embedded.values()), [])
+            if not (body.get("_links") or {}).get("next"):
+                return
+
+    def _call_note(self, crm_id: str, call_id: str) -> tuple[str, dict] | None:
+        """(entity path, note) of a delivered call, from its ``entity:entity_id:note_id``."""
+        entity, entity_id, note_id = (crm_id.split(":") + ["", ""])[:3]
+        if entity not in ENTITY_PATHS.values():
+            return None
+        if note_id:
+            return entity, self.rest.request("GET", f"/api/v4/{entity}/notes/{int(note_id)}") or {}
+        note = self._find_call_note(f"/api/v4/{entity}/{int(entity_id)}/notes", call_id)
+        return (entity, note) if note else None
+
+    def send(self, event_type: str, subject: str, data: dict) -> str:
+        """Events from the outbox: a recording stored after its call was logged is added to the
+        call's note; the others have no amoCRM counterpart."""
+        if event_type != "recording.ready" or not data.get("url"):
+            return ""
+        delivery = self.deliveries.get(data["call_id"], self.name)
+        if delivery is None or delivery.status != DELIVERED:
+            raise CrmError("the call is not in amoCRM yet")
+        if not delivery.crm_id:
+            return ""  # the call was not logged in amoCRM (unknown number)
+        found = self._call_note(delivery.crm_id, data["call_id"])
+        if found is None:
+            raise CrmError("the call's note is not in amoCRM yet")  # an incoming lead's call event comes later
+        entity, note = found
+        params = {k: v for k, v in (note.get("params") or {}).items() if k in NOTE_PARAMS} | {"link": data["url"]}
+        self.rest.request(
+            "PATCH", f"/api/v4/{entity}/notes/{note['id']}", json={"note_type": note["note_type"], "params": params}
+        )
+        return str(note["id"])
 
     def deal_context(self, deal_id: str) -> dict:
         """The deal's responsible user and its contacts' numbers (for the rules)."""
@@ -174,4 +290,51 @@ class AmoCrm:
         return context
 
     def attach_calls(self, deal_id: str, call_ids: list[str], reference: str) -> None:
-        raise CrmError("attach_calls is not supported by the amocrm backend yet", retryable=False)
+        """Copy each call's note onto the lead (skipping those the lead already shows)."""
+        lead = int(deal_id)
+        shown = {(n.get("params") or {}).get("uniq") for n in self._pages(f"/api/v4/leads/{lead}/notes", {
+            "filter[note_type][]": list(CALL_NOTE_TYPES)})}  # fmt: skip
+        notes = []
+        for call_id in call_ids:
+            if call_id in shown:
+                continue
+            delivery = self.deliveries.get(call_id, self.name)
+            if delivery is None or delivery.status == PENDING:
+                raise CrmError(f"call {call_id} is not in amoCRM yet")
+            found = self._call_note(delivery.crm_id, call_id) if delivery.crm_id else None
+            if found is None:
+                continue  # never logged in amoCRM (unknown number, or failed)
+            note = found[1]
+            params = {k: v for k, v in (note.get("params") or {}).items() if k in NOTE_PARAMS}
+            notes.append({"entity_id": lead, "note_type": note["note_type"], "params": params})
+        for start in range(0, len(notes), NOTES_PER_REQUEST):
+            self.rest.request("POST", "/api/v4/leads/notes", json=notes[start : start + NOTES_PER_REQUEST])
+
+
+def phone_field(number: str) -> dict:
+    return {"field_code": "PHONE", "values": [{"value": number, "enum_code": "WORK"}]}
+
+
+def call_payload(activity: Activity) -> dict[str, Any]:
+    """One call for ``POST /api/v4/calls``."""
+    call: dict[str, Any] = {
+        "direction": "outbound" if activity.direction.value == "outbound" else "inbound",
+        "uniq": activity.call_id,
+        "duration": activity.duration,
+        "source": SOURCE,
+        "phone": activity.ext_e164 or activity.ext_raw,
+        "call_status": CALL_STATUS[activity.status],
+        "call_result": CALL_RESULT[activity.status],
+        "created_at": int(activity.started_at.timestamp()),
+    }
+    if activity.recording_url:
+        call["link"] = activity.recording_url
+    if activity.responsible_user and activity.responsible_user.isdigit():
+        call["responsible_user_id"] = call["created_by"] = int(activity.responsible_user)
+    return call
+
+
+def note_ref(entity_type: str | None, entity_id: Any, note_id: Any) -> str:
+    """Our id of a logged call: ``entity:entity_id:note_id`` (``contacts:12:345``)."""
+    entity = ENTITY_PATHS.get(entity_type or "", entity_type or "")
+    return f"{entity}:{entity_id or ''}:{note_id or ''}"

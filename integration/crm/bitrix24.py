@@ -18,7 +18,7 @@ from typing import Any
 import requests
 
 from integration.crm.base import CrmError
-from integration.ledger.deliveries import DeliveryLedger
+from integration.ledger.deliveries import DELIVERED, PENDING, DeliveryLedger
 from integration.models import Activity, CallStatus, Contact, Direction
 from integration.phone import Phone
 from integration.ratelimit import Pacer
@@ -38,6 +38,7 @@ TYPES = {Direction.OUTBOUND: 1, Direction.INBOUND: 2}
 CALLBACK_TYPE = 4
 STATUS_CODES = {CallStatus.ANSWERED: "200", CallStatus.MISSED: "304", CallStatus.VOICEMAIL: "304"}
 FAILED_CALLBACK_CODE = "603-S"  # "call canceled": the click-to-call was never connected
+DEAL_TYPE_ID = 2  # CRM object type of deals
 
 
 class Bitrix24Error(CrmError):
@@ -204,8 +205,6 @@ class Bitrix24Crm:
             return delivery.crm_id
         if event_type == "callback.finished":
             return self._finish_clicked_call(data)
-        if event_type == "deal.calls_attached":
-            raise CrmError("attach_calls is not supported by the bitrix24 backend", retryable=False)
         return ""
 
     def _finish_clicked_call(self, data: dict) -> str:
@@ -230,4 +229,22 @@ class Bitrix24Crm:
         return str(call_id)
 
     def attach_calls(self, deal_id: str, call_ids: list[str], reference: str) -> None:
-        raise CrmError("attach_calls is not supported by the bitrix24 backend", retryable=False)
+        """Bind each call's CRM activity (``ORIGIN_ID`` ``VI_<CALL_ID>``) to the deal as well."""
+        for call_id in call_ids:
+            delivery = self.deliveries.get(call_id, self.name)
+            if delivery is None or delivery.status == PENDING:
+                raise CrmError(f"call {call_id} is not in Bitrix24 yet")
+            if delivery.status != DELIVERED or not delivery.crm_id:
+                continue  # never registered
+            found = self.rest.call(
+                "crm.activity.list", {"filter": {"ORIGIN_ID": f"VI_{delivery.crm_id}"}, "select": ["ID"]}
+            )
+            for item in found or []:
+                try:
+                    self.rest.call(
+                        "crm.activity.binding.add",
+                        {"activityId": int(item["ID"]), "entityTypeId": DEAL_TYPE_ID, "entityId": int(deal_id)},
+                    )
+                except Bitrix24Error as exc:
+                    if exc.code != "ACTIVITY_IS_ALREADY_BOUND":
+                        raise
