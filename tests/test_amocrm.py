@@ -14,10 +14,11 @@ import responses
 from integration.config import load_settings
 from integration.crm.amocrm import AmoCrm, AmoRest
 from integration.crm.base import CrmError
+from integration.delivery import Policies, match_call
 from integration.ledger.db import make_engine
 from integration.ledger.deliveries import DeliveryLedger
 from integration.ledger.tables import calls
-from integration.models import Activity, CallStatus, Direction, Match, MatchKind
+from integration.models import Activity, Call, CallStatus, Direction, Match, MatchKind
 from integration.phone import parse_phone
 from integration.ratelimit import Pacer
 from tests.amocrm_stand_in import AmoStandIn
@@ -119,6 +120,21 @@ def test_lookups_keep_only_contacts_whose_phone_matches(crm):
     assert responses.calls[0].request.params == {"query": "9161234567", "limit": "50"}
     responses.replace(responses.GET, f"{BASE}/api/v4/contacts", status=204)
     assert crm.find_contacts(parse_phone("+79161234567")) == []
+
+
+@responses.activate
+def test_several_contacts_with_the_number_follow_the_multiple_match_policy(crm):
+    listed = fixture("contacts_list.json")
+    newer = dict(listed["_embedded"]["contacts"][0], id=406400, name="Sam (new card)", updated_at=1700000000)
+    listed["_embedded"]["contacts"].append(newer)
+    responses.get(f"{BASE}/api/v4/contacts", json=listed)
+    call = Call(
+        id="rec:1", line="4990000000", direction=Direction.INBOUND, status=CallStatus.ANSWERED, started_at=NOW,
+        duration=20, ext_raw="89161234567", ext_e164="+79161234567", ext_internal=False,
+    )  # fmt: skip
+    for policy, chosen in (("most_recent", ("406400",)), ("all", ("406322", "406400")), ("none", ())):
+        match = match_call(call, crm, Policies(multiple=policy), own_numbers=[], region="RU")
+        assert (match.contact_ids, match.candidates) == (chosen, ("406322", "406400")), policy
 
 
 @responses.activate
@@ -338,3 +354,11 @@ def test_a_lost_deal_in_amocrm_schedules_a_callback_in_business_hours(amo_app, r
     assert "callback 4990000000 → +79161234567 at 2026-11-30T06:00:00+00:00" in outcome  # Monday 09:00 MSK
     assert responses.calls[0].request.headers["Authorization"] == "Bearer llt"
     assert rt.event_ledger.get(event_id).data == {"deal_id": "25399013", "status": "lost", "source": "amocrm"}
+    # Monday 09:00 MSK: the scheduled job places the callback from the responsible user's number.
+    monday = datetime(2026, 11, 30, 9, 0, tzinfo=ZoneInfo("Europe/Moscow")).astimezone(UTC)
+    monkeypatch.setattr(jobs, "utc_now", lambda: monday)
+    monkeypatch.setattr(rt.intake, "clock", lambda: monday)
+    placed = jobs.rule_callback(event_id, "call back lost deals")
+    assert placed.startswith("queued: ")
+    record = rt.intake.accepted(placed.split(": ")[1])
+    assert (record.phone_from, record.phone_to, record.crm_user) == ("4990000000", "+79161234567", "8375357")
