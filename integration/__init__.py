@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         recordings_group,
         sync_command,
     )
+    from integration.vats.cli import vats_group
     from integration.web.amocrm import amocrm
     from integration.web.api import api
     from integration.web.bitrix24 import bitrix24
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from integration.web.health import health
     from integration.web.recordings import recordings
     from integration.web.state import WebState
+    from integration.web.vats import vats_api
     from integration.web.webhooks import webhooks
 
     app = Flask(__name__)
@@ -47,7 +49,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime = Runtime(settings)
     app.extensions["vats"] = runtime
     app.extensions["vats.web"] = WebState(runtime)
-    for blueprint in (health, webhooks, forms, api, recordings, bitrix24, amocrm):
+    for blueprint in (health, webhooks, forms, api, vats_api, recordings, bitrix24, amocrm):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     app.cli.add_command(operator_group)
@@ -56,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.cli.add_command(reconcile_command)
     app.cli.add_command(contacts_group)
     app.cli.add_command(recordings_group)
+    app.cli.add_command(vats_group)
 
     @app.before_request
     def _start_clock() -> None:

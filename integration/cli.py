@@ -28,6 +28,7 @@ from integration.errors import IntegrationError, InvalidPhoneNumber, OutcomeUnkn
 from integration.models import CallFilter, Direction
 from integration.operator.auth import utc_now
 from integration.phone import contract_number, parse_dialable, parse_phone
+from integration.vats.view import weekly_view
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNKNOWN = 1, 2, 3
 log = logging.getLogger(__name__)
@@ -226,19 +227,8 @@ def settings_get_command(num: str, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(settings.raw, ensure_ascii=False, indent=2))
             continue
-        raw = settings.raw
-        click.echo(
-            f"{settings.num} «{settings.name or ''}»: mode {settings.mode_code} ({raw.get('vatsModeTerm', '')}), do-not-disturb {'on' if settings.do_not_disturb else 'off'}"
-        )
-        for profile in raw.get("profiles") or []:
-            click.echo(f"  profile {profile.get('name')!r} {'active' if profile.get('isActive') else 'inactive'}")
-            for block in profile.get("scheduleBlocks") or []:
-                targets = ", ".join(
-                    f"{r.get('num')}{'' if r.get('isActive') else ' (off)'}" for r in block.get("redirectNums") or []
-                )
-                click.echo(
-                    f"    {block.get('nameTerm')}: {block.get('dialModeTerm') or block.get('dialModeCode')} → {targets}"
-                )
+        for line in weekly_view(settings.raw):
+            click.echo(line)
 
 
 db_group = AppGroup("db", help="The ledger database (DATABASE_URL).")

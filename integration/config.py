@@ -24,6 +24,7 @@ from dotenv import dotenv_values
 
 from integration.errors import ConfigError
 from integration.rules import BusinessHours, Rule, parse_business_hours, parse_rules
+from integration.vats.document import forwarding_digits
 
 CONTRACT_NUMBER = re.compile(r"^\d{10}$")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -95,6 +96,7 @@ class Settings:
     recording_link_ttl: int = 0
     recording_retention_days: int = 0
     users: dict[str, str] = field(default_factory=dict)
+    forwarding: dict[str, str] = field(default_factory=dict)  # CRM user id → forwarding number (10 digits)
     business_hours: BusinessHours = BusinessHours()
     rules: tuple[Rule, ...] = ()
 
@@ -378,18 +380,41 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: str | Path =
 
 
 def _load_config(path: Path, numbers: tuple[str, ...], problems: list[str]) -> dict[str, Any]:
-    """The TOML file: ``[users]``, ``[business_hours]`` and ``[[rules]]``."""
+    """The TOML file: ``[users]``, ``[forwarding]``, ``[business_hours]`` and ``[[rules]]``."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         problems.append(f"INTEGRATION_CONFIG ({path}) is not valid TOML: {exc}")
         return {}
     where = f"INTEGRATION_CONFIG ({path})"
+    rules = parse_rules(document.get("rules"), problems, where)
+    for rule in rules:
+        for number in rule.numbers:
+            if number not in numbers:
+                problems.append(f"{where}: rule {rule.name!r}: {number} is not one of OPERATOR_NUMBERS")
     return {
         "users": _users(document.get("users", {}), path, numbers, problems),
+        "forwarding": _forwarding(document.get("forwarding", {}), where, problems),
         "business_hours": parse_business_hours(document.get("business_hours"), problems, where),
-        "rules": parse_rules(document.get("rules"), problems, where),
+        "rules": rules,
     }
+
+
+def _forwarding(table: Any, where: str, problems: list[str]) -> dict[str, str]:
+    """``[forwarding]``: CRM user id → the forwarding number that rings them in the PBX settings."""
+    if not isinstance(table, dict):
+        problems.append(f'{where}: [forwarding] must be a table of user id = "forwarding number"')
+        return {}
+    result = {}
+    for user, number in table.items():
+        digits = forwarding_digits(number)
+        if digits is None:
+            problems.append(
+                f"{where}: forwarding.{user} must be a number like 9161234567, 89161234567 or +79161234567, got {number!r}"
+            )
+        else:
+            result[str(user)] = digits
+    return result
 
 
 def _users(users: Any, path: Path, numbers: tuple[str, ...], problems: list[str]) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """CRM events → rule actions (flow 3), without Flask or RQ.
 
 ``plan`` decides, for one event, what each matching rule does: a ``callback`` (when, from which
-contract number, to which number — or why not), or ``attach_calls`` (which calls). Running the
+contract number, to which number — or why not), ``attach_calls`` (which calls), or
+``set_redirect_active`` (which forwarding numbers, on which contract numbers). Running the
 plan is the jobs' business; every action is idempotent, so an event handled twice acts once.
 """
 
@@ -17,6 +18,7 @@ from integration.errors import InvalidPhoneNumber
 from integration.ledger.calls import CallLedger
 from integration.phone import Phone, parse_phone
 from integration.rules import Rule
+from integration.vats.document import forwarding_digits
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class Planned:
     at: datetime | None = None  # callback: when to ring (inside business hours)
     order: ClickToCall | None = None  # callback: what to ring
     call_ids: tuple[str, ...] = ()  # attach_calls
+    forwarding: tuple[str, ...] = ()  # set_redirect_active: forwarding numbers (10 digits)
+    lines: tuple[str, ...] = ()  # set_redirect_active: the contract numbers whose settings change
     skipped: str | None = None  # why the rule does nothing for this event
 
     def describe(self) -> str:
@@ -32,6 +36,9 @@ class Planned:
             return f"{self.rule.name}: skipped ({self.skipped})"
         if self.order:
             return f"{self.rule.name}: callback {self.order.phone_from} → {self.order.destination.e164} at {self.at.isoformat()}"
+        if self.forwarding:
+            state = "active" if self.rule.active else "inactive"
+            return f"{self.rule.name}: forwarding {', '.join(self.forwarding)} set {state} on {', '.join(self.lines)}"
         return f"{self.rule.name}: {len(self.call_ids)} call(s) attached"
 
 
@@ -59,6 +66,8 @@ def plan(
             continue
         if rule.action == "callback":
             planned.append(plan_callback(event_id, rule, data, settings, now))
+        elif rule.action == "set_redirect_active":
+            planned.append(plan_redirect(rule, data, settings))
         else:
             planned.append(plan_attach(rule, data, settings.default_region, calls, now))
     return planned
@@ -101,6 +110,20 @@ def plan_attach(rule: Rule, data: Mapping, region: str, calls: CallLedger, now: 
         return Planned(rule, skipped="the event carries no phone number")
     found = calls.with_numbers(keys, since=now - timedelta(days=rule.days))
     return Planned(rule, call_ids=tuple(found))
+
+
+def plan_redirect(rule: Rule, data: Mapping, settings: Settings) -> Planned:
+    """The forwarding numbers of the event: its ``phone``/``phones``, and its ``user``'s (or
+    ``responsible_user``'s) number from ``[forwarding]``."""
+    numbers = {digits for digits in map(forwarding_digits, phones_of(data)) if digits}
+    user = data.get("user", data.get("responsible_user"))
+    if user is not None and str(user) in settings.forwarding:
+        numbers.add(settings.forwarding[str(user)])
+    if not numbers:
+        return Planned(
+            rule, skipped=f"no forwarding number: the event has no phone and user {user!r} is not in [forwarding]"
+        )
+    return Planned(rule, forwarding=tuple(sorted(numbers)), lines=rule.numbers or settings.operator_numbers)
 
 
 def _parsed(raws: Sequence[str], region: str) -> list[Phone]:

@@ -19,7 +19,7 @@ from integration import callbacks, delivery, events, sync
 from integration.config import load_settings
 from integration.crm.base import CrmError
 from integration.crm.webhook import event_id
-from integration.errors import OperatorUnavailable
+from integration.errors import IntegrationError, InvalidResponse, OperatorError, OperatorUnavailable, RequestRejected
 from integration.operator.auth import utc_now
 from integration.queues import (
     DEFAULT,
@@ -33,6 +33,8 @@ from integration.queues import (
 from integration.recordings import fetch
 from integration.runtime import Runtime
 from integration.sync import SyncResult
+from integration.vats.plan import PlanRefused
+from integration.vats.redirects import set_redirect_active
 
 log = logging.getLogger(__name__)
 _runtime: Runtime | None = None
@@ -259,21 +261,35 @@ def handle_event(event_id: str) -> str:
     try:
         data = event_data(rt, event)
         planned = events.plan(event.id, event.type, data, rt.settings, calls=rt.call_ledger, now=now)
+        results = []
         for item in planned:
             if item.order is not None:
                 schedule_rule_callback(rt, event.id, item.rule.name, item.at)
+            elif item.forwarding:
+                for line in item.lines:
+                    results.append(set_redirect_active(rt.operator, rt.redis, line, item.forwarding, item.rule.active))
             elif not item.skipped:
                 rt.crm.attach_calls(str(data["deal_id"]), list(item.call_ids), f"{event.id}:{item.rule.name}")
-    except CrmError as exc:
-        if exc.retryable and now - event.received_at < delivery.RETRY_WINDOW:
+    except IntegrationError as exc:
+        if worth_retrying(exc) and now - event.received_at < delivery.RETRY_WINDOW:
             raise  # the sweeper runs the event again later; every action is idempotent
         rt.event_ledger.mark_handled(event.id, f"failed: {exc}", now)
         return "failed"
-    outcome = "; ".join(item.describe() for item in planned) or "no rule matched"
+    outcome = "; ".join([item.describe() for item in planned] + results) or "no rule matched"
     rt.event_ledger.mark_handled(event.id, outcome, now)
     rt.metrics.inc("vats_crm_events_total", type=event.type, outcome="matched" if planned else "unmatched")
     log.info("event %s (%s): %s", event.id, event.type, outcome)
     return outcome
+
+
+def worth_retrying(exc: IntegrationError) -> bool:
+    """Whether a rule action that failed may succeed later (the CRM or the operator recovers,
+    live PBX settings that changed under us are read again)."""
+    if isinstance(exc, CrmError):
+        return exc.retryable
+    if isinstance(exc, PlanRefused):
+        return exc.plan.stale
+    return isinstance(exc, OperatorError) and not isinstance(exc, (RequestRejected, InvalidResponse))
 
 
 def event_data(rt: Runtime, event) -> dict:

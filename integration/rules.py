@@ -19,6 +19,13 @@ event = "deal.closed"
 when = { status = "won" }
 action = "attach_calls"     # attach the contact's calls of the last `days` days to the deal
 days = 30
+
+[[rules]]
+event = "user.status"
+when = { status = "absent" }
+action = "set_redirect_active"  # the user's forwarding number ([forwarding], or the event's phone)
+active = false                  # off while away (a second rule turns it back on)
+numbers = ["4990000000"]        # whose PBX settings change (default: every OPERATOR_NUMBERS)
 ```
 """
 
@@ -30,7 +37,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-ACTIONS = ("callback", "attach_calls")
+ACTIONS = ("callback", "attach_calls", "set_redirect_active")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
 _CLOCK = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
@@ -70,6 +77,8 @@ class Rule:
     when: dict[str, Any] = field(default_factory=dict)
     delay: int = 0  # seconds (callback)
     days: int = 30  # look-back (attach_calls)
+    active: bool = True  # set_redirect_active: the state to set
+    numbers: tuple[str, ...] = ()  # set_redirect_active: contract numbers (empty: all)
 
     def matches(self, event_type: str, data: dict) -> bool:
         if event_type != self.event:
@@ -144,7 +153,13 @@ def parse_rules(items: Any, problems: list[str], where: str) -> tuple[Rule, ...]
         days = item.get("days", 30)
         if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 365:
             problems.append(f"{label}: days must be a whole number from 1 to 365")
-        unknown = set(item) - {"name", "event", "when", "action", "delay", "days"}
+        active = item.get("active")
+        if action == "set_redirect_active" and not isinstance(active, bool):
+            problems.append(f"{label}: active must be true or false (the state set_redirect_active sets)")
+        numbers = item.get("numbers", [])
+        if not isinstance(numbers, list) or not all(isinstance(n, str) and re.fullmatch(r"\d{10}", n) for n in numbers):
+            problems.append(f'{label}: numbers must be a list of contract numbers such as ["4990000000"]')
+        unknown = set(item) - {"name", "event", "when", "action", "delay", "days", "active", "numbers"}
         if unknown:
             problems.append(f"{label}: unknown keys: {', '.join(sorted(unknown))}")
         if len(problems) == before:
@@ -156,6 +171,8 @@ def parse_rules(items: Any, problems: list[str], where: str) -> tuple[Rule, ...]
                     when=dict(when),
                     delay=delay,
                     days=days,
+                    active=bool(active) if active is not None else True,
+                    numbers=tuple(numbers),
                 )
             )
     names = [rule.name for rule in rules]

@@ -102,7 +102,9 @@ def client(settings: Settings, redis_conn: redis.Redis) -> OperatorClient:
     return client
 
 
-def run_cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict[str, str], timeout: float = 60, input_text: str | None = None
+) -> subprocess.CompletedProcess:
     """``flask --app wsgi …`` in a separate process, as a person would run it."""
     full_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
     return subprocess.run(
@@ -112,6 +114,7 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.
         capture_output=True,
         text=True,
         timeout=timeout,
+        input=input_text,
     )
 
 

@@ -1,0 +1,1 @@
+"""PBX routing settings: the operator document, its rules, the editable file, plans and views."""

@@ -1,0 +1,201 @@
+"""The editable file of ``vats export`` / ``plan`` / ``apply`` (YAML, or JSON: YAML reads both).
+
+It is the operator's settings document with two changes for people: each block's schedule is
+``days: {mon: ["08:00-20:00"], …}`` instead of seconds in ``scheduleJson``, and ``base`` holds
+the fingerprint of the live settings it was exported from, so ``apply`` can refuse when someone
+changed them meanwhile. ``desired_settings`` turns an edited file back into the document to send.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import yaml
+
+from integration.vats.document import (
+    DAY_NAMES,
+    WEEKDAYS,
+    block_label,
+    blocks,
+    days_of,
+    fingerprint,
+    forwarding_digits,
+    hhmm,
+    parse_clock,
+    profile_label,
+    profiles,
+    redirect_label,
+    redirects,
+    with_days,
+)
+
+HEADER = """\
+# PBX routing settings of {num}, exported by vats-bridge. Edit, then
+#   flask --app wsgi vats plan FILE    (check the rules, see what would change)
+#   flask --app wsgi vats apply FILE   (write it to the operator, re-read and verify)
+# Times per weekday are HH:MM-HH:MM (24:00 is the end of the day); the blocks of a profile must
+# cover every day without gaps or overlaps. Ids, contractNum, vatsName and the *Term texts are
+# read-only. A forwarding entry without an id is a new one. Keep `base` as it is.
+"""
+DEFAULT_REDIRECT = {"isActive": 1, "isMlp": 0, "dialTime": 30}
+
+
+class FileError(ValueError):
+    """The file cannot be read as a settings file; the message says what to fix."""
+
+
+def export_document(live: dict) -> dict:
+    """The editable form of a live settings document."""
+    document: dict[str, Any] = {"num": live.get("num"), "base": fingerprint(live)}
+    for key, value in live.items():
+        if key != "profiles":
+            document[key] = copy.deepcopy(value)
+    document["profiles"] = [
+        {k: v for k, v in profile.items() if k != "scheduleBlocks"}
+        | {"scheduleBlocks": [_export_block(block) for block in blocks(profile)]}
+        for profile in profiles(live)
+    ]
+    return document
+
+
+def _export_block(block: dict) -> dict:
+    days = days_of(block)
+    exported = {k: copy.deepcopy(v) for k, v in block.items() if k not in ("scheduleJson", "redirectNums")}
+    exported["days"] = {
+        name: [f"{hhmm(s)}-{hhmm(e)}" for s, e in days.get(str(n), [])] for n, name in enumerate(WEEKDAYS, 1)
+    }
+    exported["redirectNums"] = copy.deepcopy(redirects(block))
+    return exported
+
+
+def dump(document: dict, fmt: str = "yaml") -> str:
+    if fmt == "json":
+        return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    body = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100)
+    return HEADER.format(num=document.get("num")) + body
+
+
+def load(text: str) -> dict:
+    """The edited file (YAML or JSON); ``FileError`` says what is wrong with it."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise FileError(f"not valid YAML or JSON{where}: {getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(document, dict):
+        raise FileError("the file must hold one settings document (a mapping with num, base, profiles …)")
+    for key in ("num", "base"):
+        if not isinstance(document.get(key), (str, int)) or isinstance(document.get(key), bool):
+            raise FileError(f"{key} is missing: export the settings again (flask --app wsgi vats export NUM)")
+    return document
+
+
+def desired_settings(edited: dict, live: dict) -> tuple[dict, list[str]]:
+    """The live document with the file's edits applied, and what in the file cannot be used.
+
+    Structure is the cabinet's: profiles and blocks are matched by id and cannot be added or
+    removed here; forwarding entries can (an entry without an id is new). Unknown fields are
+    reported, fields left out of the file keep their live values.
+    """
+    where = str(live.get("num"))
+    problems: list[str] = []
+    desired = copy.deepcopy(live)
+    _merge(desired, edited, ("base", "profiles"), where, problems)
+    live_profiles = {p.get("id"): p for p in profiles(desired)}
+    for index, item in enumerate(_items(edited.get("profiles"), f"{where}: profiles", problems)):
+        profile = live_profiles.get(item.get("id"))
+        if profile is None:
+            problems.append(
+                f"{where}: profiles[{index}] has id {item.get('id')!r}, which is not a profile of {where} (profiles are added in the web cabinet)"
+            )
+            continue
+        label = f"{where} › {profile_label(profile)}"
+        _merge(profile, item, ("scheduleBlocks",), label, problems)
+        live_blocks = {b.get("id"): b for b in blocks(profile)}
+        for position, block_item in enumerate(_items(item.get("scheduleBlocks"), f"{label}: scheduleBlocks", problems)):
+            block = live_blocks.get(block_item.get("id"))
+            if block is None:
+                problems.append(
+                    f"{label}: scheduleBlocks[{position}] has id {block_item.get('id')!r}, which is not a block of this profile (blocks are added in the web cabinet)"
+                )
+                continue
+            _edit_block(block, block_item, f"{label} › {block_label(block)}", problems)
+    return desired, problems
+
+
+def _edit_block(block: dict, item: dict, where: str, problems: list[str]) -> None:
+    _merge(block, item, ("days", "redirectNums", "scheduleJson"), where, problems)
+    if "days" in item:
+        block.update(with_days(block, _days(item["days"], days_of(block), where, problems)))
+    if "redirectNums" in item:
+        block["redirectNums"] = _redirects(item["redirectNums"], redirects(block), where, problems)
+
+
+def _days(value: Any, current: dict[str, list[tuple[int, int]]], where: str, problems: list[str]) -> dict:
+    days = {day: list(spans) for day, spans in current.items()}
+    if not isinstance(value, dict):
+        problems.append(f"{where}: days must map weekdays (mon … sun) to lists of HH:MM-HH:MM")
+        return days
+    for key, spans in value.items():
+        name = str(key).lower()[:3]
+        if name not in WEEKDAYS:
+            problems.append(f"{where}: days.{key} is not a weekday (mon, tue, wed, thu, fri, sat, sun)")
+            continue
+        day = str(WEEKDAYS.index(name) + 1)
+        label = f"{where} › {DAY_NAMES[int(day) - 1]}"
+        parsed = []
+        for text in spans if isinstance(spans, list) else [spans] if spans else []:
+            start, _, end = str(text).replace("–", "-").partition("-")
+            seconds = (parse_clock(start), parse_clock(end))
+            if None in seconds:
+                problems.append(f"{label}: {text!r} is not a time range like 09:00-18:00")
+            else:
+                parsed.append(seconds)
+        if parsed != days.get(day, []):  # an unchanged day stays as the operator wrote it
+            days[day] = parsed
+    return days
+
+
+def _redirects(value: Any, live: list[dict], where: str, problems: list[str]) -> list[dict]:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        problems.append(f"{where}: redirectNums must be a list of forwarding entries")
+        return live
+    by_id = {r.get("id"): r for r in live if r.get("id") is not None}
+    result = []
+    for item in value:
+        current = by_id.get(item.get("id")) if item.get("id") is not None else None
+        entry = copy.deepcopy(current) if current else {}
+        entry.update(copy.deepcopy(item))
+        entry |= {k: v for k, v in DEFAULT_REDIRECT.items() if k not in entry}  # a new entry's defaults
+        if "num" not in entry:
+            problems.append(f"{where} › {redirect_label(entry)}: num is missing")
+            continue
+        digits = forwarding_digits(entry["num"])
+        if digits is not None:  # normalized; an unchanged number keeps the spelling the operator has
+            keep = current is not None and forwarding_digits(current.get("num")) == digits
+            entry["num"] = current["num"] if keep else digits
+        result.append(entry)
+    return result
+
+
+def _merge(target: dict, item: dict, skip: tuple[str, ...], where: str, problems: list[str]) -> None:
+    """Copy ``item``'s fields onto ``target``; a field the live document does not have is an error."""
+    for key, value in item.items():
+        if key in skip:
+            continue
+        if key not in target:
+            problems.append(f"{where}: unknown field {key!r}")
+            continue
+        target[key] = copy.deepcopy(value)
+
+
+def _items(value: Any, where: str, problems: list[str]) -> list[dict]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        problems.append(f"{where} must be a list of mappings")
+        return []
+    return value
