@@ -95,7 +95,7 @@ action = "callback"
         "business_hours.days must look like",
         "business_hours.start must be a time",
         "rules #1: event must be an event type",
-        "rules #1: action must be one of callback, attach_calls, got 'email'",
+        "rules #1: action must be one of callback, attach_calls, set_redirect_active, got 'email'",
         "rules #1: delay must be seconds",
         "rules #1: days must be a whole number from 1 to 365",
         "rules #1: unknown keys: colour",

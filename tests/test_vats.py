@@ -378,3 +378,112 @@ def test_the_http_api_gets_plans_and_applies(http, client):
     stale = http.post(f"/api/vats/{NUM}/apply", json=document, headers=AUTH)
     assert stale.status_code == 409 and stale.json["live_base"] != stale.json["base"]
     assert http.post(f"/api/vats/{NUM}/plan", data="x", headers=AUTH).status_code == 400
+
+
+# --- the set_redirect_active rule action ----------------------------------------------------------
+
+AWAY_RULES = """
+[forwarding]
+"7" = "8 999 000-00-01"
+
+[[rules]]
+name = "away"
+event = "user.status"
+when = { status = "absent" }
+action = "set_redirect_active"
+active = false
+numbers = ["4990000000"]
+
+[[rules]]
+name = "back"
+event = "user.status"
+when = { status = "present" }
+action = "set_redirect_active"
+active = true
+"""
+
+
+@pytest.fixture
+def away_app(service_env, tmp_path, redis_conn, monkeypatch):
+    import integration.jobs as jobs
+    from integration import create_app
+    from integration.config import load_settings
+
+    path = tmp_path / "integration.toml"
+    path.write_text(AWAY_RULES)
+    app = create_app(load_settings(service_env | {"INTEGRATION_CONFIG": str(path)}, dotenv="/nonexistent"))
+    monkeypatch.setattr(jobs, "_runtime", app.extensions["vats"])
+    yield app
+    app.extensions["vats"].engine.dispose()
+
+
+def employee_2(client) -> int:
+    work = client.get_pbx_settings([NUM])[0].raw["profiles"][0]["scheduleBlocks"][0]
+    [entry] = [r for r in work["redirectNums"] if r["num"] == "9990000001"]
+    return entry["isActive"]
+
+
+def test_an_absent_user_stops_ringing_and_rings_again_when_back(away_app, client):
+    from integration.jobs import handle_event
+    from tests.test_rules import post_event
+
+    http = away_app.test_client()
+    post_event(http, {"type": "user.status", "data": {"user": "7", "status": "absent"}}, "msg_away_1")
+    outcome = handle_event("webhook:msg_away_1")
+    assert "away: forwarding 9990000001 set inactive on 4990000000" in outcome
+    assert "4990000000: 1 of 1 entries set inactive" in outcome
+    assert employee_2(client) == 0 and "4950000000" not in outcome  # only the rule's number
+    assert handle_event("webhook:msg_away_1") == outcome  # handled once
+    post_event(http, {"type": "user.status", "data": {"user": "7", "status": "absent"}}, "msg_away_2")
+    assert "4990000000: already inactive" in handle_event("webhook:msg_away_2")  # nothing written twice
+    post_event(http, {"type": "user.status", "data": {"phone": "+79990000001", "status": "present"}}, "msg_back")
+    back = handle_event("webhook:msg_back")
+    assert "4990000000: 1 of 1 entries set active" in back and employee_2(client) == 1
+    assert "4950000000: not forwarded to 9990000001" in back  # "back" has no numbers: every line
+    post_event(http, {"type": "user.status", "data": {"user": "8", "status": "absent"}}, "msg_nobody")
+    assert "skipped (no forwarding number" in handle_event("webhook:msg_nobody")
+
+
+def test_a_redirect_rule_retries_when_the_settings_changed_under_it(away_app, client, monkeypatch):
+    import integration.vats.redirects as redirects
+    from integration.jobs import handle_event
+    from integration.vats.plan import PlanRefused
+    from tests.test_rules import post_event
+
+    real_read = redirects.read_live
+
+    def read_then_cabinet_edit(operator, line):
+        document = real_read(operator, line)
+        edited = copy.deepcopy(document)
+        edited["profiles"][0]["scheduleBlocks"][1]["redirectNums"][0]["dialTime"] = 50
+        client.set_pbx_settings([edited])  # someone edits the cabinet between our read and our write
+        return document
+
+    monkeypatch.setattr(redirects, "read_live", read_then_cabinet_edit)
+    post_event(away_app.test_client(), {"type": "user.status", "data": {"user": "7", "status": "absent"}}, "msg_x")
+    with pytest.raises(PlanRefused):
+        handle_event("webhook:msg_x")  # left for the sweeper: the next run reads the new settings
+    assert employee_2(client) == 1
+    monkeypatch.setattr(redirects, "read_live", real_read)
+    assert "entries set inactive" in handle_event("webhook:msg_x") and employee_2(client) == 0
+
+
+def test_redirect_rules_are_checked_at_start_up(tmp_path):
+    from integration.errors import ConfigError
+    from tests.test_rules import settings_with
+
+    bad = """
+[forwarding]
+"7" = "12345"
+
+[[rules]]
+event = "user.status"
+action = "set_redirect_active"
+numbers = ["4951112233"]
+"""
+    with pytest.raises(ConfigError) as caught:
+        settings_with(tmp_path, bad)
+    assert caught.value.problems == [
+        f"INTEGRATION_CONFIG ({tmp_path / 'integration.toml'}): rules #1: active must be true or false (the state set_redirect_active sets)",
+        f"INTEGRATION_CONFIG ({tmp_path / 'integration.toml'}): forwarding.7 must be a number like 9161234567, 89161234567 or +79161234567, got '12345'",
+    ]
