@@ -105,7 +105,7 @@ def main() -> int:
             ("flask --app wsgi db upgrade: the ledger (SQLite at var/integration.db)", ["db", "upgrade"]),
             ("operator token: a token pair from the sandbox", ["operator", "token"]),
             (f"operator calls --since {since}", ["operator", "calls", "--since", since]),
-            ("operator settings get 4990000000", ["operator", "settings", "get", "4990000000"]),
+            ("vats show 4990000000: who rings when (edit with vats export / plan / apply)", ["vats", "show", "4990000000"]),
         ]:
             say(title)
             subprocess.run(flask + args, cwd=ROOT, env=env, check=False)
@@ -175,6 +175,7 @@ def main() -> int:
   curl -H 'Authorization: Bearer {api_token}' '{base}/api/calls?status=missed'
   curl -H 'Authorization: Bearer {api_token}' {base}/api/contacts
   curl -H 'Authorization: Bearer {api_token}' {base}/api/activities
+  curl -H 'Authorization: Bearer {api_token}' {base}/api/vats/4990000000      # the PBX routing settings
   curl -X POST http://127.0.0.1:{SANDBOX_PORT}/_sandbox/calls/generate -H 'Content-Type: application/json' -d '{{"count": 5, "days": 0.01}}'   # new calls: synced within SYNC_INTERVAL
   curl http://127.0.0.1:{SANDBOX_PORT}/_sandbox/callbacks                     # what the "operator" received
 The demo secrets are in var/demo-webhook-secret and var/demo-api-token.""",
