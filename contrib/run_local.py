@@ -105,7 +105,10 @@ def main() -> int:
             ("flask --app wsgi db upgrade: the ledger (SQLite at var/integration.db)", ["db", "upgrade"]),
             ("operator token: a token pair from the sandbox", ["operator", "token"]),
             (f"operator calls --since {since}", ["operator", "calls", "--since", since]),
-            ("vats show 4990000000: who rings when (edit with vats export / plan / apply)", ["vats", "show", "4990000000"]),
+            (
+                "vats show 4990000000: who rings when (edit with vats export / plan / apply)",
+                ["vats", "show", "4990000000"],
+            ),
         ]:
             say(title)
             subprocess.run(flask + args, cwd=ROOT, env=env, check=False)
