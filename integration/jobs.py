@@ -33,7 +33,7 @@ from integration.queues import (
 from integration.recordings import fetch
 from integration.runtime import Runtime
 from integration.sync import SyncResult
-from integration.vats.plan import PlanRefused
+from integration.vats.plan import PlanRefused, SettingsBusy
 from integration.vats.redirects import set_redirect_active
 
 log = logging.getLogger(__name__)
@@ -289,6 +289,8 @@ def worth_retrying(exc: IntegrationError) -> bool:
         return exc.retryable
     if isinstance(exc, PlanRefused):
         return exc.plan.stale
+    if isinstance(exc, SettingsBusy):
+        return True
     return isinstance(exc, OperatorError) and not isinstance(exc, (RequestRejected, InvalidResponse))
 
 

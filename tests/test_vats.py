@@ -487,3 +487,14 @@ numbers = ["4951112233"]
         f"INTEGRATION_CONFIG ({tmp_path / 'integration.toml'}): rules #1: active must be true or false (the state set_redirect_active sets)",
         f"INTEGRATION_CONFIG ({tmp_path / 'integration.toml'}): forwarding.7 must be a number like 9161234567, 89161234567 or +79161234567, got '12345'",
     ]
+
+
+def test_two_applies_to_one_number_do_not_interleave(client, redis_conn, monkeypatch):
+    import integration.vats.plan as plan_module
+    from integration.vats.plan import SettingsBusy, apply, read_live
+
+    monkeypatch.setattr(plan_module, "LOCK_WAIT", 0.2)
+    document = export_document(read_live(client, NUM)) | {"isDoNotDisturbMode": 1}
+    with redis_conn.lock(f"vats:settings-lock:{NUM}", timeout=10), pytest.raises(SettingsBusy):
+        apply(client, redis_conn, document, NUM)  # another apply holds the number
+    assert apply(client, redis_conn, document, NUM).changes and read_live(client, NUM)["isDoNotDisturbMode"] == 1

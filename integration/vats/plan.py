@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import LockError
+
 from integration.errors import IntegrationError
 from integration.vats.document import (
     DAY_NAMES,
@@ -26,7 +28,8 @@ from integration.vats.document import (
 from integration.vats.files import desired_settings, export_document
 from integration.vats.validate import validate
 
-LOCK_SECONDS = 120
+LOCK_SECONDS = 120  # the longest an apply holds its number
+LOCK_WAIT = 30  # how long an apply waits for another to finish
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,10 @@ class PlanRefused(IntegrationError):
         super().__init__(text)
 
 
+class SettingsBusy(IntegrationError):
+    """Another apply to the same number holds the lock."""
+
+
 class NotVerified(IntegrationError):
     """The operator took the settings but reads back something else."""
 
@@ -117,13 +124,16 @@ def read_live(operator, num: str) -> dict:
 def apply(operator, redis, edited: dict, num: str) -> Plan:
     """Plan against the live settings and write them, one apply per number at a time; re-read
     and verify. Raises ``PlanRefused`` (nothing written) or ``NotVerified``."""
-    with redis.lock(f"vats:settings-lock:{num}", timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS):
-        plan = make_plan(edited, read_live(operator, num))
-        if plan.stale or plan.problems:
-            raise PlanRefused(plan)
-        if plan.changes:
-            operator.set_pbx_settings([plan.desired])
-            verify(plan.desired, read_live(operator, num))
+    try:
+        with redis.lock(f"vats:settings-lock:{num}", timeout=LOCK_SECONDS, blocking_timeout=LOCK_WAIT):
+            plan = make_plan(edited, read_live(operator, num))
+            if plan.stale or plan.problems:
+                raise PlanRefused(plan)
+            if plan.changes:
+                operator.set_pbx_settings([plan.desired])
+                verify(plan.desired, read_live(operator, num))
+    except LockError:
+        raise SettingsBusy(f"another change to the settings of {num} is still running; try again") from None
     return plan
 
 
