@@ -99,7 +99,7 @@ def pipeline(raw: bytes, url: str) -> tuple[float, list[int]]:
     started = time.perf_counter()
     rows = json.loads(raw)["result"]["rowset"]
     for offset in range(0, len(rows), BATCH):
-        calls = [call_from_row(schema.load(row), "RU") for row in rows[offset : offset + BATCH]]
+        calls = [call_from_row(schema.load_row(row), "RU") for row in rows[offset : offset + BATCH]]
         new_ids = set(ledger.insert_new(calls, now))
         for call in calls:
             if call.id in new_ids:

@@ -384,7 +384,7 @@ class OperatorClient:
         rows = []
         for index, raw in enumerate(rowset):
             try:
-                rows.append(schema.load(raw))
+                rows.append(schema.load_row(raw))
             except ValidationError as exc:
                 # One malformed row must not hide the others; it is logged (numbers only) and skipped.
                 log.warning("skipping call-history row %d: %s", index, _fields(exc.messages))

@@ -1,0 +1,46 @@
+"""The call-history row schema: ``load_row``'s fast path gives exactly what ``load`` gives."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from marshmallow import ValidationError
+
+from integration.operator.schemas import CallRowSchema
+
+SCHEMA = CallRowSchema(tz=ZoneInfo("Europe/Moscow"))
+
+dates = st.one_of(
+    st.datetimes().map(lambda d: d.strftime("%Y-%m-%d %H:%M:%S")),
+    st.sampled_from(["2026-11-20 09:00:00", " 2026-11-20 09:00:00 ", "2026-11-20T09:00:00Z", "20.11.2026", ""]),
+    st.integers(),
+    st.none(),
+)
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5000),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-10, max_value=10),
+    st.text(max_size=12),
+    st.sampled_from(["", " ", "89161234567", "00:01:30", "in", "out", "2", "42"]),
+    st.lists(st.integers(), max_size=1),
+)
+keys = ("service", "extNum", "num", "direction", "duration", "recordFileId", "isRead")
+
+
+@settings(max_examples=500, deadline=None)
+@given(date=dates, fields=st.dictionaries(st.sampled_from(keys), values), extra=st.booleans())
+def test_the_fast_path_loads_every_row_as_the_schema_does(date, fields, extra):
+    row = {"callDate": date, **fields} if date is not None or extra else dict(fields)
+    if extra:
+        row["operatorNote"] = "kept in extra"
+    try:
+        expected = SCHEMA.load(row)
+    except ValidationError:
+        with pytest.raises(ValidationError):
+            SCHEMA.load_row(row)
+        return
+    assert SCHEMA.load_row(row) == expected
