@@ -498,3 +498,41 @@ def test_two_applies_to_one_number_do_not_interleave(client, redis_conn, monkeyp
     with redis_conn.lock(f"vats:settings-lock:{NUM}", timeout=10), pytest.raises(SettingsBusy):
         apply(client, redis_conn, document, NUM)  # another apply holds the number
     assert apply(client, redis_conn, document, NUM).changes and read_live(client, NUM)["isDoNotDisturbMode"] == 1
+
+
+def _paths(value, prefix=()):
+    """Every path into a JSON document."""
+    yield prefix
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _paths(item, (*prefix, index))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-100, 100_000) | st.text(max_size=8) | st.just("25:00-26:00"),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=5,
+)
+
+
+def test_any_broken_document_gets_a_clear_4xx_never_a_500(http, client):
+    document = http.get(f"/api/vats/{NUM}", headers=AUTH).json["settings"]
+    paths = [p for p in _paths(document) if p and p[0] != "base"]
+
+    @settings(max_examples=150, deadline=None)
+    @given(path=st.sampled_from(paths), value=json_values)
+    def check(path, value):
+        broken = copy.deepcopy(document)
+        target = broken
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = value
+        answer = http.post(f"/api/vats/{NUM}/plan", json=broken, headers=AUTH)
+        assert answer.status_code in (200, 409, 422), (path, value, answer.json)
+        if answer.status_code != 200:
+            assert answer.mimetype == "application/problem+json" and answer.json["detail"]
+
+    check()

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, func, or_, select, update
 
-from integration.ledger.db import dialect_module, insert_many
+from integration.ledger.db import dialect_module, insert_new
 from integration.ledger.tables import calls, deliveries, sync_cursors
 from integration.models import Call, CallStatus, Direction
 
@@ -42,19 +42,12 @@ class CallLedger:
         self.engine = engine
 
     def insert_new(self, found: Iterable[Call], now: datetime) -> list[str]:
-        """Store the calls not seen before; returns the ids of those that were new.
-
-        One look-up of the batch's ids, then one executemany of the rest (ON CONFLICT DO NOTHING
-        covers a concurrent sync): much faster than INSERT … RETURNING row by row.
-        """
+        """Store the calls not seen before; returns the ids of those that were new."""
         batch = {call.id: call for call in found}
         if not batch:
             return []
         with self.engine.begin() as connection:
-            seen = set(connection.execute(select(calls.c.id).where(calls.c.id.in_(list(batch)))).scalars())
-            new = [key for key in batch if key not in seen]
-            insert_many(connection, calls, [_row(batch[key], now) for key in new])
-        return new
+            return insert_new(connection, calls, [_row(call, now) for call in batch.values()])
 
     def with_recordings(self, call_ids: list[str]) -> list[tuple[str, str]]:
         """(call id, operator record file id) of those calls that have a recording."""

@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeDecorator
@@ -89,35 +89,63 @@ def dialect_module(engine: Engine):
     return postgresql if engine.dialect.name == "postgresql" else sqlite
 
 
-def insert_many(connection: Connection, target: Table, rows: list[dict]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING of many rows (same keys) through the driver's executemany.
+def insert_new(connection: Connection, target: Table, rows: list[dict]) -> list:
+    """INSERT … ON CONFLICT DO NOTHING of many rows (same keys); returns the primary keys of the
+    rows that were new. A concurrent writer of the same keys is harmless.
 
     For big batches SQLAlchemy's per-row parameter handling costs more than the insert itself,
-    so the statement is compiled once and only the columns' bind processors (UTC datetimes,
-    booleans) are applied to each row.
+    so the statement is written once and only the columns' bind processors (UTC datetimes,
+    booleans) are applied to each value. PostgreSQL gets one statement per batch (the columns as
+    arrays through ``unnest``, ``RETURNING`` the new keys); SQLite looks up the batch's known
+    keys, then inserts the rest with one ``executemany``.
     """
     if not rows:
-        return
+        return []
     dialect = connection.dialect
     names = list(rows[0])
-    compiled = (
-        dialect_module(connection.engine)
-        .insert(target)
-        .on_conflict_do_nothing()
-        .compile(dialect=dialect, column_keys=names)
-    )
+    [key] = target.primary_key.columns
     processors = {}
     for name in names:
         processor = target.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         if processor is not None:
             processors[name] = processor
-    order = compiled.positiontup if compiled.positional else None
-    params = []
-    for row in rows:
-        if processors:
-            row = {**row, **{name: process(row[name]) for name, process in processors.items()}}
-        params.append(tuple(row[name] for name in order) if order else row)
-    connection.exec_driver_sql(compiled.string, params)
+    if dialect.name == "postgresql":
+        return _insert_unnest(connection, target, rows, names, processors, key)
+    keys = [row[key.name] for row in rows]
+    seen = set(connection.execute(select(key).where(key.in_(keys))).scalars())
+    fresh = [row for row in rows if row[key.name] not in seen]
+    if fresh:
+        placeholders = ", ".join("?" * len(names))
+        statement = (
+            f"INSERT INTO {_quoted(dialect, target)} ({', '.join(_quoted_column(dialect, n) for n in names)}) "
+            f"VALUES ({placeholders}) ON CONFLICT DO NOTHING"
+        )
+        params = [tuple(processors[n](row[n]) if n in processors else row[n] for n in names) for row in fresh]
+        connection.exec_driver_sql(statement, params)
+    return [row[key.name] for row in fresh]
+
+
+def _insert_unnest(connection: Connection, target: Table, rows: list[dict], names: list[str], processors: dict, key):
+    dialect = connection.dialect
+    arrays = {
+        f"c{i}": [processors[name](row[name]) for row in rows] if name in processors else [row[name] for row in rows]
+        for i, name in enumerate(names)
+    }
+    casts = [target.c[name].type.dialect_impl(dialect).compile(dialect=dialect) for name in names]
+    statement = (
+        f"INSERT INTO {_quoted(dialect, target)} ({', '.join(_quoted_column(dialect, n) for n in names)}) "
+        f"SELECT * FROM unnest({', '.join(f'%(c{i})s::{cast}[]' for i, cast in enumerate(casts))}) "
+        f"ON CONFLICT DO NOTHING RETURNING {_quoted_column(dialect, key.name)}"
+    )
+    return list(connection.exec_driver_sql(statement, arrays).scalars())
+
+
+def _quoted(dialect, table: Table) -> str:
+    return dialect.identifier_preparer.format_table(table)
+
+
+def _quoted_column(dialect, name: str) -> str:
+    return dialect.identifier_preparer.quote(name)
 
 
 def insert_ignoring_duplicates(engine: Engine, target: Table, rows: list[dict]) -> list[tuple]:

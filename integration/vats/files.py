@@ -106,7 +106,7 @@ def desired_settings(edited: dict, live: dict) -> tuple[dict, list[str]]:
     _merge(desired, edited, ("base", "profiles"), where, problems)
     live_profiles = {p.get("id"): p for p in profiles(desired)}
     for index, item in enumerate(_items(edited.get("profiles"), f"{where}: profiles", problems)):
-        profile = live_profiles.get(item.get("id"))
+        profile = live_profiles.get(_id(item, f"{where}: profiles[{index}]", problems))
         if profile is None:
             problems.append(
                 f"{where}: profiles[{index}] has id {item.get('id')!r}, which is not a profile of {where} (profiles are added in the web cabinet)"
@@ -116,7 +116,7 @@ def desired_settings(edited: dict, live: dict) -> tuple[dict, list[str]]:
         _merge(profile, item, ("scheduleBlocks",), label, problems)
         live_blocks = {b.get("id"): b for b in blocks(profile)}
         for position, block_item in enumerate(_items(item.get("scheduleBlocks"), f"{label}: scheduleBlocks", problems)):
-            block = live_blocks.get(block_item.get("id"))
+            block = live_blocks.get(_id(block_item, f"{label}: scheduleBlocks[{position}]", problems))
             if block is None:
                 problems.append(
                     f"{label}: scheduleBlocks[{position}] has id {block_item.get('id')!r}, which is not a block of this profile (blocks are added in the web cabinet)"
@@ -165,8 +165,11 @@ def _redirects(value: Any, live: list[dict], where: str, problems: list[str]) ->
         return live
     by_id = {r.get("id"): r for r in live if r.get("id") is not None}
     result = []
-    for item in value:
-        current = by_id.get(item.get("id")) if item.get("id") is not None else None
+    for index, item in enumerate(value):
+        ident = _id(item, f"{where}: redirectNums[{index}]", problems)
+        if ident is _BAD_ID:
+            continue
+        current = by_id.get(ident) if ident is not None else None
         entry = copy.deepcopy(current) if current else {}
         entry.update(copy.deepcopy(item))
         entry |= {k: v for k, v in DEFAULT_REDIRECT.items() if k not in entry}  # a new entry's defaults
@@ -179,6 +182,18 @@ def _redirects(value: Any, live: list[dict], where: str, problems: list[str]) ->
             entry["num"] = current["num"] if keep else digits
         result.append(entry)
     return result
+
+
+_BAD_ID = object()
+
+
+def _id(item: dict, where: str, problems: list[str]) -> object:
+    """An item's ``id``: None when it has none, ``_BAD_ID`` (reported) when it is not a number or text."""
+    ident = item.get("id")
+    if ident is None or (type(ident) in (int, str)):
+        return ident
+    problems.append(f"{where}: id must be a number, not {ident!r}")
+    return _BAD_ID
 
 
 def _merge(target: dict, item: dict, skip: tuple[str, ...], where: str, problems: list[str]) -> None:
