@@ -58,15 +58,13 @@ class LenientInt(fields.Field):
             return None
         if isinstance(value, bool):
             raise ValidationError("must be a number")
-        if isinstance(value, (int, float)):
-            return int(value)
         text = str(value).strip()
         if match := _HMS.match(text):
             hours, minutes, seconds = map(int, match.groups())
             return hours * 3600 + minutes * 60 + seconds
         try:
-            return int(float(text))
-        except ValueError:
+            return int(value) if isinstance(value, int) else int(float(text))
+        except (ValueError, OverflowError):  # "abc", "nan", "inf"
             raise ValidationError("must be a number") from None
 
 
@@ -166,7 +164,7 @@ class CallRowSchema(ZonedSchema):
     ext_num = Text(data_key="extNum", load_default=None)
     num = Text(data_key="num", load_default=None)  # assumed
     direction = fields.Raw(data_key="direction", load_default=None)  # assumed: 1 out, 2 in
-    duration = LenientInt(data_key="duration", load_default=0)  # assumed: seconds
+    duration = LenientInt(data_key="duration", load_default=0, allow_none=True)  # assumed: seconds; null → 0
     record_file_id = Text(data_key="recordFileId", load_default=None)  # assumed
     is_read = LenientInt(data_key="isRead", load_default=None)  # assumed
 

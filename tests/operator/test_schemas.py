@@ -25,7 +25,7 @@ values = st.one_of(
     st.integers(-5, 5000),
     st.floats(allow_nan=False, allow_infinity=False, min_value=-10, max_value=10),
     st.text(max_size=12),
-    st.sampled_from(["", " ", "89161234567", "00:01:30", "in", "out", "2", "42"]),
+    st.sampled_from(["", " ", "89161234567", "00:01:30", "in", "out", "2", "42", "inf", "NaN", "1e3"]),
     st.lists(st.integers(), max_size=1),
 )
 keys = ("service", "extNum", "num", "direction", "duration", "recordFileId", "isRead")
@@ -44,3 +44,8 @@ def test_the_fast_path_loads_every_row_as_the_schema_does(date, fields, extra):
             SCHEMA.load_row(row)
         return
     assert SCHEMA.load_row(row) == expected
+
+
+def test_a_row_without_a_duration_is_a_call_of_no_duration():
+    row = {"callDate": "2026-11-20 09:00:00", "extNum": "89161234567", "duration": None}
+    assert SCHEMA.load(row).duration == SCHEMA.load_row(row).duration == 0
