@@ -129,7 +129,8 @@ def sync_calls(
         found = [call_from_row(row, region) for row in rows]
         new_ids = ledger.insert_new(found, now)
         if callbacks is not None:
-            link_callbacks([call for call in found if call.id in set(new_ids)], ledger, callbacks)
+            fresh = set(new_ids)
+            link_callbacks([call for call in found if call.id in fresh], ledger, callbacks)
         if moves_cursor:
             ledger.advance(lines, upper, now)  # only after the calls are committed
         result.found += len(found)

@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event, select
+from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeDecorator
@@ -91,53 +91,62 @@ def dialect_module(engine: Engine):
 
 def insert_new(connection: Connection, target: Table, rows: list[dict]) -> list:
     """INSERT … ON CONFLICT DO NOTHING of many rows (same keys); returns the primary keys of the
-    rows that were new. A concurrent writer of the same keys is harmless.
+    rows that were new, in the rows' order. A concurrent writer of the same keys is harmless.
 
     For big batches SQLAlchemy's per-row parameter handling costs more than the insert itself,
-    so the statement is written once and only the columns' bind processors (UTC datetimes,
-    booleans) are applied to each value. PostgreSQL gets one statement per batch (the columns as
-    arrays through ``unnest``, ``RETURNING`` the new keys); SQLite looks up the batch's known
-    keys, then inserts the rest with one ``executemany``.
+    so one statement is written per batch and only the columns' bind processors (UTC datetimes,
+    booleans) are applied to each value: on PostgreSQL the columns go as arrays through
+    ``unnest``, on SQLite as a multi-row ``VALUES`` (as many rows as its 32,766 parameters
+    allow); both ``RETURNING`` the keys they inserted.
     """
     if not rows:
         return []
     dialect = connection.dialect
     names = list(rows[0])
     [key] = target.primary_key.columns
-    processors = {}
+    convert = []
     for name in names:
         processor = target.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        if processor is not None:
-            processors[name] = processor
+        convert.append(_remember_last(processor) if processor is not None else None)
+    head = f"INSERT INTO {_quoted(dialect, target)} ({', '.join(_quoted_column(dialect, n) for n in names)}) "
+    tail = f" ON CONFLICT DO NOTHING RETURNING {_quoted_column(dialect, key.name)}"
+    inserted: set = set()
     if dialect.name == "postgresql":
-        return _insert_unnest(connection, target, rows, names, processors, key)
-    keys = [row[key.name] for row in rows]
-    seen = set(connection.execute(select(key).where(key.in_(keys))).scalars())
-    fresh = [row for row in rows if row[key.name] not in seen]
-    if fresh:
-        placeholders = ", ".join("?" * len(names))
-        statement = (
-            f"INSERT INTO {_quoted(dialect, target)} ({', '.join(_quoted_column(dialect, n) for n in names)}) "
-            f"VALUES ({placeholders}) ON CONFLICT DO NOTHING"
-        )
-        params = [tuple(processors[n](row[n]) if n in processors else row[n] for n in names) for row in fresh]
-        connection.exec_driver_sql(statement, params)
-    return [row[key.name] for row in fresh]
+        arrays = {f"c{i}": [row[name] for row in rows] for i, name in enumerate(names)}
+        for i, process in enumerate(convert):
+            if process is not None:
+                arrays[f"c{i}"] = [process(value) for value in arrays[f"c{i}"]]
+        casts = [target.c[name].type.dialect_impl(dialect).compile(dialect=dialect) for name in names]
+        unnest = ", ".join(f"%(c{i})s::{cast}[]" for i, cast in enumerate(casts))
+        inserted.update(connection.exec_driver_sql(f"{head}SELECT * FROM unnest({unnest}){tail}", arrays).scalars())
+    else:
+        per_statement = SQLITE_MAX_PARAMETERS // len(names)
+        one_row = "(" + ", ".join("?" * len(names)) + ")"
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            params = [
+                process(row[name]) if process is not None else row[name]
+                for row in chunk
+                for name, process in zip(names, convert, strict=True)
+            ]
+            statement = f"{head}VALUES {', '.join([one_row] * len(chunk))}{tail}"
+            inserted.update(connection.exec_driver_sql(statement, tuple(params)).scalars())
+    return [row[key.name] for row in rows if row[key.name] in inserted]
 
 
-def _insert_unnest(connection: Connection, target: Table, rows: list[dict], names: list[str], processors: dict, key):
-    dialect = connection.dialect
-    arrays = {
-        f"c{i}": [processors[name](row[name]) for row in rows] if name in processors else [row[name] for row in rows]
-        for i, name in enumerate(names)
-    }
-    casts = [target.c[name].type.dialect_impl(dialect).compile(dialect=dialect) for name in names]
-    statement = (
-        f"INSERT INTO {_quoted(dialect, target)} ({', '.join(_quoted_column(dialect, n) for n in names)}) "
-        f"SELECT * FROM unnest({', '.join(f'%(c{i})s::{cast}[]' for i, cast in enumerate(casts))}) "
-        f"ON CONFLICT DO NOTHING RETURNING {_quoted_column(dialect, key.name)}"
-    )
-    return list(connection.exec_driver_sql(statement, arrays).scalars())
+SQLITE_MAX_PARAMETERS = 32766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
+
+
+def _remember_last(process):
+    """``process`` that reuses its last answer for the same object (a batch's shared ``now``)."""
+    last: list = [object(), None]
+
+    def run(value):
+        if value is not last[0]:
+            last[0], last[1] = value, process(value)
+        return last[1]
+
+    return run
 
 
 def _quoted(dialect, table: Table) -> str:
