@@ -92,6 +92,14 @@ def test_insert_new_reports_only_new_calls(ledger):
     assert isinstance(ledger.get(first.id), Call) and ledger.count() == 2
 
 
+def test_a_big_batch_is_inserted_in_several_statements_and_reports_its_new_calls_in_order(ledger):
+    calls = [call_from_row(row(duration=n + 1), "RU") for n in range(6000)]  # > 2 SQLite statements
+    known = calls[::3]
+    assert ledger.insert_new(known, T) == [c.id for c in known]
+    assert ledger.insert_new(calls, T) == [c.id for i, c in enumerate(calls) if i % 3]
+    assert ledger.count() == 6000 and ledger.get(calls[-1].id) == calls[-1]
+
+
 def test_cursors_only_move_forward(ledger):
     ledger.advance(["4990000000", "4950000000"], T, T)
     ledger.advance(["4990000000"], T - timedelta(hours=1), T)
