@@ -50,7 +50,6 @@ calls = Table(
 )
 Index("ix_calls_started_at", calls.c.started_at)
 Index("ix_calls_callback_request_id", calls.c.callback_request_id)
-Index("ix_calls_line_started_at", calls.c.line, calls.c.started_at)
 Index("ix_calls_ext_e164", calls.c.ext_e164)
 
 sync_cursors = Table(
