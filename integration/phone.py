@@ -177,6 +177,8 @@ def _russian(text: str, national: str, classify: bool) -> Phone:
 
 def phone_from_e164(e164: str) -> Phone:
     """A ``Phone`` for a number already in E.164 (from the ledger), without parsing it again."""
+    if e164.startswith("+7"):  # most numbers here: no need to look the country code up
+        return Phone(raw=e164, e164=e164, valid=False, type=NumberType.UNKNOWN, country_code=RUSSIA_COUNTRY_CODE)
     digits = e164.lstrip("+")
     country = next(
         (int(digits[:n]) for n in (1, 2, 3) if int(digits[:n] or 0) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE), None
