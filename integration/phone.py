@@ -134,6 +134,8 @@ def parse_phone(raw: object, region: str = "RU", *, classify: bool = True) -> Ph
     ``classify=False`` skips working out the type and validity (the costly part) when only the
     E.164 form is needed; ``type`` is then ``UNKNOWN`` and ``valid`` False.
     """
+    if region == "RU" and type(raw) is str and (russian := _RUSSIAN.fullmatch(raw)):
+        return _russian(raw, russian.group(1), classify)  # already clean: what _clean would give
     compact = _clean(raw)
     text = str(raw).strip()
     if not compact.startswith("+") and len(compact) <= INTERNAL_MAX_DIGITS:

@@ -172,3 +172,23 @@ def test_the_russian_fast_path_classifies_like_phonenumbers(prefix, national):
 
 
 _NUMBER_TYPES = {ours: theirs for theirs, ours in _TYPES.items()} | {NumberType.UNKNOWN: PhoneNumberType.UNKNOWN}
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.from_regex(r"(\+7|7|8)?[3489][0-9]{9}", fullmatch=True),
+        st.from_regex(r"[+0-9]{1,16}", fullmatch=True),
+        st.text(alphabet="+0123456789 -()\n", max_size=16),
+    ),
+    st.booleans(),
+)
+def test_a_clean_russian_number_parses_as_it_does_through_the_full_path(raw, classify):
+    """The fast path for clean strings gives what the full path gives (a leading space forces it)."""
+    try:
+        fast = parse_phone(raw, "RU", classify=classify)
+    except InvalidPhoneNumber:
+        with pytest.raises(InvalidPhoneNumber):
+            parse_phone(" " + raw, "RU", classify=classify)
+        return
+    assert parse_phone(" " + raw, "RU", classify=classify) == fast
