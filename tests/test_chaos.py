@@ -15,7 +15,7 @@ from integration.jobs import reconcile_day
 from integration.ledger.db import make_engine
 from integration.ledger.deliveries import DeliveryLedger
 from integration.runtime import Runtime
-from tests.conftest import SECRET, kill_worker, serve, start_worker
+from tests.conftest import LINK_KEY, SECRET, kill_worker, serve, start_worker
 from tests.receiver import Receiver
 
 CALLS = 2000
@@ -82,53 +82,64 @@ def test_chaos_then_reconcile_leaves_every_call_delivered_exactly_once(service_e
     assert keys == {(c["num"], c["started_at"][:19]) for c in canonical}
 
 
+def through_chaos(env: dict[str, str], crm: str, stand_in) -> Runtime:
+    """Two workers deliver to ``stand_in`` while it fails; one is SIGKILLed mid-run. Then the
+    faults stop, a reconcile delivers what is left, and the recordings and their events follow.
+    Returns the runtime (its engine disposed) for the checks."""
+    from integration import delivery
+    from integration.jobs import announce_recording, fetch_recording_now
+
+    runtime = Runtime(load_settings(env, dotenv="/x"))
+    deliveries = runtime.delivery_ledger
+    workers = [start_worker(env), start_worker(env)]
+    try:
+        wait_until(lambda: deliveries.counts(crm).get("delivered", 0) > 60, 90, "no deliveries")
+        kill_worker(workers[0])  # a worker dies mid-run
+        wait_until(lambda: deliveries.counts(crm).get("delivered", 0) > 150, 90, "stalled after the kill")
+    finally:
+        stop(workers)
+    stand_in.stop_failing()
+    today = datetime.now(UTC).astimezone(runtime.settings.tz).date()
+    for day in (today - timedelta(days=1), today):
+        report = reconcile_day(runtime, day)
+        assert report.counts.get("pending", 0) == report.counts.get("failed", 0) == 0, report
+    later = datetime.now(UTC) + timedelta(days=3)
+    runtime.recording_ledger.ensure(runtime.recording_ledger.missing(), datetime.now(UTC))
+    for recording in runtime.recording_ledger.due(later):  # a killed worker's download
+        fetch_recording_now(runtime, recording.call_id)
+    for recording in runtime.recording_ledger.unannounced():
+        announce_recording(runtime, recording.call_id)
+    for event in runtime.outbox.due(datetime.now(UTC) + timedelta(days=1)):
+        assert delivery.send_event(
+            event.id, outbox=runtime.outbox, crm=runtime.crm, now=datetime.now(UTC), deliveries=deliveries
+        ) in ("delivered", "included")
+    runtime.engine.dispose()
+    return runtime
+
+
+def chaos_env(service_env: dict[str, str], **extra: str) -> dict[str, str]:
+    return service_env | {
+        "RECORDING_LINK_KEYS": LINK_KEY,
+        "PUBLIC_URL": "https://bridge.example",
+        "SYNC_INTERVAL": "1",
+        **extra,
+    }
+
+
 @pytest.mark.slow
 def test_bitrix24_gets_every_call_once_through_faults_and_a_killed_worker(service_env, control, redis_conn):
     """Register, finish and attachRecord through a portal that throttles 5 % of requests, fails
     15 % and loses the answer of another 15 %, with a worker killed mid-run; once the faults stop,
     a reconcile leaves one Bitrix24 call per operator call, finished once, with its recording."""
-    from integration import delivery
-    from integration.jobs import announce_recording, fetch_recording_now
     from tests.bitrix_stand_in import BitrixStandIn
-    from tests.conftest import LINK_KEY
 
     control.post("calls/generate", {"count": 200, "days": 0.5, "seed": 41, "recording_size": 2000})
     portal = BitrixStandIn(limit_rate=0.05, fail_rate=0.15, fail_after_rate=0.15, seed=9)
     with serve(portal.app) as url:
-        env = service_env | {
-            "CRM_BACKEND": "bitrix24",
-            "BITRIX24_WEBHOOK_URL": f"{url}/rest/1/hook",
-            "BITRIX24_RATE": "500",
-            "RECORDING_LINK_KEYS": LINK_KEY,
-            "PUBLIC_URL": "https://bridge.example",
-            "SYNC_INTERVAL": "1",
-        }
-        runtime = Runtime(load_settings(env, dotenv="/x"))
-        deliveries = runtime.delivery_ledger
-        workers = [start_worker(env), start_worker(env)]
-        try:
-            wait_until(lambda: deliveries.counts("bitrix24").get("delivered", 0) > 60, 90, "no deliveries")
-            kill_worker(workers[0])  # a worker dies mid-run
-            wait_until(lambda: deliveries.counts("bitrix24").get("delivered", 0) > 150, 90, "stalled after the kill")
-        finally:
-            stop(workers)
-        # The faults stop; a reconcile delivers what is left, then the recordings follow.
-        portal.stop_failing()
-        today = datetime.now(UTC).astimezone(runtime.settings.tz).date()
-        for day in (today - timedelta(days=1), today):
-            report = reconcile_day(runtime, day)
-            assert report.counts.get("pending", 0) == report.counts.get("failed", 0) == 0, report
-        later = datetime.now(UTC) + timedelta(days=3)
-        runtime.recording_ledger.ensure(runtime.recording_ledger.missing(), datetime.now(UTC))
-        for recording in runtime.recording_ledger.due(later):  # a killed worker's download
-            fetch_recording_now(runtime, recording.call_id)
-        for recording in runtime.recording_ledger.unannounced():
-            announce_recording(runtime, recording.call_id)
-        for event in runtime.outbox.due(datetime.now(UTC) + timedelta(days=1)):
-            assert delivery.send_event(
-                event.id, outbox=runtime.outbox, crm=runtime.crm, now=datetime.now(UTC), deliveries=deliveries
-            ) in ("delivered", "included")
-        runtime.engine.dispose()
+        env = chaos_env(
+            service_env, CRM_BACKEND="bitrix24", BITRIX24_WEBHOOK_URL=f"{url}/rest/1/hook", BITRIX24_RATE="500"
+        )
+        through_chaos(env, "bitrix24", portal)
     recorded = [c for c in control.get("calls") if c["record_file_id"]]
     by_call: dict[str, list[str]] = {}
     for call_id, params in portal.registered.items():
@@ -146,10 +157,7 @@ def test_amocrm_gets_every_call_once_through_faults_and_a_killed_worker(service_
     fails 15 % and loses the answer of another 15 %, with a worker killed mid-run; once the faults
     stop, a reconcile leaves one call note (or one incoming lead) per operator call, with its
     recording."""
-    from integration import delivery
-    from integration.jobs import announce_recording, fetch_recording_now
     from tests.amocrm_stand_in import AmoStandIn
-    from tests.conftest import LINK_KEY
 
     control.post("calls/generate", {"count": 200, "days": 0.5, "seed": 43, "recording_size": 2000})
     account = AmoStandIn(limit_rate=0.05, fail_rate=0.15, fail_after_rate=0.15, seed=11)
@@ -157,44 +165,19 @@ def test_amocrm_gets_every_call_once_through_faults_and_a_killed_worker(service_
     for n, number in enumerate(known):  # half the numbers have a contact; the others make leads
         account.add_contact(f"Customer {n}", number)
     with serve(account.app) as url:
-        env = service_env | {
-            "CRM_BACKEND": "amocrm",
-            "AMOCRM_BASE_URL": url,
-            "AMOCRM_LONG_LIVED_TOKEN": "long-lived",
-            "AMOCRM_RATE": "500",
-            "MATCH_UNKNOWN": "create_lead",
-            "RECORDING_LINK_KEYS": LINK_KEY,
-            "PUBLIC_URL": "https://bridge.example",
-            "SYNC_INTERVAL": "1",
-        }
-        runtime = Runtime(load_settings(env, dotenv="/x"))
-        deliveries = runtime.delivery_ledger
-        workers = [start_worker(env), start_worker(env)]
-        try:
-            wait_until(lambda: deliveries.counts("amocrm").get("delivered", 0) > 60, 90, "no deliveries")
-            kill_worker(workers[0])
-            wait_until(lambda: deliveries.counts("amocrm").get("delivered", 0) > 150, 90, "stalled after the kill")
-        finally:
-            stop(workers)
-        account.stop_failing()
-        today = datetime.now(UTC).astimezone(runtime.settings.tz).date()
-        for day in (today - timedelta(days=1), today):
-            report = reconcile_day(runtime, day)
-            assert report.counts.get("pending", 0) == report.counts.get("failed", 0) == 0, report
-        later = datetime.now(UTC) + timedelta(days=3)
-        runtime.recording_ledger.ensure(runtime.recording_ledger.missing(), datetime.now(UTC))
-        for recording in runtime.recording_ledger.due(later):
-            fetch_recording_now(runtime, recording.call_id)
-        for recording in runtime.recording_ledger.unannounced():
-            announce_recording(runtime, recording.call_id)
-        for event in runtime.outbox.due(datetime.now(UTC) + timedelta(days=1)):
-            assert delivery.send_event(
-                event.id, outbox=runtime.outbox, crm=runtime.crm, now=datetime.now(UTC), deliveries=deliveries
-            ) in ("delivered", "included")
-        ids = [c.id for c in runtime.call_ledger.between(datetime(2000, 1, 1, tzinfo=UTC), later)]
-        logged = {call_id: deliveries.get(call_id, "amocrm") for call_id in ids}
-        stored = set(runtime.recording_ledger.stored_for(ids))
-        runtime.engine.dispose()
+        env = chaos_env(
+            service_env,
+            CRM_BACKEND="amocrm",
+            AMOCRM_BASE_URL=url,
+            AMOCRM_LONG_LIVED_TOKEN="long-lived",
+            AMOCRM_RATE="500",
+            MATCH_UNKNOWN="create_lead",
+        )
+        runtime = through_chaos(env, "amocrm", account)
+    ids = [c.id for c in runtime.call_ledger.between(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC))]
+    logged = {call_id: runtime.delivery_ledger.get(call_id, "amocrm") for call_id in ids}
+    stored = set(runtime.recording_ledger.stored_for(ids))
+    runtime.engine.dispose()
     assert len(logged) == 200 and {d.status for d in logged.values()} == {"delivered"}
     leads = {u["source_uid"] for u in account.unsorted}
     assert len(leads) == len(account.unsorted)  # no incoming lead twice

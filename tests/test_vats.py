@@ -159,7 +159,7 @@ def test_read_only_fields_and_structure_cannot_change(live):
 
     assert problems_of(live, rewrite) == [
         "4990000000: unknown field 'colour'",
-        "4990000000: profiles[1] has id 7, which is not a profile of 4990000000 (profiles are added in the web cabinet)",
+        "4990000000: profiles[1]: id 7 is not in the live settings (made in the web cabinet, not here)",
         "4990000000: contractNum is read-only ('883766' cannot become '000000')",
         "4990000000 › profile «Main» › block «Working hours»: dialModeTerm is read-only ('Sequential' cannot become 'Parallel')",
         "4990000000 › profile «Main» › block «Working hours» › forwarding 9990000000 «Employee 1»: id 999 is not in the live settings (leave it out for a new entry)",

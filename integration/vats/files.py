@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -104,26 +105,28 @@ def desired_settings(edited: dict, live: dict) -> tuple[dict, list[str]]:
     problems: list[str] = []
     desired = copy.deepcopy(live)
     _merge(desired, edited, ("base", "profiles"), where, problems)
-    live_profiles = {p.get("id"): p for p in profiles(desired)}
-    for index, item in enumerate(_items(edited.get("profiles"), f"{where}: profiles", problems)):
-        profile = live_profiles.get(_id(item, f"{where}: profiles[{index}]", problems))
-        if profile is None:
-            problems.append(
-                f"{where}: profiles[{index}] has id {item.get('id')!r}, which is not a profile of {where} (profiles are added in the web cabinet)"
-            )
-            continue
+    for item, profile in _matched(edited.get("profiles"), profiles(desired), f"{where}: profiles", problems):
         label = f"{where} › {profile_label(profile)}"
         _merge(profile, item, ("scheduleBlocks",), label, problems)
-        live_blocks = {b.get("id"): b for b in blocks(profile)}
-        for position, block_item in enumerate(_items(item.get("scheduleBlocks"), f"{label}: scheduleBlocks", problems)):
-            block = live_blocks.get(_id(block_item, f"{label}: scheduleBlocks[{position}]", problems))
-            if block is None:
-                problems.append(
-                    f"{label}: scheduleBlocks[{position}] has id {block_item.get('id')!r}, which is not a block of this profile (blocks are added in the web cabinet)"
-                )
-                continue
+        for block_item, block in _matched(
+            item.get("scheduleBlocks"), blocks(profile), f"{label}: scheduleBlocks", problems
+        ):
             _edit_block(block, block_item, f"{label} › {block_label(block)}", problems)
     return desired, problems
+
+
+def _matched(value: Any, live: list[dict], where: str, problems: list[str]) -> Iterator[tuple[dict, dict]]:
+    """(edited item, live item) for each edited item whose id names a live one; the others are
+    reported (profiles and blocks are made in the web cabinet, not here)."""
+    by_id = {item.get("id"): item for item in live}
+    for index, item in enumerate(_items(value, where, problems)):
+        current = by_id.get(_id(item, f"{where}[{index}]", problems))
+        if current is None:
+            problems.append(
+                f"{where}[{index}]: id {item.get('id')!r} is not in the live settings (made in the web cabinet, not here)"
+            )
+        else:
+            yield item, current
 
 
 def _edit_block(block: dict, item: dict, where: str, problems: list[str]) -> None:
