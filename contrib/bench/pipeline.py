@@ -106,6 +106,9 @@ def pipeline(raw: bytes, url: str) -> tuple[float, list[int]]:
                 activity_for(call, match_call(call, crm, Policies(), LINES, "RU"), {})
         if (offset // BATCH) % max(1, len(rows) // BATCH // 4) == 0:
             memory.append(memory_kib("VmRSS") // 1024)
+    if engine.dialect.name == "sqlite":  # what the WAL still holds goes to the database, inside the timing
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     elapsed = time.perf_counter() - started
     assert ledger.count() == len(rows)
     engine.dispose()
