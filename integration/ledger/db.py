@@ -97,10 +97,10 @@ def insert_new(connection: Connection, target: Table, rows: list[dict]) -> list:
     rows that were new, in the rows' order. A concurrent writer of the same keys is harmless.
 
     For big batches SQLAlchemy's per-row parameter handling costs more than the insert itself,
-    so one statement is written per batch and only the columns' bind processors (UTC datetimes,
-    booleans) are applied to each value: on PostgreSQL the columns go as arrays through
-    ``unnest``, on SQLite as a multi-row ``VALUES`` (as many rows as its 32,766 parameters
-    allow); both ``RETURNING`` the keys they inserted.
+    so the statements are written once per batch and only the columns' bind processors (UTC
+    datetimes, booleans) are applied to each value: PostgreSQL gets the rows through ``COPY`` into
+    a temporary table and one ``INSERT … SELECT``, SQLite a multi-row ``VALUES`` (as many rows as
+    its 32,766 parameters allow); both ``RETURNING`` the keys they inserted.
     """
     if not rows:
         return []
@@ -115,13 +115,21 @@ def insert_new(connection: Connection, target: Table, rows: list[dict]) -> list:
     tail = f" ON CONFLICT DO NOTHING RETURNING {_quoted_column(dialect, key.name)}"
     inserted: set = set()
     if dialect.name == "postgresql":
-        arrays = {f"c{i}": [row[name] for row in rows] for i, name in enumerate(names)}
-        for i, process in enumerate(convert):
-            if process is not None:
-                arrays[f"c{i}"] = [process(value) for value in arrays[f"c{i}"]]
-        casts = [target.c[name].type.dialect_impl(dialect).compile(dialect=dialect) for name in names]
-        unnest = ", ".join(f"%(c{i})s::{cast}[]" for i, cast in enumerate(casts))
-        inserted.update(connection.exec_driver_sql(f"{head}SELECT * FROM unnest({unnest}){tail}", arrays).scalars())
+        columns = ", ".join(_quoted_column(dialect, n) for n in names)
+        staging = _quoted_column(dialect, f"incoming_{target.name}")
+        cursor = connection.connection.driver_connection.cursor()  # psycopg's own: COPY streams the rows
+        cursor.execute(f"CREATE TEMP TABLE {staging} (LIKE {_quoted(dialect, target)}) ON COMMIT DROP")
+        with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(
+                    [
+                        process(row[name]) if process is not None else row[name]
+                        for name, process in zip(names, convert, strict=True)
+                    ]
+                )
+        cursor.execute(f"{head}SELECT {columns} FROM {staging}{tail}")
+        inserted.update(found for (found,) in cursor.fetchall())
+        cursor.execute(f"DROP TABLE {staging}")  # a second batch in the same transaction makes its own
     else:
         per_statement = SQLITE_MAX_PARAMETERS // len(names)
         one_row = "(" + ", ".join("?" * len(names)) + ")"
