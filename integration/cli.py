@@ -222,8 +222,7 @@ operator_group.add_command(settings_group)
 def settings_get_command(num: str, as_json: bool) -> None:
     """Show the PBX settings of a contract number."""
     runtime = _runtime()
-    number = contract_number(num, runtime.settings.default_region)
-    for settings in runtime.operator.get_pbx_settings([number]):
+    for settings in runtime.operator.get_pbx_settings([runtime.settings.own_number(num)]):
         if as_json:
             click.echo(json.dumps(settings.raw, ensure_ascii=False, indent=2))
             continue

@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from dotenv import dotenv_values
 
-from integration.errors import ConfigError
+from integration.errors import ConfigError, InvalidPhoneNumber
+from integration.phone import contract_number
 from integration.rules import BusinessHours, Rule, parse_business_hours, parse_rules
 from integration.vats.document import forwarding_digits
 
@@ -111,6 +112,14 @@ class Settings:
         for user, number in self.users.items():
             by_line.setdefault(number, user)
         return by_line
+
+    def own_number(self, raw: object) -> str:
+        """``raw`` as a contract number (10 digits) that is one of ``OPERATOR_NUMBERS``;
+        ``InvalidPhoneNumber`` says why not."""
+        number = contract_number(raw, self.default_region)
+        if number not in self.operator_numbers:
+            raise InvalidPhoneNumber(raw, f"not one of OPERATOR_NUMBERS ({', '.join(self.operator_numbers)})")
+        return number
 
     @property
     def form_number(self) -> str:

@@ -165,9 +165,25 @@ def service_env(sandbox_env: dict[str, str], sqlite_url: str) -> dict[str, str]:
 
 @pytest.fixture
 def app(service_env, redis_conn):
-    app = create_app(load_settings(service_env, dotenv="/nonexistent/.env"))
-    yield app
-    app.extensions["vats"].engine.dispose()
+    with app_for(service_env) as app:
+        yield app
+
+
+@contextlib.contextmanager
+def app_for(env: dict[str, str]) -> Iterator:
+    """The web app on ``env``; its database connections closed afterwards."""
+    app = create_app(load_settings(env, dotenv="/nonexistent/.env"))
+    try:
+        yield app
+    finally:
+        app.extensions["vats"].engine.dispose()
+
+
+def config_file(tmp_path: Path, toml: str) -> dict[str, str]:
+    """``INTEGRATION_CONFIG`` naming a file in ``tmp_path`` that holds ``toml``."""
+    path = tmp_path / "integration.toml"
+    path.write_text(toml)
+    return {"INTEGRATION_CONFIG": str(path)}
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 import pytest
 import responses
 
-from integration.config import load_settings
 from integration.crm.amocrm import AmoCrm, AmoRest
 from integration.crm.base import CrmError
 from integration.delivery import Policies, match_call
@@ -22,7 +21,7 @@ from integration.models import Activity, Call, CallStatus, Direction, Match, Mat
 from integration.phone import parse_phone
 from integration.ratelimit import Pacer
 from tests.amocrm_stand_in import AmoStandIn
-from tests.conftest import serve
+from tests.conftest import app_for, config_file, serve
 
 FIXTURES = Path(__file__).parent / "fixtures" / "amocrm"
 BASE = "https://example.amocrm.ru"
@@ -303,20 +302,18 @@ delay = "1h"
 
 @pytest.fixture
 def amo_app(service_env, tmp_path, redis_conn):
-    from integration import create_app
-
-    config = tmp_path / "integration.toml"
-    config.write_text(RULES)
-    env = service_env | {
-        "CRM_BACKEND": "amocrm",
-        "AMOCRM_BASE_URL": BASE,
-        "AMOCRM_LONG_LIVED_TOKEN": "llt",
-        "AMOCRM_WEBHOOK_SECRET": "path-secret-123",
-        "INTEGRATION_CONFIG": str(config),
-    }
-    app = create_app(load_settings(env, dotenv="/nonexistent"))
-    yield app
-    app.extensions["vats"].engine.dispose()
+    env = (
+        service_env
+        | config_file(tmp_path, RULES)
+        | {
+            "CRM_BACKEND": "amocrm",
+            "AMOCRM_BASE_URL": BASE,
+            "AMOCRM_LONG_LIVED_TOKEN": "llt",
+            "AMOCRM_WEBHOOK_SECRET": "path-secret-123",
+        }
+    )
+    with app_for(env) as app:
+        yield app
 
 
 LOST_LEAD = {

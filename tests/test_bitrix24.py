@@ -20,7 +20,7 @@ from integration.models import Activity, CallStatus, Direction, Match, MatchKind
 from integration.phone import parse_phone
 from integration.ratelimit import Pacer
 from tests.bitrix_stand_in import BitrixStandIn, fixture
-from tests.conftest import run_worker, serve
+from tests.conftest import config_file, run_worker, serve
 
 BASE = "https://portal.bitrix24.test/rest/1/s3cr3tw3bh00k"
 CALL_ID = "externalCall.716f1cb73def9700a23842adf9c4c568.1773130779"
@@ -246,8 +246,6 @@ def click_event(**data) -> dict[str, str]:
 
 @pytest.fixture
 def bitrix_env(service_env, tmp_path):
-    config = tmp_path / "integration.toml"
-    config.write_text('[users]\n"1269" = "4990000000"\n')
     stand_in = BitrixStandIn()
     with serve(stand_in.app) as url:
         yield (
@@ -257,8 +255,8 @@ def bitrix_env(service_env, tmp_path):
                 "CRM_BACKEND": "bitrix24",
                 "BITRIX24_WEBHOOK_URL": f"{url}/rest/1/hook",
                 "BITRIX24_APP_TOKEN": APP_TOKEN,
-                "INTEGRATION_CONFIG": str(config),
-            },
+            }
+            | config_file(tmp_path, '[users]\n"1269" = "4990000000"\n'),
         )
 
 

@@ -14,7 +14,7 @@ from integration.config import load_settings
 from integration.errors import ConfigError
 from integration.rules import BusinessHours
 from integration.signatures import sign_headers
-from tests.conftest import SECRET
+from tests.conftest import SECRET, app_for, config_file
 
 MSK = ZoneInfo("Europe/Moscow")
 RULES = """
@@ -43,10 +43,8 @@ days = 30
 
 
 def settings_with(tmp_path, toml: str, env: dict | None = None):
-    path = tmp_path / "integration.toml"
-    path.write_text(toml)
     base = {"OPERATOR_AUTHORIZATION_TOKEN": "x" * 20, "OPERATOR_NUMBERS": "4990000000,4950000000"}
-    return load_settings(base | (env or {}) | {"INTEGRATION_CONFIG": str(path)}, dotenv="/nonexistent")
+    return load_settings(base | (env or {}) | config_file(tmp_path, toml), dotenv="/nonexistent")
 
 
 def test_rules_load_from_the_config(tmp_path):
@@ -132,18 +130,13 @@ def test_the_next_opening_is_always_inside_business_hours(moment, start_hour):
 
 @pytest.fixture
 def rules_env(service_env, tmp_path):
-    path = tmp_path / "integration.toml"
-    path.write_text(RULES)
-    return service_env | {"INTEGRATION_CONFIG": str(path)}
+    return service_env | config_file(tmp_path, RULES)
 
 
 @pytest.fixture
 def events_app(rules_env, redis_conn):
-    from integration import create_app
-
-    app = create_app(load_settings(rules_env, dotenv="/nonexistent"))
-    yield app
-    app.extensions["vats"].engine.dispose()
+    with app_for(rules_env) as app:
+        yield app
 
 
 def post_event(http, body: dict, msg_id: str = "msg_deal_1"):

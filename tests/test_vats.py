@@ -17,7 +17,7 @@ from integration.vats.files import FileError, desired_settings, dump, export_doc
 from integration.vats.plan import diff, make_plan
 from integration.vats.validate import validate
 from integration.vats.view import weekly_view
-from tests.conftest import API_TOKEN, run_cli
+from tests.conftest import API_TOKEN, app_for, config_file, run_cli
 
 NUM = "4990000000"
 
@@ -406,15 +406,10 @@ active = true
 @pytest.fixture
 def away_app(service_env, tmp_path, redis_conn, monkeypatch):
     import integration.jobs as jobs
-    from integration import create_app
-    from integration.config import load_settings
 
-    path = tmp_path / "integration.toml"
-    path.write_text(AWAY_RULES)
-    app = create_app(load_settings(service_env | {"INTEGRATION_CONFIG": str(path)}, dotenv="/nonexistent"))
-    monkeypatch.setattr(jobs, "_runtime", app.extensions["vats"])
-    yield app
-    app.extensions["vats"].engine.dispose()
+    with app_for(service_env | config_file(tmp_path, AWAY_RULES)) as app:
+        monkeypatch.setattr(jobs, "_runtime", app.extensions["vats"])
+        yield app
 
 
 def employee_2(client) -> int:

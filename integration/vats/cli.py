@@ -12,8 +12,6 @@ import click
 from flask.cli import AppGroup
 
 from integration.cli import EXIT_FAILED, EXIT_USAGE, _fail, _runtime, friendly_errors
-from integration.errors import InvalidPhoneNumber
-from integration.phone import contract_number
 from integration.vats import files
 from integration.vats.plan import NotVerified, Plan, PlanRefused, apply, make_plan, read_live
 from integration.vats.view import weekly_view
@@ -22,11 +20,7 @@ vats_group = AppGroup("vats", help="PBX routing settings: show, export, plan, ap
 
 
 def _number(raw: str) -> str:
-    settings = _runtime().settings
-    num = contract_number(raw, settings.default_region)
-    if num not in settings.operator_numbers:
-        raise InvalidPhoneNumber(raw, f"not one of OPERATOR_NUMBERS ({', '.join(settings.operator_numbers)})")
-    return num
+    return _runtime().settings.own_number(raw)
 
 
 def _read_file(path: str) -> dict:

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from typing import Any
 
 DAY = 86400
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # the operator's days "1" … "7"
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MODES = {0: "just a phone", 1: "multichannel (simple set-up)", 2: "multichannel (detailed set-up)"}
 DIAL_MODES = {1: "sequential", 2: "parallel", 21: "uniform load"}

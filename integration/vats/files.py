@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
+from integration.rules import WEEKDAYS
 from integration.vats.document import (
     DAY_NAMES,
-    WEEKDAYS,
     block_label,
     blocks,
     days_of,
@@ -48,11 +48,13 @@ class FileError(ValueError):
 
 
 def export_document(live: dict) -> dict:
-    """The editable form of a live settings document."""
-    document: dict[str, Any] = {"num": live.get("num"), "base": fingerprint(live)}
-    for key, value in live.items():
-        if key != "profiles":
-            document[key] = copy.deepcopy(value)
+    """The editable form of a live settings document, with the ``base`` it came from."""
+    return {"num": live.get("num"), "base": fingerprint(live)} | editable_form(live)
+
+
+def editable_form(live: dict) -> dict:
+    """The settings as the file shows them (days as ``HH:MM-HH:MM``), without ``base``."""
+    document: dict[str, Any] = {key: copy.deepcopy(value) for key, value in live.items() if key != "profiles"}
     document["profiles"] = [
         {k: v for k, v in profile.items() if k != "scheduleBlocks"}
         | {"scheduleBlocks": [_export_block(block) for block in blocks(profile)]}

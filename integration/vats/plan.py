@@ -14,9 +14,9 @@ from typing import Any
 from redis.exceptions import LockError
 
 from integration.errors import IntegrationError
+from integration.rules import WEEKDAYS
 from integration.vats.document import (
     DAY_NAMES,
-    WEEKDAYS,
     block_label,
     blocks,
     fingerprint,
@@ -25,7 +25,7 @@ from integration.vats.document import (
     profiles,
     redirect_label,
 )
-from integration.vats.files import desired_settings, export_document
+from integration.vats.files import desired_settings, editable_form
 from integration.vats.validate import validate
 
 LOCK_SECONDS = 120  # the longest an apply holds its number
@@ -166,9 +166,9 @@ def diff(before: dict, after: dict, identity: str = "id") -> list[Change]:
 def _flatten(document: dict, identity: str) -> Iterator[tuple[tuple, str, Any]]:
     """(key, label, value) for every leaf of the editable form; a forwarding entry is one dict."""
     by_number = identity == "number"
-    exported = export_document(document)
+    exported = editable_form(document)
     for key, value in exported.items():
-        if key not in ("profiles", "base") and not (by_number and key.endswith("Term")):
+        if key != "profiles" and not (by_number and key.endswith("Term")):
             yield (key,), key, value
     for profile in profiles(exported):
         where = profile_label(profile)

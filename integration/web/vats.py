@@ -9,7 +9,6 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from integration.errors import InvalidPhoneNumber, OperatorError, OutcomeUnknown
-from integration.phone import contract_number
 from integration.vats.files import export_document
 from integration.vats.plan import NotVerified, Plan, PlanRefused, apply, make_plan, read_live
 from integration.vats.view import weekly_view
@@ -58,14 +57,10 @@ def apply_settings(num: str):
 
 
 def _number(raw: str) -> str:
-    settings = web().runtime.settings
     try:
-        num = contract_number(raw, settings.default_region)
+        return web().runtime.settings.own_number(raw)
     except InvalidPhoneNumber as exc:
-        raise Problem(404, "Not Found", f"{raw!r} is not a contract number: {exc.reason}") from None
-    if num not in settings.operator_numbers:
-        raise Problem(404, "Not Found", f"{num} is not one of OPERATOR_NUMBERS")
-    return num
+        raise Problem(404, "Not Found", f"{raw!r} is not a contract number here: {exc.reason}") from None
 
 
 def _live(num: str) -> dict:
