@@ -21,8 +21,8 @@ from typing import Any
 import requests
 
 from integration.crm.amocrm_auth import AmoTokens
-from integration.crm.base import CrmError
-from integration.ledger.deliveries import DELIVERED, PENDING, DeliveryLedger
+from integration.crm.base import CrmError, logged_crm_id
+from integration.ledger.deliveries import DeliveryLedger
 from integration.models import Activity, CallStatus, Contact
 from integration.phone import Phone
 from integration.ratelimit import Pacer
@@ -260,16 +260,14 @@ class AmoCrm:
         call's note; the others have no amoCRM counterpart."""
         if event_type != "recording.ready" or not data.get("url"):
             return ""
-        delivery = self.deliveries.get(data["call_id"], self.name)
-        if delivery is None or delivery.status != DELIVERED:
-            raise CrmError("the call is not in amoCRM yet")
-        if not delivery.crm_id:
+        crm_id = logged_crm_id(self.deliveries, data["call_id"], self.name)
+        if crm_id is None:
             return ""  # the call was not logged in amoCRM (unknown number)
-        found = self._call_note(delivery.crm_id, data["call_id"])
+        found = self._call_note(crm_id, data["call_id"])
         if found is None:
             raise CrmError("the call's note is not in amoCRM yet")  # an incoming lead's call event comes later
         entity, note = found
-        params = {k: v for k, v in (note.get("params") or {}).items() if k in NOTE_PARAMS} | {"link": data["url"]}
+        params = call_params(note) | {"link": data["url"]}
         self.rest.request(
             "PATCH", f"/api/v4/{entity}/notes/{note['id']}", json={"note_type": note["note_type"], "params": params}
         )
@@ -298,17 +296,19 @@ class AmoCrm:
         for call_id in call_ids:
             if call_id in shown:
                 continue
-            delivery = self.deliveries.get(call_id, self.name)
-            if delivery is None or delivery.status == PENDING:
-                raise CrmError(f"call {call_id} is not in amoCRM yet")
-            found = self._call_note(delivery.crm_id, call_id) if delivery.crm_id else None
+            crm_id = logged_crm_id(self.deliveries, call_id, self.name)
+            found = self._call_note(crm_id, call_id) if crm_id else None
             if found is None:
                 continue  # never logged in amoCRM (unknown number, or failed)
             note = found[1]
-            params = {k: v for k, v in (note.get("params") or {}).items() if k in NOTE_PARAMS}
-            notes.append({"entity_id": lead, "note_type": note["note_type"], "params": params})
+            notes.append({"entity_id": lead, "note_type": note["note_type"], "params": call_params(note)})
         for start in range(0, len(notes), NOTES_PER_REQUEST):
             self.rest.request("POST", "/api/v4/leads/notes", json=notes[start : start + NOTES_PER_REQUEST])
+
+
+def call_params(note: dict) -> dict:
+    """The documented call parameters of a call note (what a copy or an edit sends back)."""
+    return {k: v for k, v in (note.get("params") or {}).items() if k in NOTE_PARAMS}
 
 
 def phone_field(number: str) -> dict:

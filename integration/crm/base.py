@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from integration.errors import IntegrationError
+from integration.ledger.deliveries import DELIVERED, PENDING, DeliveryLedger
 from integration.models import Activity, Contact
 from integration.phone import Phone
 
@@ -34,3 +35,12 @@ class CrmAdapter(Protocol):
     def attach_calls(self, deal_id: str, call_ids: list[str], reference: str) -> None:
         """Attach calls to a deal (the ``attach_calls`` rule action); idempotent per ``reference``
         (the event and rule that asked for it)."""
+
+
+def logged_crm_id(deliveries: DeliveryLedger, call_id: str, crm: str) -> str | None:
+    """The CRM's id of a delivered call, or None when the call was never logged there; while the
+    call's own delivery is still pending, a retryable ``CrmError`` (the caller tries again later)."""
+    delivery = deliveries.get(call_id, crm)
+    if delivery is None or delivery.status == PENDING:
+        raise CrmError(f"call {call_id} is not in {crm} yet")
+    return delivery.crm_id if delivery.status == DELIVERED and delivery.crm_id else None

@@ -17,8 +17,8 @@ from typing import Any
 
 import requests
 
-from integration.crm.base import CrmError
-from integration.ledger.deliveries import DELIVERED, PENDING, DeliveryLedger
+from integration.crm.base import CrmError, logged_crm_id
+from integration.ledger.deliveries import DeliveryLedger
 from integration.models import Activity, CallStatus, Contact, Direction
 from integration.phone import Phone
 from integration.ratelimit import Pacer
@@ -231,14 +231,10 @@ class Bitrix24Crm:
     def attach_calls(self, deal_id: str, call_ids: list[str], reference: str) -> None:
         """Bind each call's CRM activity (``ORIGIN_ID`` ``VI_<CALL_ID>``) to the deal as well."""
         for call_id in call_ids:
-            delivery = self.deliveries.get(call_id, self.name)
-            if delivery is None or delivery.status == PENDING:
-                raise CrmError(f"call {call_id} is not in Bitrix24 yet")
-            if delivery.status != DELIVERED or not delivery.crm_id:
+            crm_id = logged_crm_id(self.deliveries, call_id, self.name)
+            if crm_id is None:
                 continue  # never registered
-            found = self.rest.call(
-                "crm.activity.list", {"filter": {"ORIGIN_ID": f"VI_{delivery.crm_id}"}, "select": ["ID"]}
-            )
+            found = self.rest.call("crm.activity.list", {"filter": {"ORIGIN_ID": f"VI_{crm_id}"}, "select": ["ID"]})
             for item in found or []:
                 try:
                     self.rest.call(
