@@ -1,4 +1,9 @@
-"""Plain domain records shared by the operator client, the ledger and the CRM adapters."""
+"""Plain domain records shared by the operator client, the ledger and the CRM adapters.
+
+The records the call pipeline builds for every call (``CallRow``, ``Call``, ``Match``,
+``Activity``) are slotted and not frozen: a frozen dataclass costs about 2 µs more to build,
+several times per call on a backfill of 100,000 rows. Treat them as values all the same.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ class TokenPair:
     refresh_expires_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CallRow:
     """One row of the operator's call history, times in UTC, the external number as given."""
 
@@ -117,7 +122,7 @@ class CallStatus(StrEnum):
     VOICEMAIL = "voicemail"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Call:
     """A call from the operator's history as the ledger keeps it (times in UTC)."""
 
@@ -157,14 +162,14 @@ class MatchKind(StrEnum):
     UNPARSED = "unparsed"  # the operator's number did not parse
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Match:
     kind: MatchKind
     contact_ids: tuple[str, ...] = ()
     candidates: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Activity:
     """A call as written into a CRM."""
 

@@ -63,7 +63,7 @@ _TYPES = {
 RUSSIA_COUNTRY_CODE = 7  # shared with Kazakhstan; both are dialled with the trunk prefix 8
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built for every call: not frozen (see models)
 class Phone:
     """A parsed number. ``e164`` is None only for short internal numbers."""
 
