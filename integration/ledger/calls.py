@@ -11,23 +11,40 @@ from integration.ledger.db import dialect_module, insert_new
 from integration.ledger.tables import calls, deliveries, sync_cursors
 from integration.models import Call, CallStatus, Direction
 
+_COLUMNS = (
+    "id",
+    "line",
+    "direction",
+    "status",
+    "started_at",
+    "duration",
+    "ext_raw",
+    "ext_e164",
+    "ext_internal",
+    "service",
+    "record_file_id",
+    "is_read",
+    "first_seen_at",
+)
 
-def _row(call: Call, now: datetime) -> dict:
-    return {
-        "id": call.id,
-        "line": call.line,
-        "direction": call.direction.value,
-        "status": call.status.value,
-        "started_at": call.started_at,
-        "duration": call.duration,
-        "ext_raw": call.ext_raw,
-        "ext_e164": call.ext_e164,
-        "ext_internal": call.ext_internal,
-        "service": call.service,
-        "record_file_id": call.record_file_id,
-        "is_read": call.is_read,
-        "first_seen_at": now,
-    }
+
+def _values(call: Call, now: datetime) -> tuple:
+    """A call as the ``_COLUMNS`` of its ledger row."""
+    return (
+        call.id,
+        call.line,
+        call.direction.value,
+        call.status.value,
+        call.started_at,
+        call.duration,
+        call.ext_raw,
+        call.ext_e164,
+        call.ext_internal,
+        call.service,
+        call.record_file_id,
+        call.is_read,
+        now,
+    )
 
 
 def _call(row) -> Call:
@@ -47,7 +64,7 @@ class CallLedger:
         if not batch:
             return []
         with self.engine.begin() as connection:
-            return insert_new(connection, calls, [_row(call, now) for call in batch.values()])
+            return insert_new(connection, calls, _COLUMNS, [_values(call, now) for call in batch.values()])
 
     def with_recordings(self, call_ids: list[str]) -> list[tuple[str, str]]:
         """(call id, operator record file id) of those calls that have a recording."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 
 from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event
@@ -92,60 +94,59 @@ def dialect_module(engine: Engine):
     return postgresql if engine.dialect.name == "postgresql" else sqlite
 
 
-def insert_new(connection: Connection, target: Table, rows: list[dict]) -> list:
-    """INSERT … ON CONFLICT DO NOTHING of many rows (same keys); returns the primary keys of the
-    rows that were new, in the rows' order. A concurrent writer of the same keys is harmless.
+def insert_new(connection: Connection, target: Table, names: Sequence[str], rows: Sequence[tuple]) -> list:
+    """INSERT … ON CONFLICT DO NOTHING of many rows, each a tuple of the ``names`` columns' values
+    (distinct primary keys); returns the primary keys of the rows that were new, in the rows'
+    order. A concurrent writer of the same keys is harmless.
 
     For big batches SQLAlchemy's per-row parameter handling costs more than the insert itself,
     so the statements are written once per batch and only the columns' bind processors (UTC
-    datetimes, booleans) are applied to each value: PostgreSQL gets the rows through ``COPY`` into
-    a temporary table and one ``INSERT … SELECT``, SQLite a multi-row ``VALUES`` (as many rows as
-    its 32,766 parameters allow); both ``RETURNING`` the keys they inserted.
+    datetimes, booleans) are applied, column by column: PostgreSQL gets the rows through ``COPY``
+    into a temporary table and one ``INSERT … SELECT``, SQLite a multi-row ``VALUES`` (as many
+    rows as its 32,766 parameters allow); both ``RETURNING`` the keys they inserted.
     """
     if not rows:
         return []
     dialect = connection.dialect
-    names = list(rows[0])
     [key] = target.primary_key.columns
-    convert = []
-    for name in names:
-        processor = target.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        convert.append(_remember_last(processor) if processor is not None else None)
-    head = f"INSERT INTO {_quoted(dialect, target)} ({', '.join(_quoted_column(dialect, n) for n in names)}) "
+    key_at = names.index(key.name)
+    columns = _bound_columns(dialect, target, names, rows)
+    quoted = ", ".join(_quoted_column(dialect, n) for n in names)
+    head = f"INSERT INTO {_quoted(dialect, target)} ({quoted}) "
     tail = f" ON CONFLICT DO NOTHING RETURNING {_quoted_column(dialect, key.name)}"
     inserted: set = set()
     if dialect.name == "postgresql":
-        columns = ", ".join(_quoted_column(dialect, n) for n in names)
         staging = _quoted_column(dialect, f"incoming_{target.name}")
         cursor = connection.connection.driver_connection.cursor()  # psycopg's own: COPY streams the rows
         cursor.execute(f"CREATE TEMP TABLE {staging} (LIKE {_quoted(dialect, target)}) ON COMMIT DROP")
-        with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(
-                    [
-                        process(row[name]) if process is not None else row[name]
-                        for name, process in zip(names, convert, strict=True)
-                    ]
-                )
-        cursor.execute(f"{head}SELECT {columns} FROM {staging}{tail}")
+        with cursor.copy(f"COPY {staging} ({quoted}) FROM STDIN") as copy:
+            for row in zip(*columns, strict=True):
+                copy.write_row(row)
+        cursor.execute(f"{head}SELECT {quoted} FROM {staging}{tail}")
         inserted.update(found for (found,) in cursor.fetchall())
         cursor.execute(f"DROP TABLE {staging}")  # a second batch in the same transaction makes its own
     else:
         per_statement = SQLITE_MAX_PARAMETERS // len(names)
         one_row = "(" + ", ".join("?" * len(names)) + ")"
         for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            params = [
-                process(row[name]) if process is not None else row[name]
-                for row in chunk
-                for name, process in zip(names, convert, strict=True)
-            ]
-            statement = f"{head}VALUES {', '.join([one_row] * len(chunk))}{tail}"
-            inserted.update(connection.exec_driver_sql(statement, tuple(params)).scalars())
-    return [row[key.name] for row in rows if row[key.name] in inserted]
+            chunk = [column[start : start + per_statement] for column in columns]
+            params = tuple(chain.from_iterable(zip(*chunk, strict=True)))
+            statement = f"{head}VALUES {', '.join([one_row] * len(chunk[0]))}{tail}"
+            inserted.update(connection.exec_driver_sql(statement, params).scalars())
+    return [row[key_at] for row in rows if row[key_at] in inserted]
 
 
 SQLITE_MAX_PARAMETERS = 32766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
+
+
+def _bound_columns(dialect, target: Table, names: Sequence[str], rows: Sequence[tuple]) -> list[Sequence]:
+    """The rows' values column by column, as the driver takes them (the columns' bind processors)."""
+    columns: list[Sequence] = list(zip(*rows, strict=True))
+    for at, name in enumerate(names):
+        process = target.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            columns[at] = list(map(_remember_last(process), columns[at]))
+    return columns
 
 
 def _remember_last(process):

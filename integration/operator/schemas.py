@@ -189,26 +189,22 @@ class CallRowSchema(ZonedSchema):
         (a property test compares the two). Anything unusual goes through ``load``."""
         if type(raw) is not dict or not raw.keys() <= _ROW_KEYS:
             return self.load(raw)
-        date = raw.get("callDate")
-        duration = raw.get("duration", 0)
-        is_read = raw.get("isRead")
-        texts = [raw.get(key) for key in _ROW_TEXTS]
-        if (
-            type(date) is not str
-            or not (duration is None or type(duration) is int)
-            or not (is_read is None or type(is_read) is int)
-            or not all(value is None or type(value) in (str, int) for value in texts)
-        ):
-            return self.load(raw)
+        get = raw.get
+        date, duration, is_read = get("callDate"), get("duration", 0), get("isRead")
         try:
+            if type(date) is not str or not (duration is None or type(duration) is int):
+                raise _Unusual
+            if not (is_read is None or type(is_read) is int):
+                raise _Unusual
+            service, ext_num = _plain_text(get("service")), _plain_text(get("extNum"))
+            num, record_file_id = _plain_text(get("num")), _plain_text(get("recordFileId"))
             started_at = parse_operator_datetime(date, self.tz)
-        except ValueError:
-            return self.load(raw)  # raises the field's ValidationError
-        service, ext_num, num, record_file_id = (None if v is None else str(v).strip() or None for v in texts)
+        except (_Unusual, ValueError):
+            return self.load(raw)  # the general path: the field's ValidationError if there is one
         return CallRow(
             started_at=started_at,
             line=num,
-            direction=_direction(raw.get("direction")),
+            direction=_direction(get("direction")),
             ext_num=ext_num or "",
             duration=max(duration or 0, 0),
             service=service,
@@ -218,8 +214,22 @@ class CallRowSchema(ZonedSchema):
         )
 
 
-_ROW_TEXTS = ("service", "extNum", "num", "recordFileId")
-_ROW_KEYS = frozenset({"callDate", "direction", "duration", "isRead", *_ROW_TEXTS})
+class _Unusual(Exception):
+    """A value ``load_row`` leaves to marshmallow."""
+
+
+def _plain_text(value: Any) -> str | None:
+    """``Text`` for the plain values of a usual row (str, int, None)."""
+    if value is None:
+        return None
+    if type(value) is str:
+        return value.strip() or None
+    if type(value) is int:
+        return str(value)
+    raise _Unusual
+
+
+_ROW_KEYS = frozenset({"callDate", "direction", "duration", "isRead", "service", "extNum", "num", "recordFileId"})
 
 
 def _direction(value: Any) -> Direction:
