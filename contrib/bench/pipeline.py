@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from integration.ledger.calls import CallLedger
 from integration.ledger.db import make_engine, upgrade
 from integration.models import Contact
 from integration.operator.schemas import CallRowSchema
-from integration.sandbox.data import generate_calls
+from integration.sandbox.state import Sandbox, SandboxConfig
 from integration.sync import call_from_row
 
 TZ = ZoneInfo("Europe/Moscow")
@@ -50,22 +49,13 @@ class MemoryCrm:
 
 
 def operator_json(count: int) -> bytes:
-    now = datetime.now(UTC)
-    calls = generate_calls(random.Random(1), count, now - timedelta(days=25), now, LINES, 1, 0.0)
-    rows = [
-        {
-            "callDate": c.started_at.astimezone(TZ).strftime("%Y-%m-%d %H:%M:%S"),
-            "service": c.service,
-            "extNum": c.ext_num,
-            "num": c.num,
-            "direction": c.direction,
-            "duration": c.duration,
-            "recordFileId": None,
-            "isRead": c.is_read,
-        }
-        for c, _ in calls
-    ]
-    return json.dumps({"error": {"errorCode": 0, "errorMessage": ""}, "result": {"rowset": rows}}).encode()
+    """A ``getcalllist`` answer as the sandbox serves it (rows by time); no recordings, so every
+    call's key is the hash of its row, the costlier kind."""
+    sandbox = Sandbox(SandboxConfig(numbers=tuple(LINES), timezone=TZ.key))
+    now = sandbox.now()
+    sandbox.add_calls(count, now - timedelta(days=25), now, recording_ratio=0.0, seed=1)
+    period = {"periodStart": sandbox.local(now - timedelta(days=26)), "periodEnd": sandbox.local(now)}
+    return json.dumps(sandbox.call_list({"nums": LINES, **period})).encode()
 
 
 def baseline(raw: bytes) -> float:
