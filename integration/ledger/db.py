@@ -76,6 +76,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(_alembic_config(engine), revision)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back to ``revision`` (rolling a release back)."""
+    from alembic import command
+
+    command.downgrade(_alembic_config(engine), revision)
+
+
 def schema_problem(engine: Engine) -> str | None:
     """None when the schema is current, else what to do about it."""
     from alembic.runtime.migration import MigrationContext

@@ -49,8 +49,8 @@ calls = Table(
     Column("callback_request_id", String(32)),  # the click-to-call that made this call, if any
 )
 Index("ix_calls_started_at", calls.c.started_at)
-Index("ix_calls_callback_request_id", calls.c.callback_request_id)
-Index("ix_calls_ext_e164", calls.c.ext_e164)
+_LINKED = calls.c.callback_request_id.is_not(None)
+Index("ix_calls_callback_request_id", calls.c.callback_request_id, sqlite_where=_LINKED, postgresql_where=_LINKED)
 
 sync_cursors = Table(
     "sync_cursors",
