@@ -100,6 +100,27 @@ def test_a_big_batch_is_inserted_in_several_statements_and_reports_its_new_calls
     assert ledger.count() == 6000 and ledger.get(calls[-1].id) == calls[-1]
 
 
+def test_every_field_of_a_batch_comes_back_as_it_went_in(ledger):
+    calls = [
+        call_from_row(
+            row(
+                started_at=T + timedelta(seconds=n, microseconds=n),
+                line=("4990000000", "4950000000")[n % 2],
+                direction=(Direction.INBOUND, Direction.OUTBOUND, Direction.UNKNOWN)[n % 3],
+                ext_num=("89161234567", "101", "810442079460958", "anonymous", "")[n % 5],
+                duration=(0, 7, 2**31 - 1)[n % 3],
+                service=(None, "local", "international")[n % 3],
+                record_file_id=None if n % 4 else f"bec3{n}",
+                is_read=(None, 0, 1)[n % 3],
+            ),
+            "RU",
+        )
+        for n in range(300)
+    ]
+    assert ledger.insert_new(calls, T) == [c.id for c in calls]
+    assert sorted(ledger.between(T, T + timedelta(hours=1)), key=lambda c: c.id) == sorted(calls, key=lambda c: c.id)
+
+
 def test_cursors_only_move_forward(ledger):
     ledger.advance(["4990000000", "4950000000"], T, T)
     ledger.advance(["4990000000"], T - timedelta(hours=1), T)

@@ -108,8 +108,8 @@ def insert_new(connection: Connection, target: Table, names: Sequence[str], rows
 
     For big batches SQLAlchemy's per-row parameter handling costs more than the insert itself,
     so the statements are written once per batch and only the columns' bind processors (UTC
-    datetimes, booleans) are applied, column by column: PostgreSQL gets the rows through ``COPY``
-    into a temporary table and one ``INSERT … SELECT``, SQLite a multi-row ``VALUES`` (as many
+    datetimes, booleans) are applied, column by column: PostgreSQL gets the rows through a binary
+    ``COPY`` into a temporary table and one ``INSERT … SELECT``, SQLite a multi-row ``VALUES`` (as many
     rows as its 32,766 parameters allow); both ``RETURNING`` the keys they inserted.
     """
     if not rows:
@@ -126,7 +126,10 @@ def insert_new(connection: Connection, target: Table, names: Sequence[str], rows
         staging = _quoted_column(dialect, f"incoming_{target.name}")
         cursor = connection.connection.driver_connection.cursor()  # psycopg's own: COPY streams the rows
         cursor.execute(f"CREATE TEMP TABLE {staging} (LIKE {_quoted(dialect, target)}) ON COMMIT DROP")
-        with cursor.copy(f"COPY {staging} ({quoted}) FROM STDIN") as copy:
+        cursor.execute(f"SELECT {quoted} FROM {staging} LIMIT 0")
+        types = [column.type_code for column in cursor.description]  # binary COPY needs the types
+        with cursor.copy(f"COPY {staging} ({quoted}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
             for row in zip(*columns, strict=True):
                 copy.write_row(row)
         cursor.execute(f"{head}SELECT {quoted} FROM {staging}{tail}")
