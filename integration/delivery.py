@@ -51,22 +51,22 @@ def match_call(call: Call, crm: CrmAdapter, policies: Policies, own_numbers: Seq
     if phone.country_code == RUSSIA_COUNTRY_CODE and phone.match_key in own_numbers:
         return Match(MatchKind.OWN)
     found = crm.find_contacts(phone)
-    candidates = tuple(contact.id for contact in found)
+    if not found:
+        if policies.unknown == "create_lead" and getattr(crm, "creates_leads", False):
+            return Match(MatchKind.LEAD)  # the CRM creates the lead as it writes the call
+        if policies.unknown in ("create_contact", "create_lead"):  # a CRM without leads gets a contact
+            created = crm.create_contact(phone)
+            return Match(MatchKind.CREATED, (created.id,), ())
+        return Match(MatchKind.NONE)
+    candidates = tuple([contact.id for contact in found])
     if len(found) == 1:
         return Match(MatchKind.CONTACT, candidates, candidates)
-    if found:
-        if policies.multiple == "all":
-            return Match(MatchKind.MULTIPLE, candidates, candidates)
-        if policies.multiple == "most_recent":
-            newest = max(found, key=lambda c: (c.updated_at is not None, c.updated_at or 0, c.id))
-            return Match(MatchKind.MULTIPLE, (newest.id,), candidates)
-        return Match(MatchKind.NONE, (), candidates)  # flagged for review
-    if policies.unknown == "create_lead" and getattr(crm, "creates_leads", False):
-        return Match(MatchKind.LEAD)  # the CRM creates the lead as it writes the call
-    if policies.unknown in ("create_contact", "create_lead"):  # a CRM without leads gets a contact
-        created = crm.create_contact(phone)
-        return Match(MatchKind.CREATED, (created.id,), ())
-    return Match(MatchKind.NONE)
+    if policies.multiple == "all":
+        return Match(MatchKind.MULTIPLE, candidates, candidates)
+    if policies.multiple == "most_recent":
+        newest = max(found, key=lambda c: (c.updated_at is not None, c.updated_at or 0, c.id))
+        return Match(MatchKind.MULTIPLE, (newest.id,), candidates)
+    return Match(MatchKind.NONE, (), candidates)  # flagged for review
 
 
 def activity_for(

@@ -30,7 +30,7 @@ def call_key(row: CallRow) -> str:
     """The recording id when present, else a hash of the row's identity (never number and time alone)."""
     if row.record_file_id:
         return f"rec:{row.record_file_id}"
-    identity = f"{row.line or ''}|{row.started_at.isoformat()}|{row.direction.value}|{row.ext_num}|{row.duration}"
+    identity = f"{row.line or ''}|{row.started_at.isoformat()}|{row.direction}|{row.ext_num}|{row.duration}"
     return "h:" + hashlib.sha256(identity.encode()).hexdigest()[:40]
 
 

@@ -33,6 +33,19 @@ class UTCDateTime(TypeDecorator):
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         return value.replace(tzinfo=UTC) if value is not None else None
 
+    def bind_processor(self, dialect):
+        """SQLite keeps a DATETIME as text in SQLAlchemy's default format, which is exactly
+        ``isoformat(" ", "microseconds")``: written directly, a call's start costs a third as much
+        to bind (a test holds the two equal)."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            value = self.process_bind_param(value, dialect)
+            return None if value is None else value.isoformat(" ", "microseconds")
+
+        return process
+
 
 def make_engine(url: str) -> Engine:
     """An engine for ``DATABASE_URL``: SQLite gets WAL and a busy timeout, its folder is created."""

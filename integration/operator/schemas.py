@@ -233,6 +233,8 @@ _ROW_KEYS = frozenset({"callDate", "direction", "duration", "isRead", "service",
 
 
 def _direction(value: Any) -> Direction:
+    if type(value) is int:  # what the operator sends
+        return DIRECTIONS.get(value, Direction.UNKNOWN)
     if isinstance(value, str):
         word = value.strip().lower()
         if word in DIRECTION_WORDS:
