@@ -163,25 +163,19 @@ SQLITE_MAX_PARAMETERS = 32766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
 
 
 def _bound_columns(dialect, target: Table, names: Sequence[str], rows: Sequence[tuple]) -> list[Sequence]:
-    """The rows' values column by column, as the driver takes them (the columns' bind processors)."""
+    """The rows' values column by column, as the driver takes them (the columns' bind processors;
+    a column of one shared value, such as a batch's ``now``, is processed once)."""
     columns: list[Sequence] = list(zip(*rows, strict=True))
     for at, name in enumerate(names):
         process = target.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            columns[at] = list(map(_remember_last(process), columns[at]))
+        if process is None:
+            continue
+        column = columns[at]
+        if all(value is column[0] for value in column):
+            columns[at] = [process(column[0])] * len(column)
+        else:
+            columns[at] = list(map(process, column))
     return columns
-
-
-def _remember_last(process):
-    """``process`` that reuses its last answer for the same object (a batch's shared ``now``)."""
-    last: list = [object(), None]
-
-    def run(value):
-        if value is not last[0]:
-            last[0], last[1] = value, process(value)
-        return last[1]
-
-    return run
 
 
 def _quoted(dialect, table: Table) -> str:
