@@ -119,11 +119,12 @@ def insert_new(connection: Connection, target: Table, names: Sequence[str], rows
     (distinct primary keys); returns the primary keys of the rows that were new, in the rows'
     order. A concurrent writer of the same keys is harmless.
 
-    For big batches SQLAlchemy's per-row parameter handling costs more than the insert itself,
-    so the statements are written once per batch and only the columns' bind processors (UTC
-    datetimes, booleans) are applied, column by column: PostgreSQL gets the rows through a binary
-    ``COPY`` into a temporary table and one ``INSERT … SELECT``, SQLite a multi-row ``VALUES`` (as many
-    rows as its 32,766 parameters allow); both ``RETURNING`` the keys they inserted.
+    For big batches SQLAlchemy's per-row parameter and result handling costs more than the insert
+    itself, so the driver runs statements written once per batch, and only the columns' bind
+    processors (UTC datetimes, booleans) are applied, column by column: PostgreSQL gets the rows
+    through a binary ``COPY`` into a temporary table and one ``INSERT … SELECT``, SQLite a
+    multi-row ``VALUES`` (as many rows as its 32,766 parameters allow); both ``RETURNING`` the keys
+    they inserted.
     """
     if not rows:
         return []
@@ -135,9 +136,9 @@ def insert_new(connection: Connection, target: Table, names: Sequence[str], rows
     head = f"INSERT INTO {_quoted(dialect, target)} ({quoted}) "
     tail = f" ON CONFLICT DO NOTHING RETURNING {_quoted_column(dialect, key.name)}"
     inserted: set = set()
+    cursor = connection.connection.driver_connection.cursor()  # the driver's own, in the same transaction
     if dialect.name == "postgresql":
         staging = _quoted_column(dialect, f"incoming_{target.name}")
-        cursor = connection.connection.driver_connection.cursor()  # psycopg's own: COPY streams the rows
         cursor.execute(f"CREATE TEMP TABLE {staging} (LIKE {_quoted(dialect, target)}) ON COMMIT DROP")
         cursor.execute(f"SELECT {quoted} FROM {staging} LIMIT 0")
         types = [column.type_code for column in cursor.description]  # binary COPY needs the types
@@ -155,7 +156,8 @@ def insert_new(connection: Connection, target: Table, names: Sequence[str], rows
             chunk = [column[start : start + per_statement] for column in columns]
             params = tuple(chain.from_iterable(zip(*chunk, strict=True)))
             statement = f"{head}VALUES {', '.join([one_row] * len(chunk[0]))}{tail}"
-            inserted.update(connection.exec_driver_sql(statement, params).scalars())
+            inserted.update(found for (found,) in cursor.execute(statement, params).fetchall())
+    cursor.close()
     return [row[key_at] for row in rows if row[key_at] in inserted]
 
 
