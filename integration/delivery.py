@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 RETRY_WINDOW = timedelta(hours=24)
 FIRST_RETRY = 2.0  # seconds
+QUICK_RETRIES = 5  # retried this often within seconds before the waits start doubling
 LONGEST_WAIT = 1800.0
 
 
@@ -36,8 +37,13 @@ class Policies:
 
 
 def retry_delay(attempt: int, rng: Callable[[], float] = random.random) -> float:
-    """Seconds before attempt ``attempt + 1``: 2, 4, 8 … capped at 30 min, jittered to 50–100 %."""
-    ceiling = min(LONGEST_WAIT, FIRST_RETRY * 2**attempt)
+    """Seconds before attempt ``attempt + 1``: 2 for the first five retries, then 4, 8, 16 …
+    capped at 30 min; jittered to 50–100 %.
+
+    The quick retries are for a CRM that drops some requests: even one dropping a third delays
+    no call by minutes (seven failures in a row still wait under half a minute in all).
+    """
+    ceiling = min(LONGEST_WAIT, FIRST_RETRY * 2 ** max(0, attempt - QUICK_RETRIES + 1))
     return ceiling * (0.5 + 0.5 * rng())
 
 
