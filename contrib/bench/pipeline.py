@@ -86,6 +86,7 @@ def pipeline(raw: bytes, url: str) -> tuple[float, list[int]]:
     ledger = CallLedger(engine)
     crm = MemoryCrm([f"+79{i:09d}" for i in range(0, 10**9, 10**9 // 5000)])
     schema = CallRowSchema(tz=TZ)
+    policies, users_by_line = Policies(), {}  # a worker's settings, read once
     now = datetime.now(UTC)
     memory = []
     started = time.perf_counter()
@@ -95,7 +96,7 @@ def pipeline(raw: bytes, url: str) -> tuple[float, list[int]]:
         new_ids = set(ledger.insert_new(calls, now))
         for call in calls:
             if call.id in new_ids:
-                activity_for(call, match_call(call, crm, Policies(), LINES, "RU"), {})
+                activity_for(call, match_call(call, crm, policies, LINES, "RU"), users_by_line)
         if (offset // BATCH) % max(1, len(rows) // BATCH // 4) == 0:
             memory.append(memory_kib("VmRSS") // 1024)
     if engine.dialect.name == "sqlite":  # what the WAL still holds goes to the database, inside the timing
