@@ -10,15 +10,13 @@ from integration.ledger.tables import metadata
 
 def test_the_migrated_schema_is_the_declared_one(database_url):
     engine = make_engine(database_url)
-    with engine.connect() as connection:
-        assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+    assert _drift(engine) == []
     engine.dispose()
 
 
 def test_calls_keep_only_the_indexes_their_queries_use(database_url):
     engine = make_engine(database_url)
-    indexes = {index["name"]: index for index in inspect(engine).get_indexes("calls")}
-    assert set(indexes) == {"ix_calls_started_at", "ix_calls_callback_request_id"}
+    assert _calls_indexes(engine) == {"ix_calls_started_at", "ix_calls_callback_request_id"}
     assert "IS NOT NULL" in _definition(engine, "ix_calls_callback_request_id")  # only linked calls
     engine.dispose()
 
@@ -26,11 +24,20 @@ def test_calls_keep_only_the_indexes_their_queries_use(database_url):
 def test_the_last_migration_can_be_undone_and_redone(database_url):
     engine = make_engine(database_url)
     downgrade(engine, "0008")
-    assert "ix_calls_ext_e164" in {index["name"] for index in inspect(engine).get_indexes("calls")}
+    assert "ix_calls_ext_e164" in _calls_indexes(engine)
     upgrade(engine)
-    with engine.connect() as connection:
-        assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+    assert _drift(engine) == []
     engine.dispose()
+
+
+def _drift(engine) -> list:
+    """What differs between the database's schema and ``tables.py`` (nothing, when current)."""
+    with engine.connect() as connection:
+        return compare_metadata(MigrationContext.configure(connection), metadata)
+
+
+def _calls_indexes(engine) -> set[str]:
+    return {index["name"] for index in inspect(engine).get_indexes("calls")}
 
 
 def _definition(engine, index: str) -> str:
