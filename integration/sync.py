@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from integration.errors import InvalidPhoneNumber
 from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
 from integration.models import Call, CallRow, CallStatus, Direction
 from integration.operator.client import OperatorClient
 from integration.operator.periods import CLAMP_MARGIN, earliest_available, split_period
-from integration.phone import parse_phone
+from integration.phone import reported_number
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +35,7 @@ def call_key(row: CallRow) -> str:
 
 def call_from_row(row: CallRow, region: str) -> Call:
     """An operator row as a ledger call: E.164 whenever the number parses, the raw form kept."""
-    try:
-        phone = parse_phone(row.ext_num, region, classify=False)
-        e164, internal = phone.e164, phone.internal
-    except InvalidPhoneNumber:
-        e164, internal = None, False
+    e164, internal = reported_number(row.ext_num, region)
     if row.duration > 0:
         status = CallStatus.ANSWERED
     elif row.is_read is not None:

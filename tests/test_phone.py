@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from phonenumbers import PhoneNumberType
 
 from integration.errors import InvalidPhoneNumber
-from integration.phone import _TYPES, NumberType, contract_number, parse_dialable, parse_phone
+from integration.phone import _TYPES, NumberType, contract_number, parse_dialable, parse_phone, reported_number
 
 # raw input → (E.164, PhoneTo, type, valid)
 REPORTED = [
@@ -192,3 +192,50 @@ def test_a_clean_russian_number_parses_as_it_does_through_the_full_path(raw, cla
             parse_phone(" " + raw, "RU", classify=classify)
         return
     assert parse_phone(" " + raw, "RU", classify=classify) == fast
+
+
+def _reported_the_long_way(raw: str) -> tuple:
+    try:
+        phone = parse_phone(raw, classify=False)
+    except InvalidPhoneNumber:
+        return None, False
+    return phone.e164, phone.internal
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [r[0] for r in REPORTED]
+    + INTERNAL
+    + [r[0] for r in GARBAGE if isinstance(r[0], str)]
+    + ["", "٣٣٣", "12 34", "8102110000"],
+)
+def test_reported_numbers_are_kept_as_parse_phone_reads_them(raw):
+    assert reported_number(raw) == _reported_the_long_way(raw)
+
+
+@settings(max_examples=500, deadline=None)
+@given(raw=st.from_regex(r"\A\+?[0-9 ()\-]{0,16}\Z") | st.text(max_size=12))
+def test_reported_numbers_agree_with_parse_phone_on_any_text(raw):
+    assert reported_number(raw) == _reported_the_long_way(raw)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    prefix=st.sampled_from(["+", "810"]),
+    code=st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)) | st.integers(0, 999),
+    national=st.from_regex(r"\A[0-9]{0,16}\Z"),
+)
+def test_international_numbers_keep_the_digits_only_as_phonenumbers_does(prefix, code, national):
+    raw = f"{prefix}{code}{national}"
+    try:
+        fast = parse_phone(raw, classify=False)
+    except InvalidPhoneNumber:
+        fast = None
+    try:
+        number = phonenumbers.parse(raw, "RU")
+        expected = (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), number.country_code)
+    except phonenumbers.NumberParseException:
+        expected = None
+    if (fast is not None and fast.internal) or len(raw.lstrip("+")) > 17:
+        return  # parse_phone's own rules, before phonenumbers is asked
+    assert (None if fast is None else (fast.e164, fast.country_code)) == expected

@@ -41,6 +41,8 @@ class UTCDateTime(TypeDecorator):
             return super().bind_processor(dialect)
 
         def process(value: datetime | None) -> str | None:
+            if value is not None and value.tzinfo is UTC:  # the usual case: no conversion needed
+                return value.isoformat(" ", "microseconds")[:-6]  # without "+00:00"
             value = self.process_bind_param(value, dialect)
             return None if value is None else value.isoformat(" ", "microseconds")
 

@@ -28,9 +28,12 @@ def parse_operator_datetime(value: str, tz: ZoneInfo) -> datetime:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         moment = datetime.strptime(text, OPERATOR_DATETIME)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz)
-    return moment.astimezone(UTC)
+    if moment.tzinfo is not None:
+        return moment.astimezone(UTC)
+    # Local wall time minus its offset: what replace(tzinfo=tz).astimezone(UTC) gives (fold 0),
+    # at a third of the cost: every row of the call history comes through here.
+    moment -= tz.utcoffset(moment)
+    return datetime.combine(moment, moment.time(), UTC)
 
 
 def format_operator_datetime(moment: datetime, tz: ZoneInfo) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from integration.operator.schemas import CallRowSchema
+from integration.operator.schemas import CallRowSchema, parse_operator_datetime
 
 SCHEMA = CallRowSchema(tz=ZoneInfo("Europe/Moscow"))
 
@@ -49,3 +50,27 @@ def test_the_fast_path_loads_every_row_as_the_schema_does(date, fields, extra):
 def test_a_row_without_a_duration_is_a_call_of_no_duration():
     row = {"callDate": "2026-11-20 09:00:00", "extNum": "89161234567", "duration": None}
     assert SCHEMA.load(row).duration == SCHEMA.load_row(row).duration == 0
+
+
+ZONES = [ZoneInfo(name) for name in ("Europe/Moscow", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe")]
+
+
+@settings(max_examples=500, deadline=None)
+@given(moment=st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(2100, 1, 1)), tz=st.sampled_from(ZONES))
+def test_local_times_become_utc_as_astimezone_makes_them(moment, tz):
+    text = moment.isoformat(" ")
+    assert parse_operator_datetime(text, tz) == moment.replace(tzinfo=tz).astimezone(UTC)
+    assert parse_operator_datetime(text, tz).tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("text", "utc"),
+    [
+        ("2026-03-29 02:30:00", "2026-03-29 01:30:00"),  # Berlin: the hour that does not exist
+        ("2026-10-25 02:30:00", "2026-10-25 00:30:00"),  # Berlin: the hour that happens twice (the first)
+        ("2026-11-01 00:00:00", "2026-10-31 23:00:00"),
+    ],
+)
+def test_daylight_saving_edges_in_berlin(text, utc):
+    expected = datetime.fromisoformat(utc).replace(tzinfo=UTC)
+    assert parse_operator_datetime(text, ZoneInfo("Europe/Berlin")) == expected
