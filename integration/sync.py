@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 from integration.ledger.callbacks import CallbackLedger
@@ -56,6 +58,50 @@ def call_from_row(row: CallRow, region: str) -> Call:
         record_file_id=row.record_file_id,
         is_read=row.is_read,
     )
+
+
+CHUNK = 10_000  # calls normalised while the ledger writes the chunk before
+
+
+def store_calls(
+    rows: Iterable[CallRow], ledger: CallLedger, region: str, now: datetime, chunk: int = CHUNK
+) -> Iterator[tuple[list[Call], list[str]]]:
+    """Normalise operator rows and store the calls not seen before, a chunk at a time; yields each
+    chunk's calls and the ids of those that were new, chunk by chunk in order.
+
+    One background thread writes a chunk while the next is normalised: the database's own work
+    (SQLite's statements, which run without the GIL, or PostgreSQL's in its server) overlaps
+    Python's. Each chunk is its own transaction: a failed one raises here before a later one is
+    written, and what the chunks before it stored stays stored (inserted once, whoever retries).
+    """
+    rows = iter(rows)
+    with ThreadPoolExecutor(1, thread_name_prefix="ledger-writer") as writer:
+        submit = writer.submit if ledger.writes_from_any_thread else _now
+        writing = None  # the chunk being written, and its future new ids
+        while batch := list(islice(rows, chunk)):
+            calls = [call_from_row(row, region) for row in batch]
+            written = writing and (writing[0], writing[1].result())  # a failed write stops the chunks after it
+            writing = calls, submit(ledger.insert_new, calls, now)
+            if written:
+                yield written
+        if writing:
+            yield writing[0], writing[1].result()
+
+
+def _now(function: Callable, *args) -> Future:
+    """``Executor.submit`` that runs ``function`` at once in this thread."""
+    done: Future = Future()
+    try:
+        done.set_result(function(*args))
+    except Exception as exc:
+        done.set_exception(exc)
+    return done
+
+
+def only(calls: list[Call], ids: Iterable[str]) -> list[Call]:
+    """The calls whose id is among ``ids``, in their order."""
+    wanted = set(ids)
+    return [call for call in calls if call.id in wanted]
 
 
 def link_callbacks(new_calls: list[Call], ledger: CallLedger, callbacks: CallbackLedger) -> None:
@@ -120,16 +166,16 @@ def sync_calls(
     if begin >= end:
         return result
     for lower, upper in split_period(begin, end, now, tz):
-        rows = operator.get_call_list_slice(lines, lower, upper)
-        found = [call_from_row(row, region) for row in rows]
-        new_ids = ledger.insert_new(found, now)
-        if callbacks is not None:
-            fresh = set(new_ids)
-            link_callbacks([call for call in found if call.id in fresh], ledger, callbacks)
+        found, new_ids = 0, []
+        for calls, fresh in store_calls(operator.get_call_list_slice(lines, lower, upper), ledger, region, now):
+            found += len(calls)
+            new_ids += fresh
+            if callbacks is not None:
+                link_callbacks(only(calls, fresh), ledger, callbacks)
         if moves_cursor:
             ledger.advance(lines, upper, now)  # only after the calls are committed
-        result.found += len(found)
+        result.found += found
         result.new_ids += new_ids
-        log.info("synced %s – %s: %d call(s), %d new", lower.isoformat(), upper.isoformat(), len(found), len(new_ids))
+        log.info("synced %s – %s: %d call(s), %d new", lower.isoformat(), upper.isoformat(), found, len(new_ids))
     result.moved_cursor = ledger.cursors(lines) != cursors
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,10 +12,10 @@ from integration import jobs
 from integration.config import load_settings
 from integration.errors import OperatorUnavailable
 from integration.ledger.calls import CallLedger
-from integration.ledger.db import make_engine
+from integration.ledger.db import make_engine, upgrade
 from integration.models import Call, CallRow, CallStatus, Direction
 from integration.runtime import Runtime
-from integration.sync import call_from_row, call_key
+from integration.sync import call_from_row, call_key, store_calls
 from tests.conftest import run_cli
 
 T = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -107,6 +108,30 @@ def test_a_big_batch_is_inserted_in_several_statements_and_reports_its_new_calls
     assert ledger.count() == 6000 and ledger.get(calls[-1].id) == calls[-1]
 
 
+def test_two_writers_of_overlapping_batches_each_report_only_what_they_stored(ledger):
+    for round_ in range(3):
+        calls = [call_from_row(row(duration=n + 1, line=f"49900000{round_:02d}"), "RU") for n in range(4000)]
+        reported, start = [], threading.Barrier(2)
+
+        def write(batch, reported=reported, start=start):
+            start.wait()
+            reported.append(ledger.insert_new(batch, T))
+
+        writers = [threading.Thread(target=write, args=(batch,)) for batch in (calls[:2500], calls[1500:])]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        first, second = (set(ids) for ids in reported)
+        assert first | second == {c.id for c in calls} and not first & second
+
+
+def test_a_batch_of_more_keys_than_one_statement_takes(ledger):
+    calls = [call_from_row(row(duration=n + 1), "RU") for n in range(33_000)]  # > SQLite's 32,766 parameters
+    assert len(ledger.insert_new(calls[:20_000], T)) == 20_000
+    assert ledger.insert_new(calls, T) == [c.id for c in calls[20_000:]]
+
+
 def test_every_field_of_a_batch_comes_back_as_it_went_in(ledger):
     calls = [
         call_from_row(
@@ -126,6 +151,47 @@ def test_every_field_of_a_batch_comes_back_as_it_went_in(ledger):
     ]
     assert ledger.insert_new(calls, T) == [c.id for c in calls]
     assert sorted(ledger.between(T, T + timedelta(hours=1)), key=lambda c: c.id) == sorted(calls, key=lambda c: c.id)
+
+
+def test_stored_chunk_by_chunk_each_call_is_new_once_and_chunks_come_in_order(ledger):
+    rows = [row(duration=n + 1) for n in range(10)]
+    rows.append(rows[1])  # the operator repeating a row in a later chunk
+    chunks = list(store_calls(rows, ledger, "RU", T, chunk=3))
+    assert [[c.ext_raw for c in calls] for calls, _ in chunks] == [["89161234567"] * 3] * 3 + [["89161234567"] * 2]
+    assert [c.duration for calls, _ in chunks for c in calls] == [*range(1, 11), 2]
+    assert [len(fresh) for _, fresh in chunks] == [3, 3, 3, 1]
+    assert list(store_calls(rows, ledger, "RU", T, chunk=4))[0][1] == [] and ledger.count() == 10
+
+
+def test_a_failed_chunk_is_raised_and_the_chunks_before_it_stay_stored(ledger, monkeypatch):
+    insert_new, attempts = ledger.insert_new, []
+
+    def failing_third_chunk(calls, now):
+        attempts.append(calls)
+        if len(attempts) == 3:
+            raise OSError("disk full")
+        return insert_new(calls, now)
+
+    monkeypatch.setattr(ledger, "insert_new", failing_third_chunk)
+    seen = []
+    with pytest.raises(OSError, match="disk full"):
+        for calls, _ in store_calls([row(duration=n + 1) for n in range(10)], ledger, "RU", T, chunk=3):
+            seen.append(len(calls))
+    assert seen == [3, 3] and ledger.count() == 6
+    assert len(attempts) == 3  # the fourth chunk was made but never written
+
+
+def test_an_in_memory_database_is_written_from_the_calling_thread():
+    engine = make_engine("sqlite://")
+    upgrade(engine)
+    ledger = CallLedger(engine)
+    assert not ledger.writes_from_any_thread
+    assert [len(fresh) for _, fresh in store_calls([row(duration=n + 1) for n in range(5)], ledger, "RU", T, 2)] == [
+        2,
+        2,
+        1,
+    ]
+    assert ledger.count() == 5
 
 
 def test_cursors_only_move_forward(ledger):

@@ -1,11 +1,14 @@
 """Call pipeline throughput without CRM I/O: operator JSON → rows (marshmallow) → normalised
 calls → ledger insert → match (an in-memory contact index) → activity mapping.
 
+The rows go through ``sync.store_calls``, as a sync's do: chunks of 10,000, each written by the
+ledger's background writer while the next is normalised.
+
     python contrib/bench/pipeline.py [--rows 100000] [--rounds 3] [--postgres postgresql://…]
 
 Baseline in the same run: ``json.loads`` plus building the same dicts by hand, once per round
 (this machine's speed drifts between minutes: the per-round ratio is the steadier figure). Memory
-is reported after each quarter of the rows (it should stay flat: rows are processed in batches).
+is reported after each quarter of the rows (it should stay flat: rows are processed in chunks).
 """
 
 from __future__ import annotations
@@ -31,10 +34,9 @@ from integration.ledger.db import make_engine, upgrade
 from integration.models import Contact
 from integration.operator.schemas import CallRowSchema
 from integration.sandbox.state import Sandbox, SandboxConfig
-from integration.sync import call_from_row
+from integration.sync import CHUNK, only, store_calls
 
 TZ = ZoneInfo("Europe/Moscow")
-BATCH = 2000
 LINES = ["4990000000", "4950000000", "4950000001"]
 
 
@@ -88,17 +90,16 @@ def pipeline(raw: bytes, url: str) -> tuple[float, list[int]]:
     schema = CallRowSchema(tz=TZ)
     policies, users_by_line = Policies(), {}  # a worker's settings, read once
     now = datetime.now(UTC)
-    memory = []
+    memory, stored = [], 0
     started = time.perf_counter()
     rows = json.loads(raw)["result"]["rowset"]
-    for offset in range(0, len(rows), BATCH):
-        calls = [call_from_row(schema.load_row(row), "RU") for row in rows[offset : offset + BATCH]]
-        new_ids = set(ledger.insert_new(calls, now))
-        for call in calls:
-            if call.id in new_ids:
-                activity_for(call, match_call(call, crm, policies, LINES, "RU"), users_by_line)
-        if (offset // BATCH) % max(1, len(rows) // BATCH // 4) == 0:
+    quarter = max(1, len(rows) // 4)
+    for calls, new_ids in store_calls((schema.load_row(row) for row in rows), ledger, "RU", now):
+        for call in only(calls, new_ids):
+            activity_for(call, match_call(call, crm, policies, LINES, "RU"), users_by_line)
+        if stored // quarter != (stored + len(calls)) // quarter or not stored:
             memory.append(memory_kib("VmRSS") // 1024)
+        stored += len(calls)
     if engine.dialect.name == "sqlite":  # what the WAL still holds goes to the database, inside the timing
         with engine.connect() as connection:
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -132,7 +133,7 @@ def main() -> int:
                     continue
             rates[name].append(args.rows / elapsed)
             ratios[name].append(base / elapsed)
-    print(f"pipeline: {args.rows} operator rows, batches of {BATCH}, matching against 5,000 contacts in memory")
+    print(f"pipeline: {args.rows} operator rows, chunks of {CHUNK:,}, matching against 5,000 contacts in memory")
     print(f"{args.rounds} rounds; median (and range) of rows/s, median of the per-round ratios to the baseline")
     print(f"{'path':<30} {'rows/s':>9}  {'range':<17} {'vs baseline':>11}  RSS MiB by quarter")
     for name, found in rates.items():

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy.pool import SingletonThreadPool
 
 from integration.ledger.db import dialect_module, insert_new
 from integration.ledger.tables import calls, deliveries, sync_cursors
@@ -57,6 +58,8 @@ def _call(row) -> Call:
 class CallLedger:
     def __init__(self, engine: Engine):
         self.engine = engine
+        # An in-memory SQLite database is one per thread: a background writer would not see it.
+        self.writes_from_any_thread = not isinstance(engine.pool, SingletonThreadPool)
 
     def insert_new(self, found: Iterable[Call], now: datetime) -> list[str]:
         """Store the calls not seen before; returns the ids of those that were new."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
@@ -28,10 +30,12 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the ledger")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        return datetime.combine(value, value.time())  # naive; a quarter of what replace(tzinfo=None) costs
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None else None
+        return datetime.combine(value, value.time(), UTC) if value is not None else None
 
     def bind_processor(self, dialect):
         """SQLite keeps a DATETIME as text in SQLAlchemy's default format, which is exactly
@@ -41,8 +45,6 @@ class UTCDateTime(TypeDecorator):
             return super().bind_processor(dialect)
 
         def process(value: datetime | None) -> str | None:
-            if value is not None and value.tzinfo is UTC:  # the usual case: no conversion needed
-                return value.isoformat(" ", "microseconds")[:-6]  # without "+00:00"
             value = self.process_bind_param(value, dialect)
             return None if value is None else value.isoformat(" ", "microseconds")
 
@@ -123,10 +125,7 @@ def insert_new(connection: Connection, target: Table, names: Sequence[str], rows
 
     For big batches SQLAlchemy's per-row parameter and result handling costs more than the insert
     itself, so the driver runs statements written once per batch, and only the columns' bind
-    processors (UTC datetimes, booleans) are applied, column by column: PostgreSQL gets the rows
-    through a binary ``COPY`` into a temporary table and one ``INSERT … SELECT``, SQLite a
-    multi-row ``VALUES`` (as many rows as its 32,766 parameters allow); both ``RETURNING`` the keys
-    they inserted.
+    processors (UTC datetimes, booleans) are applied, column by column.
     """
     if not rows:
         return []
@@ -134,33 +133,79 @@ def insert_new(connection: Connection, target: Table, names: Sequence[str], rows
     [key] = target.primary_key.columns
     key_at = names.index(key.name)
     columns = _bound_columns(dialect, target, names, rows)
-    quoted = ", ".join(_quoted_column(dialect, n) for n in names)
-    head = f"INSERT INTO {_quoted(dialect, target)} ({quoted}) "
-    tail = f" ON CONFLICT DO NOTHING RETURNING {_quoted_column(dialect, key.name)}"
-    inserted: set = set()
-    cursor = connection.connection.driver_connection.cursor()  # the driver's own, in the same transaction
+    insert = _Insert(
+        table=_quoted(dialect, target),
+        names=", ".join(_quoted_column(dialect, n) for n in names),
+        key=_quoted_column(dialect, key.name),
+        staging=_quoted_column(dialect, f"incoming_{target.name}"),
+    )
+    driver = connection.connection.driver_connection  # the driver's own, in the same transaction
     if dialect.name == "postgresql":
-        staging = _quoted_column(dialect, f"incoming_{target.name}")
-        cursor.execute(f"CREATE TEMP TABLE {staging} (LIKE {_quoted(dialect, target)}) ON COMMIT DROP")
-        cursor.execute(f"SELECT {quoted} FROM {staging} LIMIT 0")
+        new_keys = _copy_then_insert(driver, insert, columns)
+    else:
+        new_keys = _insert_under_lock(driver, insert, columns, key_at)
+    return [row[key_at] for row in rows if row[key_at] in new_keys]
+
+
+@dataclass(frozen=True)
+class _Insert:
+    """The quoted names a bulk insert's statements are written with."""
+
+    table: str
+    names: str  # the inserted columns, comma-separated
+    key: str  # the primary key column
+    staging: str  # PostgreSQL's temporary table
+
+
+def _copy_then_insert(driver, insert: _Insert, columns: list[Sequence]) -> set:
+    """PostgreSQL: a binary ``COPY`` into a temporary table, then one ``INSERT … SELECT`` returning
+    the new keys."""
+    with driver.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE {insert.staging} (LIKE {insert.table}) ON COMMIT DROP")
+        cursor.execute(f"SELECT {insert.names} FROM {insert.staging} LIMIT 0")
         types = [column.type_code for column in cursor.description]  # binary COPY needs the types
-        with cursor.copy(f"COPY {staging} ({quoted}) FROM STDIN (FORMAT BINARY)") as copy:
+        with cursor.copy(f"COPY {insert.staging} ({insert.names}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(types)
             for row in zip(*columns, strict=True):
                 copy.write_row(row)
-        cursor.execute(f"{head}SELECT {quoted} FROM {staging}{tail}")
-        inserted.update(found for (found,) in cursor.fetchall())
-        cursor.execute(f"DROP TABLE {staging}")  # a second batch in the same transaction makes its own
-    else:
-        per_statement = SQLITE_MAX_PARAMETERS // len(names)
-        one_row = "(" + ", ".join("?" * len(names)) + ")"
-        for start in range(0, len(rows), per_statement):
-            chunk = [column[start : start + per_statement] for column in columns]
-            params = tuple(chain.from_iterable(zip(*chunk, strict=True)))
-            statement = f"{head}VALUES {', '.join([one_row] * len(chunk[0]))}{tail}"
-            inserted.update(found for (found,) in cursor.execute(statement, params).fetchall())
-    cursor.close()
-    return [row[key_at] for row in rows if row[key_at] in inserted]
+        cursor.execute(
+            f"INSERT INTO {insert.table} ({insert.names}) SELECT {insert.names} FROM {insert.staging}"
+            f" ON CONFLICT DO NOTHING RETURNING {insert.key}"
+        )
+        new_keys = {found for (found,) in cursor.fetchall()}
+        cursor.execute(f"DROP TABLE {insert.staging}")  # a second batch in the same transaction makes its own
+    return new_keys
+
+
+def _insert_under_lock(driver, insert: _Insert, columns: list[Sequence], key_at: int) -> set:
+    """SQLite, holding its write lock: which keys are stored already, then multi-row ``VALUES`` (as
+    many rows as its 32,766 parameters allow).
+
+    No ``RETURNING``: its rows come back one step at a time, each handing Python's GIL back and
+    forth; this way each statement is one step that runs without the GIL, which the sync's
+    background writer relies on.
+    """
+    if not driver.in_transaction:  # else an earlier write of this transaction holds the lock already
+        driver.execute("BEGIN IMMEDIATE")
+    keys = columns[key_at]
+    known: set = set()
+    for start in range(0, len(keys), SQLITE_MAX_PARAMETERS):
+        part = keys[start : start + SQLITE_MAX_PARAMETERS]
+        query = f"SELECT json_group_array({insert.key}) FROM {insert.table} WHERE {insert.key} IN "
+        [(found,)] = driver.execute(query + f"({', '.join('?' * len(part))})", part)
+        known.update(json.loads(found))
+    per_statement = SQLITE_MAX_PARAMETERS // len(columns)
+    one_row = "(" + ", ".join("?" * len(columns)) + ")"
+    inserted = 0
+    for start in range(0, len(keys), per_statement):
+        chunk = [column[start : start + per_statement] for column in columns]
+        params = tuple(chain.from_iterable(zip(*chunk, strict=True)))
+        values = ", ".join([one_row] * len(chunk[0]))
+        statement = f"INSERT INTO {insert.table} ({insert.names}) VALUES {values} ON CONFLICT DO NOTHING"
+        inserted += driver.execute(statement, params).rowcount
+    if inserted != len(keys) - len(known):  # impossible under the write lock; never guess
+        raise RuntimeError(f"{insert.table}: {inserted} rows inserted, {len(keys) - len(known)} expected")
+    return set(keys) - known
 
 
 SQLITE_MAX_PARAMETERS = 32766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
