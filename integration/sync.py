@@ -8,10 +8,12 @@ the recording id when there is one, else a hash of line, start, direction, numbe
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
@@ -75,7 +77,7 @@ def store_calls(
     written, and what the chunks before it stored stays stored (inserted once, whoever retries).
     """
     rows = iter(rows)
-    with ThreadPoolExecutor(1, thread_name_prefix="ledger-writer") as writer:
+    with fewer_young_collections(), ThreadPoolExecutor(1, thread_name_prefix="ledger-writer") as writer:
         submit = writer.submit if ledger.writes_from_any_thread else _now
         writing = None  # the chunk being written, and its future new ids
         while batch := list(islice(rows, chunk)):
@@ -86,6 +88,21 @@ def store_calls(
                 yield written
         if writing:
             yield writing[0], writing[1].result()
+
+
+@contextmanager
+def fewer_young_collections(every: int = 50_000) -> Iterator[None]:
+    """Collect CPython's youngest generation every ``every`` new objects instead of every 700.
+
+    A big slice makes millions of small objects that live until their chunk is written; at the
+    default the collector scans them again and again, ≈ 10 % of a sync. Restored on the way out.
+    """
+    saved = gc.get_threshold()
+    gc.set_threshold(max(every, saved[0]), *saved[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*saved)
 
 
 def _now(function: Callable, *args) -> Future:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +16,7 @@ from integration.ledger.calls import CallLedger
 from integration.ledger.db import make_engine, upgrade
 from integration.models import Call, CallRow, CallStatus, Direction
 from integration.runtime import Runtime
-from integration.sync import call_from_row, call_key, store_calls
+from integration.sync import call_from_row, call_key, fewer_young_collections, store_calls
 from tests.conftest import run_cli
 
 T = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -179,6 +180,18 @@ def test_a_failed_chunk_is_raised_and_the_chunks_before_it_stay_stored(ledger, m
             seen.append(len(calls))
     assert seen == [3, 3] and ledger.count() == 6
     assert len(attempts) == 3  # the fourth chunk was made but never written
+
+
+def test_the_young_generation_is_collected_less_often_only_while_calls_are_stored(ledger):
+    default = gc.get_threshold()
+    chunks = store_calls([row(duration=n + 1) for n in range(5)], ledger, "RU", T, chunk=2)
+    next(chunks)
+    assert gc.get_threshold()[0] == 50_000 and gc.get_threshold()[1:] == default[1:]
+    chunks.close()
+    assert gc.get_threshold() == default
+    with pytest.raises(OSError), fewer_young_collections():
+        raise OSError("the ledger went away")
+    assert gc.get_threshold() == default
 
 
 def test_an_in_memory_database_is_written_from_the_calling_thread():
