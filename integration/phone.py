@@ -90,7 +90,9 @@ class Phone:
 
         Internal numbers have no match key: they must never be matched to a contact.
         """
-        return None if self.internal else self.digits[-MATCH_KEY_DIGITS:]
+        if self.type is NumberType.INTERNAL:
+            return None
+        return (self.e164[1:] if self.e164 else self.digits)[-MATCH_KEY_DIGITS:]  # read once per match
 
     @property
     def phone_to(self) -> str:
@@ -235,7 +237,7 @@ def reported_number(raw: str, region: str = "RU") -> tuple[str | None, bool]:
 def phone_from_e164(e164: str) -> Phone:
     """A ``Phone`` for a number already in E.164 (from the ledger), without parsing it again."""
     if e164.startswith("+7"):  # most numbers here: no need to look the country code up
-        return Phone(raw=e164, e164=e164, valid=False, type=NumberType.UNKNOWN, country_code=RUSSIA_COUNTRY_CODE)
+        return Phone(e164, e164, False, NumberType.UNKNOWN, None, RUSSIA_COUNTRY_CODE)  # positional: cheaper
     digits = e164.lstrip("+")
     country = next(
         (int(digits[:n]) for n in (1, 2, 3) if int(digits[:n] or 0) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE), None
