@@ -78,21 +78,22 @@ def match_call(call: Call, crm: CrmAdapter, policies: Policies, own_numbers: Seq
 def activity_for(
     call: Call, match: Match, users_by_line: Mapping[str, str], callback: CallbackRequest | None = None
 ) -> Activity:
-    return Activity(
-        call_id=call.id,
-        direction=call.direction,
-        status=call.status,
-        started_at=call.started_at,
-        duration=call.duration,
-        line=call.line,
-        ext_e164=call.ext_e164,
-        ext_raw=call.ext_raw,
-        contact_ids=match.contact_ids,
-        responsible_user=(callback.crm_user if callback and callback.crm_user else None)
-        or users_by_line.get(call.line),
-        callback_request_id=callback.id if callback else None,
-        callback_crm=callback.crm_context if callback else None,
-        create_lead=match.kind is MatchKind.LEAD,
+    responsible_user = (callback.crm_user if callback and callback.crm_user else None) or users_by_line.get(call.line)
+    return Activity(  # positional, in the fields' order: keyword arguments cost twice as much
+        call.id,
+        call.direction,
+        call.status,
+        call.started_at,
+        call.duration,
+        call.line,
+        call.ext_e164,
+        call.ext_raw,
+        match.contact_ids,
+        responsible_user,
+        None,  # recording_url: added by the delivery when the recording is stored
+        callback.id if callback else None,  # callback_request_id
+        callback.crm_context if callback else None,  # callback_crm
+        match.kind is MatchKind.LEAD,  # create_lead
     )
 
 

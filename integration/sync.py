@@ -46,19 +46,20 @@ def call_from_row(row: CallRow, region: str) -> Call:
         status = CallStatus.VOICEMAIL
     else:
         status = CallStatus.MISSED
+    # Positional, in the fields' order: keyword arguments cost a dataclass twice as much (≈ 1 µs).
     return Call(
-        id=call_key(row),
-        line=row.line or "",
-        direction=row.direction,
-        status=status,
-        started_at=row.started_at,
-        duration=row.duration,
-        ext_raw=row.ext_num,
-        ext_e164=e164,
-        ext_internal=internal,
-        service=row.service,
-        record_file_id=row.record_file_id,
-        is_read=row.is_read,
+        call_key(row),  # id
+        row.line or "",  # line
+        row.direction,
+        status,
+        row.started_at,
+        row.duration,
+        row.ext_num,  # ext_raw
+        e164,
+        internal,
+        row.service,
+        row.record_file_id,
+        row.is_read,
     )
 
 

@@ -16,7 +16,7 @@ from integration.ledger.calls import CallLedger
 from integration.ledger.db import make_engine
 from integration.ledger.deliveries import DeliveryLedger
 from integration.ledger.tables import activities, contacts
-from integration.models import CallRow, Direction, MatchKind
+from integration.models import CallbackRequest, CallRow, Direction, Match, MatchKind
 from integration.phone import parse_phone
 from integration.sync import call_from_row
 from tests.conftest import start_worker
@@ -47,6 +47,27 @@ def stored_call(engine, ext: str = "89161234567", **kw):
 def contact(crm: LocalCrm, number: str, name: str, at: datetime):
     crm.clock = lambda: at
     return crm.create_contact(parse_phone(number), name)
+
+
+def test_every_field_of_an_activity_comes_from_its_own_source():
+    call = call_from_row(CallRow(NOW, "4990000000", Direction.OUTBOUND, "89161234567", 42), "RU")
+    match = Match(MatchKind.LEAD, ("7",), ("7", "8"))
+    request = CallbackRequest(
+        "cb1", "webhook", "4990000000", "+79161234567", "89161234567", NOW, crm_user="u5", crm_context={"deal": 3}
+    )
+    activity = delivery.activity_for(call, match, {"4990000000": "u1"}, request)
+    assert (activity.call_id, activity.direction, activity.status) == (call.id, Direction.OUTBOUND, "answered")
+    assert (activity.started_at, activity.duration, activity.line) == (NOW, 42, "4990000000")
+    assert (activity.ext_e164, activity.ext_raw, activity.contact_ids) == ("+79161234567", "89161234567", ("7",))
+    assert (activity.responsible_user, activity.recording_url) == ("u5", None)
+    assert (activity.callback_request_id, activity.callback_crm, activity.create_lead) == ("cb1", {"deal": 3}, True)
+    plain = delivery.activity_for(call, Match(MatchKind.NONE), {"4990000000": "u1"})
+    assert (plain.responsible_user, plain.callback_request_id, plain.callback_crm, plain.create_lead) == (
+        "u1",
+        None,
+        None,
+        False,
+    )
 
 
 @pytest.mark.parametrize(

@@ -62,6 +62,21 @@ def test_status(duration, is_read, status):
     assert call_from_row(row(duration=duration, is_read=is_read), "RU").status is status
 
 
+def test_every_field_of_a_row_lands_in_its_own_field():
+    source = row(line="4950000001", direction=Direction.OUTBOUND, ext_num="+79161234567", duration=0, is_read=1)
+    source.service, source.record_file_id = "local", "bec3e80f"
+    call = call_from_row(source, "RU")
+    assert (call.id, call.line, call.direction, call.status) == (
+        "rec:bec3e80f",
+        "4950000001",
+        Direction.OUTBOUND,
+        "voicemail",
+    )
+    assert (call.started_at, call.duration, call.ext_raw, call.ext_e164) == (T, 0, "+79161234567", "+79161234567")
+    assert (call.ext_internal, call.service, call.record_file_id, call.is_read) == (False, "local", "bec3e80f", 1)
+    assert call.callback_request_id is None
+
+
 def test_keys_never_change_between_releases():
     """The ledger, the CRM ids and webhook-ids all hang on these: a new formula would log every call again."""
     assert call_key(row()) == "h:88c3b142771548d6dd92a8e7f80559516074723e"
