@@ -25,6 +25,7 @@ from integration.models import Call, CallRow, CallStatus, Direction
 from integration.operator.client import OperatorClient
 from integration.operator.periods import CLAMP_MARGIN, earliest_available, split_period
 from integration.phone import reported_number
+from integration.timeutil import utc_isoformat
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def call_key(row: CallRow) -> str:
     """The recording id when present, else a hash of the row's identity (never number and time alone)."""
     if row.record_file_id:
         return f"rec:{row.record_file_id}"
-    identity = f"{row.line or ''}|{row.started_at.isoformat()}|{row.direction}|{row.ext_num}|{row.duration}"
+    identity = f"{row.line or ''}|{utc_isoformat(row.started_at)}|{row.direction}|{row.ext_num}|{row.duration}"
     return "h:" + hashlib.sha256(identity.encode()).hexdigest()[:40]
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -28,3 +29,32 @@ def parse_moment(text: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"{text} has no UTC offset; add one, e.g. {text}+03:00")
     return moment
+
+
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(60))
+
+
+@functools.lru_cache(maxsize=4096)
+def _date_and_hour(hours: int, separator: str) -> str:
+    """``YYYY-MM-DD<separator>HH:`` of the ``hours``-th hour since 0001-01-01."""
+    day, hour = divmod(hours, 24)
+    return f"{date.fromordinal(day).isoformat()}{separator}{hour:02d}:"
+
+
+def wall_clock_text(moment: datetime, separator: str = "T") -> str:
+    """``YYYY-MM-DD<separator>HH:MM:SS`` of ``moment``'s wall clock, without fraction or offset.
+
+    What ``isoformat`` begins with, at a third of its cost: calls come in time order, so the
+    date and hour are mostly cached. Every call's key and (on SQLite) its stored start are made
+    from it; a property test holds it to ``isoformat`` over every datetime.
+    """
+    hours = moment.toordinal() * 24 + moment.hour
+    return _date_and_hour(hours, separator) + _TWO_DIGITS[moment.minute] + ":" + _TWO_DIGITS[moment.second]
+
+
+def utc_isoformat(moment: datetime) -> str:
+    """``moment.isoformat()``, faster for the usual aware UTC datetime."""
+    if moment.tzinfo is not UTC:
+        return moment.isoformat()
+    fraction = f".{moment.microsecond:06d}" if moment.microsecond else ""
+    return f"{wall_clock_text(moment)}{fraction}+00:00"
