@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 from itertools import islice
 from zoneinfo import ZoneInfo
 
-from integration.ledger.callbacks import CallbackLedger
+from integration.ledger.callbacks import LINK_AFTER, LINK_BEFORE, CallbackLedger
 from integration.ledger.calls import CallLedger
-from integration.models import Call, CallRow, CallStatus, Direction
+from integration.models import Call, CallbackRequest, CallRow, CallStatus, Direction
 from integration.operator.client import OperatorClient
 from integration.operator.periods import CLAMP_MARGIN, earliest_available, split_period
 from integration.phone import reported_number
@@ -124,13 +124,24 @@ def only(calls: list[Call], ids: Iterable[str]) -> list[Call]:
 
 
 def link_callbacks(new_calls: list[Call], ledger: CallLedger, callbacks: CallbackLedger) -> None:
-    """Tie outbound calls to the placed click-to-call requests they came from."""
-    for call in new_calls:
-        if call.direction is not Direction.OUTBOUND or not call.ext_e164:
-            continue
-        request = callbacks.placed_for(call.line, call.ext_e164, call.started_at)
-        if request is not None:
-            ledger.link_callback(call.id, request.id)
+    """Tie outbound calls to the placed click-to-call requests they came from: the newest request
+    from the call's line to its number placed up to ``LINK_BEFORE`` before it started (or
+    ``LINK_AFTER`` after), each request to one call. One query for all the calls."""
+    outbound = [call for call in new_calls if call.direction is Direction.OUTBOUND and call.ext_e164]
+    if not outbound:
+        return
+    earliest = min(call.started_at for call in outbound) - LINK_BEFORE
+    latest = max(call.started_at for call in outbound) + LINK_AFTER
+    waiting: dict[tuple[str, str], list[CallbackRequest]] = {}
+    for request in callbacks.placed_between(earliest, latest):  # newest first
+        waiting.setdefault((request.phone_from, request.phone_to), []).append(request)
+    for call in outbound:
+        candidates = waiting.get((call.line, call.ext_e164), [])
+        for request in candidates:
+            if call.started_at - LINK_BEFORE <= request.placing_at <= call.started_at + LINK_AFTER:
+                ledger.link_callback(call.id, request.id)
+                candidates.remove(request)
+                break
 
 
 @dataclass

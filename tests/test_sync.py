@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,11 +13,12 @@ import requests
 from integration import jobs
 from integration.config import load_settings
 from integration.errors import OperatorUnavailable
+from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
 from integration.ledger.db import make_engine, upgrade
-from integration.models import Call, CallRow, CallStatus, Direction
+from integration.models import Call, CallbackRequest, CallbackStatus, CallRow, CallStatus, Direction
 from integration.runtime import Runtime
-from integration.sync import call_from_row, call_key, fewer_young_collections, store_calls
+from integration.sync import call_from_row, call_key, fewer_young_collections, link_callbacks, store_calls
 from tests.conftest import run_cli
 
 T = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -220,6 +222,35 @@ def test_an_in_memory_database_is_written_from_the_calling_thread():
         1,
     ]
     assert ledger.count() == 5
+
+
+def placed(callbacks: CallbackLedger, request_id: str, to: str, at: datetime, line: str = "4990000000") -> None:
+    request = CallbackRequest(request_id, "webhook", line, to, "8" + to[2:], at, status=CallbackStatus.PLACED)
+    callbacks.add(replace(request, placing_at=at))
+
+
+def test_outbound_calls_are_linked_to_the_click_to_calls_they_came_from(ledger):
+    callbacks = CallbackLedger(ledger.engine)
+    placed(callbacks, "early", "+79161234567", T - timedelta(minutes=8))
+    placed(callbacks, "late", "+79161234567", T + timedelta(minutes=30))
+    placed(callbacks, "other-line", "+79161234567", T, line="4950000000")
+    placed(callbacks, "too-old", "+79260000000", T - timedelta(minutes=11))
+    placed(callbacks, "spare", "+79990000000", T)
+    out = {"direction": Direction.OUTBOUND}
+    made = [
+        call_from_row(row(ext_num="89161234567", **out), "RU"),  # ← early
+        call_from_row(row(ext_num="89161234567", duration=5, **out), "RU"),  # early is taken: nothing
+        call_from_row(row(ext_num="89161234567", started_at=T + timedelta(minutes=31), **out), "RU"),  # ← late
+        call_from_row(row(ext_num="89260000000", **out), "RU"),  # too old
+        call_from_row(row(ext_num="89990000000"), "RU"),  # inbound
+    ]
+    ledger.insert_new(made, T)
+    link_callbacks(made, ledger, callbacks)
+    assert [ledger.get(call.id).callback_request_id for call in made] == ["early", None, "late", None, None]
+    waiting = callbacks.placed_between(T - timedelta(hours=1), T + timedelta(hours=1))
+    assert [r.id for r in waiting][-1] == "too-old" and {r.id for r in waiting} == {"spare", "other-line", "too-old"}
+    link_callbacks(made, ledger, callbacks)  # a second pass links nothing twice
+    assert ledger.get(made[1].id).callback_request_id is None
 
 
 def test_cursors_only_move_forward(ledger):

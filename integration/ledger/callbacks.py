@@ -93,26 +93,21 @@ class CallbackLedger:
         with self.engine.begin() as connection:
             return connection.execute(statement).rowcount == 1
 
-    def placed_for(self, line: str, number: str, started_at: datetime) -> CallbackRequest | None:
-        """The placed click-to-call from ``line`` to ``number`` that a call starting at
-        ``started_at`` belongs to: placed shortly before (or just after) it, not linked yet."""
+    def placed_between(self, start: datetime, end: datetime) -> list[CallbackRequest]:
+        """Placed click-to-calls not linked to a call yet, placed in ``[start, end]``, newest first."""
         linked = select(calls.c.callback_request_id).where(calls.c.callback_request_id.is_not(None))
         statement = (
             select(table)
             .where(
                 table.c.status == CallbackStatus.PLACED.value,
-                table.c.phone_from == line,
-                table.c.phone_to == number,
-                table.c.placing_at >= started_at - LINK_BEFORE,
-                table.c.placing_at <= started_at + LINK_AFTER,
+                table.c.placing_at >= start,
+                table.c.placing_at <= end,
                 table.c.id.not_in(linked),
             )
             .order_by(table.c.placing_at.desc())
-            .limit(1)
         )
         with self.engine.connect() as connection:
-            row = connection.execute(statement).first()
-        return _record(row) if row else None
+            return [_record(row) for row in connection.execute(statement)]
 
     def reap_placing(self, started_before: datetime, now: datetime) -> list[str]:
         """Requests stuck in ``placing`` since before ``started_before`` become ``unknown``."""
