@@ -6,6 +6,7 @@ import gc
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -18,7 +19,14 @@ from integration.ledger.calls import CallLedger
 from integration.ledger.db import make_engine, upgrade
 from integration.models import Call, CallbackRequest, CallbackStatus, CallRow, CallStatus, Direction
 from integration.runtime import Runtime
-from integration.sync import call_from_row, call_key, fewer_young_collections, link_callbacks, store_calls
+from integration.sync import (
+    call_from_row,
+    call_key,
+    fewer_young_collections,
+    link_callbacks,
+    store_calls,
+    sync_calls,
+)
 from tests.conftest import run_cli
 
 T = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -199,12 +207,17 @@ def test_a_failed_chunk_is_raised_and_the_chunks_before_it_stay_stored(ledger, m
     assert len(attempts) == 3  # the fourth chunk was made but never written
 
 
-def test_the_young_generation_is_collected_less_often_only_while_calls_are_stored(ledger):
-    default = gc.get_threshold()
-    chunks = store_calls([row(duration=n + 1) for n in range(5)], ledger, "RU", T, chunk=2)
-    next(chunks)
-    assert gc.get_threshold()[0] == 50_000 and gc.get_threshold()[1:] == default[1:]
-    chunks.close()
+def test_the_young_generation_is_collected_less_often_only_while_a_slice_is_synced(ledger):
+    default, seen = gc.get_threshold(), []
+
+    class Operator:
+        def iter_call_list_slice(self, lines, lower, upper):
+            seen.append(gc.get_threshold())
+            return iter([row(duration=n + 1) for n in range(5)])
+
+    window = {"tz": ZoneInfo("Europe/Moscow"), "region": "RU", "overlap": timedelta(0), "first_window": timedelta(0)}
+    result = sync_calls(Operator(), ledger, ["4990000000"], now=T, since=T - timedelta(hours=1), **window)
+    assert len(result.new_ids) == 5 and seen == [(50_000, *default[1:])]
     assert gc.get_threshold() == default
     with pytest.raises(OSError), fewer_young_collections():
         raise OSError("the ledger went away")

@@ -14,7 +14,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -190,6 +190,22 @@ def raise_for_response(method: str, response: requests.Response, body: Any = ...
     return result if isinstance(result, dict) else body
 
 
+def rowset_of(result: Any) -> list:
+    """The rows of ``getcalllist``'s result object, as the operator sent them (checked to be a list)."""
+    return _load(CallListResultSchema(), result, GET_CALL_LIST)["rowset"] or []
+
+
+def load_rows(rowset: list, tz: ZoneInfo) -> Iterator[CallRow]:
+    """The rows as ``CallRow`` (times in UTC), each loaded as it is read. One malformed row must not
+    hide the others, so it is logged (its fields' problems, never its numbers) and skipped."""
+    schema = CallRowSchema(tz=tz)
+    for index, raw in enumerate(rowset):
+        try:
+            yield schema.load_row(raw)
+        except ValidationError as exc:
+            log.warning("skipping call-history row %d: %s", index, _fields(exc.messages))
+
+
 def _load(schema: Schema, data: Any, method: str) -> Any:
     try:
         return schema.load(data)
@@ -313,6 +329,13 @@ class OperatorClient:
         self, nums: Sequence[str], start: datetime, end: datetime, filters: CallFilter = CallFilter()
     ) -> list[CallRow]:
         """One ``getcalllist`` request for ``[start, end)`` (at most one month; not split)."""
+        return list(self.iter_call_list_slice(nums, start, end, filters))
+
+    def iter_call_list_slice(
+        self, nums: Sequence[str], start: datetime, end: datetime, filters: CallFilter = CallFilter()
+    ) -> Iterator[CallRow]:
+        """``get_call_list_slice`` whose rows are loaded as they are read (a sync normalises and
+        stores them in chunks meanwhile); the request is made and its answer checked at once."""
         body = {
             "nums": list(nums),
             "periodStart": format_operator_datetime(start, self.tz),
@@ -324,8 +347,7 @@ class OperatorClient:
             "isCallRecord": 1 if filters.only_recorded else 0,
             "isRead": filters.is_read,
         }
-        result = self._call(GET_CALL_LIST, "POST", json=body)
-        return self._rows(_load(CallListResultSchema(), result, GET_CALL_LIST)["rowset"] or [])
+        return load_rows(rowset_of(self._call(GET_CALL_LIST, "POST", json=body)), self.tz)
 
     def download_recording(self, record_file_id: str, sink: BinaryIO) -> RecordingFile:
         """Stream a recording's mp3 into ``sink`` (decoded in chunks, checked to be audio).
@@ -378,17 +400,6 @@ class OperatorClient:
         return self._call(SETTINGS_SET, "POST", json={"vatsSettings": vats_settings}, idempotent=False)
 
     # -- machinery --
-
-    def _rows(self, rowset: Iterable[Any]) -> list[CallRow]:
-        schema = CallRowSchema(tz=self.tz)
-        rows = []
-        for index, raw in enumerate(rowset):
-            try:
-                rows.append(schema.load_row(raw))
-            except ValidationError as exc:
-                # One malformed row must not hide the others; it is logged (numbers only) and skipped.
-                log.warning("skipping call-history row %d: %s", index, _fields(exc.messages))
-        return rows
 
     def _call(
         self,

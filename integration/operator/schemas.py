@@ -248,12 +248,22 @@ def _direction(value: Any) -> Direction:
     return Direction.UNKNOWN
 
 
+class RowSet(fields.Field):
+    """A list of rows, left as they are: ``CallRowSchema`` checks each one, and skips only that
+    one when it is malformed (a list field would check 100,000 rows a second time, ≈ 3.5 µs each)."""
+
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> list:
+        if not isinstance(value, list):
+            raise ValidationError("must be a list of rows")
+        return value
+
+
 class CallListResultSchema(ZonedSchema):
     class Meta:
         unknown = EXCLUDE
 
     request_hash = Text(data_key="requestHash", load_default=None)
-    rowset = fields.List(fields.Raw(), load_default=list, allow_none=True)
+    rowset = RowSet(load_default=list, allow_none=True)
 
 
 # --- request/getcallrecordfile (the metadata; fileContent is streamed by the client) ---------

@@ -272,6 +272,25 @@ def test_switched_off_api_during_create_is_reported_as_disabled():
 
 
 @responses.activate
+@pytest.mark.parametrize(
+    ("rowset", "kept"),
+    [([None, "x", {"callDate": "2026-11-20 10:06:00", "extNum": "101"}], 1), ([], 0), (None, 0)],
+)
+def test_a_malformed_row_is_skipped_alone(rowset, kept):
+    responses.post(API + "request/getcalllist", json=envelope({"rowset": rowset}))
+    start = datetime(2026, 11, 20, 7, 0, tzinfo=UTC)
+    assert len(make_rig().client.get_call_list_slice(["4990000000"], start, start + timedelta(hours=1))) == kept
+
+
+@responses.activate
+def test_a_rowset_that_is_not_a_list_is_an_invalid_answer():
+    responses.post(API + "request/getcalllist", json=envelope({"rowset": {"callDate": "2026-11-20 10:06:00"}}))
+    start = datetime(2026, 11, 20, 7, 0, tzinfo=UTC)
+    with pytest.raises(InvalidResponse, match="rowset: must be a list of rows"):
+        make_rig().client.get_call_list_slice(["4990000000"], start, start + timedelta(hours=1))
+
+
+@responses.activate
 def test_call_list_request_body_and_rows():
     rows = [
         {
