@@ -81,6 +81,8 @@ class OperatorDateTime(fields.Field):
             return parse_operator_datetime(value, self.root.tz)
         except ValueError:
             raise ValidationError("must be 'yyyy-mm-dd hh:mm:ss' or ISO 8601") from None
+        except OverflowError:  # 0001-01-01 00:00 in a zone east of UTC
+            raise ValidationError("out of the range of dates") from None
 
 
 class ZonedSchema(Schema):
@@ -202,7 +204,7 @@ class CallRowSchema(ZonedSchema):
             service, ext_num = _plain_text(get("service")), _plain_text(get("extNum"))
             num, record_file_id = _plain_text(get("num")), _plain_text(get("recordFileId"))
             started_at = parse_operator_datetime(date, self.tz)
-        except (_Unusual, ValueError):
+        except (_Unusual, ValueError, OverflowError):
             return self.load(raw)  # the general path: the field's ValidationError if there is one
         return CallRow(  # positional, in the fields' order: keyword arguments cost twice as much
             started_at,
