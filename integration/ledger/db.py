@@ -162,6 +162,10 @@ class _Insert:
     key: str  # the primary key column
     staging: str  # PostgreSQL's temporary table
 
+    @property
+    def into(self) -> str:
+        return f"INSERT INTO {self.table} ({self.names})"
+
 
 def _copy_then_insert(driver, insert: _Insert, columns: list[Sequence]) -> set:
     """PostgreSQL: a binary ``COPY`` into a temporary table, then one ``INSERT … SELECT`` returning
@@ -175,8 +179,7 @@ def _copy_then_insert(driver, insert: _Insert, columns: list[Sequence]) -> set:
             for row in zip(*columns, strict=True):
                 copy.write_row(row)
         cursor.execute(
-            f"INSERT INTO {insert.table} ({insert.names}) SELECT {insert.names} FROM {insert.staging}"
-            f" ON CONFLICT DO NOTHING RETURNING {insert.key}"
+            f"{insert.into} SELECT {insert.names} FROM {insert.staging} ON CONFLICT DO NOTHING RETURNING {insert.key}"
         )
         new_keys = {found for (found,) in cursor.fetchall()}
         cursor.execute(f"DROP TABLE {insert.staging}")  # a second batch in the same transaction makes its own
@@ -195,10 +198,10 @@ def _insert_under_lock(driver, insert: _Insert, columns: list[Sequence], key_at:
         driver.execute("BEGIN IMMEDIATE")
     keys = columns[key_at]
     known: set = set()
+    stored = f"SELECT json_group_array({insert.key}) FROM {insert.table} WHERE {insert.key} IN "
     for start in range(0, len(keys), SQLITE_MAX_PARAMETERS):
         part = keys[start : start + SQLITE_MAX_PARAMETERS]
-        query = f"SELECT json_group_array({insert.key}) FROM {insert.table} WHERE {insert.key} IN "
-        [(found,)] = driver.execute(query + f"({', '.join('?' * len(part))})", part)
+        [(found,)] = driver.execute(f"{stored}({', '.join('?' * len(part))})", part)
         known.update(json.loads(found))
     per_statement = SQLITE_MAX_PARAMETERS // len(columns)
     one_row = "(" + ", ".join("?" * len(columns)) + ")"
@@ -207,8 +210,7 @@ def _insert_under_lock(driver, insert: _Insert, columns: list[Sequence], key_at:
         chunk = [column[start : start + per_statement] for column in columns]
         params = tuple(chain.from_iterable(zip(*chunk, strict=True)))
         values = ", ".join([one_row] * len(chunk[0]))
-        statement = f"INSERT INTO {insert.table} ({insert.names}) VALUES {values} ON CONFLICT DO NOTHING"
-        inserted += driver.execute(statement, params).rowcount
+        inserted += driver.execute(f"{insert.into} VALUES {values} ON CONFLICT DO NOTHING", params).rowcount
     if inserted != len(keys) - len(known):  # impossible under the write lock; never guess
         raise RuntimeError(f"{insert.table}: {inserted} rows inserted, {len(keys) - len(known)} expected")
     return set(keys) - known
