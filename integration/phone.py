@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -25,8 +27,20 @@ from phonenumbers.phonenumberutil import _number_type_helper  # number_type() mi
 from integration.errors import InvalidPhoneNumber
 
 # Characters people and systems put around digits: spaces (incl. no-break), brackets, dashes, dots.
-_DECORATION = re.compile(r"[\s\u00a0()\-./]")
-_ALLOWED = re.compile(r"^\+?\d+$")
+_DECORATION = re.compile(r"[\s\u00a0()\-./\u2010-\u2015\u2212]")
+_ALLOWED = re.compile(r"^\+?[0-9]+$")
+
+
+@functools.cache
+def _to_ascii_digits() -> dict[int, str]:
+    """Every decimal digit of every script (Arabic-Indic ٩, Devanagari ९, …) → its ASCII digit."""
+    return {
+        code: str(unicodedata.decimal(chr(code)))
+        for code in range(128, sys.maxunicode + 1)
+        if unicodedata.category(chr(code)) == "Nd"
+    }
+
+
 INTERNAL_MAX_DIGITS = 6  # extensions and short service numbers
 MATCH_KEY_DIGITS = 10
 
@@ -62,6 +76,9 @@ _TYPES = {
 }
 
 RUSSIA_COUNTRY_CODE = 7  # shared with Kazakhstan; both are dialled with the trunk prefix 8
+# Abkhazia's numbers are in zone +7 (840 fixed, 940 mobile) and parse as Russian, but calls there
+# are charged at international rates.
+ABKHAZIA_PREFIXES = ("+7840", "+7940")
 
 
 @dataclass(slots=True)  # built for every call: not frozen (see models)
@@ -82,7 +99,7 @@ class Phone:
     @property
     def digits(self) -> str:
         """The digits of E.164 without '+', or the internal number itself."""
-        return self.e164[1:] if self.e164 else _DECORATION.sub("", self.raw)
+        return self.e164[1:] if self.e164 else _DECORATION.sub("", ascii_digits(self.raw))
 
     @property
     def match_key(self) -> str | None:
@@ -103,8 +120,23 @@ class Phone:
             return "8" + self.digits[1:]
         return "810" + self.digits
 
+    @property
+    def tariff_region(self) -> str | None:
+        """The region a call is charged as: ``region``, except Abkhazia's +7 numbers (``AB``)."""
+        if self.e164 is not None and self.e164.startswith(ABKHAZIA_PREFIXES):
+            return "AB"
+        return self.region
+
     def is_international(self, home_country_code: int = RUSSIA_COUNTRY_CODE) -> bool:
         return self.e164 is not None and self.country_code != home_country_code
+
+
+def ascii_digits(text: str) -> str:
+    """``text`` with fullwidth forms folded (NFKC) and every script's digits written in ASCII,
+    so that all spellings of one number are one number (and one rate-limit key)."""
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFKC", text).translate(_to_ascii_digits())
 
 
 def _clean(raw: object) -> str:
@@ -114,7 +146,7 @@ def _clean(raw: object) -> str:
         raw = str(raw)
     if not isinstance(raw, str):
         raise InvalidPhoneNumber(raw, "a phone number must be text")
-    compact = _DECORATION.sub("", raw.strip())
+    compact = _DECORATION.sub("", ascii_digits(raw).strip())
     if not compact.lstrip("+"):
         raise InvalidPhoneNumber(raw, "no digits given")
     if "+" in compact[1:]:
@@ -128,7 +160,7 @@ def _clean(raw: object) -> str:
 
 # Russian numbers as the operator writes them: 8…, 7…, +7… or 10 digits, area codes 3xx/4xx/8xx/9xx
 # (not 810: that is the international prefix, which phonenumbers reads as such).
-_RUSSIAN = re.compile(r"^(?:\+7|7|8)?((?!810)[3489]\d{9})$")
+_RUSSIAN = re.compile(r"^(?:\+7|7|8)?((?!810)[3489][0-9]{9})$")
 _RU_METADATA = phonenumbers.PhoneMetadata.metadata_for_region("RU")
 
 
@@ -265,7 +297,7 @@ def parse_dialable(raw: object, region: str = "RU") -> Phone:
 
 def contract_number(raw: object, region: str = "RU") -> str:
     """A number on the contract in the operator's ``PhoneFrom`` form: 10 digits, no 8."""
-    if isinstance(raw, str) and len(raw) == 10 and raw.isdigit():
+    if isinstance(raw, str) and len(raw) == 10 and raw.isascii() and raw.isdigit():
         return raw  # already in that form (the common case)
     phone = parse_phone(raw, region)
     if phone.internal or phone.country_code != RUSSIA_COUNTRY_CODE or len(phone.digits) != 11:

@@ -39,8 +39,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ACTIONS = ("callback", "attach_calls", "set_redirect_active")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
-_CLOCK = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
+_DURATION = re.compile(r"^([0-9]+)\s*([smhd]?)$")
+_CLOCK = re.compile(r"^([01][0-9]|2[0-4]):([0-5][0-9])$")
 _EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 
 
@@ -157,7 +157,9 @@ def parse_rules(items: Any, problems: list[str], where: str) -> tuple[Rule, ...]
         if action == "set_redirect_active" and not isinstance(active, bool):
             problems.append(f"{label}: active must be true or false (the state set_redirect_active sets)")
         numbers = item.get("numbers", [])
-        if not isinstance(numbers, list) or not all(isinstance(n, str) and re.fullmatch(r"\d{10}", n) for n in numbers):
+        if not isinstance(numbers, list) or not all(
+            isinstance(n, str) and re.fullmatch(r"[0-9]{10}", n) for n in numbers
+        ):
             problems.append(f'{label}: numbers must be a list of contract numbers such as ["4990000000"]')
         unknown = set(item) - {"name", "event", "when", "action", "delay", "days", "active", "numbers"}
         if unknown:

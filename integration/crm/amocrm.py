@@ -189,7 +189,7 @@ class AmoCrm:
         if activity.recording_url:
             metadata["link"] = activity.recording_url
         lead: dict[str, Any] = {"name": f"Call {phone}"}
-        if activity.responsible_user and activity.responsible_user.isdigit():
+        if activity.responsible_user and activity.responsible_user.isascii() and activity.responsible_user.isdigit():
             lead["responsible_user_id"] = int(activity.responsible_user)
         payload = {
             "source_name": SOURCE,
@@ -329,7 +329,7 @@ def call_payload(activity: Activity) -> dict[str, Any]:
     }
     if activity.recording_url:
         call["link"] = activity.recording_url
-    if activity.responsible_user and activity.responsible_user.isdigit():
+    if activity.responsible_user and activity.responsible_user.isascii() and activity.responsible_user.isdigit():
         call["responsible_user_id"] = call["created_by"] = int(activity.responsible_user)
     return call
 

@@ -140,7 +140,7 @@ class Bitrix24Crm:
         call_id = known or self._register(activity, user)
         finish = {
             "CALL_ID": call_id,
-            "USER_ID": int(user) if str(user).isdigit() else user,
+            "USER_ID": int(user) if str(user).isascii() and str(user).isdigit() else user,
             "DURATION": activity.duration,
             "STATUS_CODE": STATUS_CODES[activity.status],
             "ADD_TO_CHAT": 0,
@@ -166,7 +166,7 @@ class Bitrix24Crm:
     def _register(self, activity: Activity, user: str) -> str:
         callback = bool(activity.callback_crm and activity.callback_crm.get("callback"))
         params: dict[str, Any] = {
-            "USER_ID": int(user) if str(user).isdigit() else user,
+            "USER_ID": int(user) if str(user).isascii() and str(user).isdigit() else user,
             "PHONE_NUMBER": activity.ext_e164 or activity.ext_raw,
             "TYPE": CALLBACK_TYPE if callback else TYPES.get(activity.direction, 2),
             "CALL_START_DATE": activity.started_at.isoformat(),
@@ -180,7 +180,7 @@ class Bitrix24Crm:
             entity_type, _, entity_id = activity.contact_ids[0].partition(":")
             params |= {
                 "CRM_ENTITY_TYPE": entity_type,
-                "CRM_ENTITY_ID": int(entity_id) if entity_id.isdigit() else entity_id,
+                "CRM_ENTITY_ID": int(entity_id) if entity_id.isascii() and entity_id.isdigit() else entity_id,
             }
         result = self.rest.call("telephony.externalCall.register", params)
         call_id = str(result["CALL_ID"])
@@ -219,7 +219,7 @@ class Bitrix24Crm:
             "telephony.externalCall.finish",
             {
                 "CALL_ID": call_id,
-                "USER_ID": int(user) if str(user).isdigit() else user,
+                "USER_ID": int(user) if str(user).isascii() and str(user).isdigit() else user,
                 "DURATION": 0,
                 "STATUS_CODE": FAILED_CALLBACK_CODE,
                 "FAILED_REASON": f"{data.get('status')}: {data.get('reason') or ''}"[:250],

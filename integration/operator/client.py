@@ -27,6 +27,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from integration.errors import (
     IntegrationDisabled,
+    InvalidPhoneNumber,
     InvalidResponse,
     OperatorError,
     OperatorUnavailable,
@@ -305,9 +306,8 @@ class OperatorClient:
 
         Never repeated once it may have reached the operator: such failures raise ``OutcomeUnknown``.
         """
-        result = self._call(
-            CALLBACK_CREATE, "GET", params={"PhoneTo": phone_to, "PhoneFrom": phone_from}, idempotent=False
-        )
+        params = {"PhoneTo": _ascii_digits(phone_to, "PhoneTo"), "PhoneFrom": _ascii_digits(phone_from, "PhoneFrom")}
+        result = self._call(CALLBACK_CREATE, "GET", params=params, idempotent=False)
         return _load(CallbackResultSchema(), result, CALLBACK_CREATE)
 
     def get_call_list(
@@ -337,7 +337,7 @@ class OperatorClient:
         """``get_call_list_slice`` whose rows are loaded as they are read (a sync normalises and
         stores them in chunks meanwhile); the request is made and its answer checked at once."""
         body = {
-            "nums": list(nums),
+            "nums": [_ascii_digits(num, "nums") for num in nums],
             "periodStart": format_operator_datetime(start, self.tz),
             # Second resolution, inclusive: the last whole second before ``end``.
             "periodEnd": format_operator_datetime(end - timedelta(microseconds=1), self.tz),
@@ -392,7 +392,7 @@ class OperatorClient:
         return self._call(GET_RESULT_BY_HASH, "GET", params={"requestHash": request_hash})
 
     def get_pbx_settings(self, nums: Sequence[str]) -> list[PbxSettings]:
-        result = self._call(SETTINGS_GET, "POST", json={"nums": list(nums)})
+        result = self._call(SETTINGS_GET, "POST", json={"nums": [_ascii_digits(num, "nums") for num in nums]})
         return _load(PbxSettingsResultSchema(), result, SETTINGS_GET)["vats_settings"]
 
     def set_pbx_settings(self, vats_settings: list[dict]) -> dict:
@@ -449,3 +449,10 @@ class OperatorClient:
         ):
             return self.retry.delay(attempt, exc.retry_after)
         raise exc
+
+
+def _ascii_digits(number: str, name: str) -> str:
+    """``number`` when it is ASCII digits only: nothing else is ever sent as a number."""
+    if not (isinstance(number, str) and number.isascii() and number.isdigit()):
+        raise InvalidPhoneNumber(number, f"{name} must be ASCII digits only")
+    return number

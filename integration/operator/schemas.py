@@ -244,7 +244,7 @@ def _direction(value: Any) -> Direction:
         word = value.strip().lower()
         if word in DIRECTION_WORDS:
             return DIRECTION_WORDS[word]
-        value = int(word) if word.isdigit() else None
+        value = int(word) if word.isascii() and word.isdigit() else None
     if isinstance(value, int) and not isinstance(value, bool):
         return DIRECTIONS.get(value, Direction.UNKNOWN)
     return Direction.UNKNOWN

@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from integration.phone import ascii_digits
+
 DAY = 86400
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MODES = {0: "just a phone", 1: "multichannel (simple set-up)", 2: "multichannel (detailed set-up)"}
@@ -40,7 +42,7 @@ def span_text(start: int, end: int) -> str:
 
 def parse_clock(text: str) -> int | None:
     """``"08:30"`` / ``"08:30:15"`` / ``"24:00"`` → seconds from midnight; None if not a time."""
-    match = re.fullmatch(r"(\d{1,2}):([0-5]\d)(?::([0-5]\d))?", text.strip())
+    match = re.fullmatch(r"([0-9]{1,2}):([0-5][0-9])(?::([0-5][0-9]))?", text.strip())
     if not match:
         return None
     seconds = int(match.group(1)) * 3600 + int(match.group(2)) * 60 + int(match.group(3) or 0)
@@ -52,10 +54,10 @@ def forwarding_digits(raw: Any) -> str | None:
     ``89001234567``, ``+79001234567``; spaces, brackets and dashes ignored), else None."""
     if not isinstance(raw, (str, int)) or isinstance(raw, bool):
         return None
-    text = _SEPARATORS.sub("", str(raw))
-    if re.fullmatch(r"\d{10}", text):
+    text = _SEPARATORS.sub("", ascii_digits(str(raw)))
+    if re.fullmatch(r"[0-9]{10}", text):
         return text
-    if re.fullmatch(r"8\d{10}", text) or re.fullmatch(r"\+7\d{10}", text):
+    if re.fullmatch(r"8[0-9]{10}", text) or re.fullmatch(r"\+7[0-9]{10}", text):
         return text[-10:]
     return None
 

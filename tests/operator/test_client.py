@@ -16,6 +16,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from integration.errors import (
     AuthorizationRevoked,
     IntegrationDisabled,
+    InvalidPhoneNumber,
     InvalidResponse,
     OperatorError,
     OperatorUnavailable,
@@ -56,6 +57,22 @@ def test_callback_sends_numbers_and_bearer_and_returns_the_hash():
     assert query(call) == {"PhoneTo": "89161234567", "PhoneFrom": "4990000000"}
     assert call.request.headers["Authorization"] == f"Bearer {ACCESS}"
     assert call.request.headers["Accept"] == "application/json"
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    "phone_to, phone_from",
+    [
+        ("8916١٢٣٤٥٦٧", "4990000000"),
+        ("89161234567", "٤٩٩٠٠٠٠٠٠٠"),
+        ("8916123456²", "4990000000"),
+        ("+79161234567", "4990000000"),
+    ],
+)
+def test_callback_refuses_anything_but_ascii_digits_before_sending(phone_to, phone_from):
+    with pytest.raises(InvalidPhoneNumber, match="ASCII digits"):
+        make_rig().client.create_callback(phone_to, phone_from)
+    assert not responses.calls
 
 
 @responses.activate
