@@ -34,9 +34,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     from integration.web.amocrm import amocrm
     from integration.web.api import api
     from integration.web.bitrix24 import bitrix24
-    from integration.web.errors import register_error_handlers
+    from integration.web.cors import add_cors_headers
+    from integration.web.errors import problem_response, register_error_handlers
     from integration.web.forms import forms
     from integration.web.health import health
+    from integration.web.inputs import ChunkedBodyLimit
     from integration.web.recordings import recordings
     from integration.web.state import WebState
     from integration.web.vats import vats_api
@@ -45,6 +47,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # answers keep their documented order (weekdays, fields)
+    too_large = problem_response(413, "Payload Too Large", f"the body is larger than {settings.max_body_bytes} bytes")
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, settings.max_body_bytes, too_large)
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     runtime = Runtime(settings)
@@ -53,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in (health, webhooks, forms, api, vats_api, recordings, bitrix24, amocrm):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
+    app.after_request(add_cors_headers)
     app.cli.add_command(operator_group)
     app.cli.add_command(db_group)
     app.cli.add_command(sync_command)

@@ -95,11 +95,11 @@ def dialable_destination(raw: object, settings: Settings) -> Phone:
     phone = parse_dialable(raw, settings.default_region)
     if phone.type is NumberType.PREMIUM_RATE and not settings.allow_premium_numbers:
         raise InvalidPhoneNumber(raw, "premium-rate numbers are not dialled (ALLOW_PREMIUM_NUMBERS is off)")
-    if phone.region != settings.default_region and not settings.allow_international_numbers:
+    region = phone.tariff_region
+    if region != settings.default_region and not settings.allow_international_numbers:
+        where = {"AB": "Abkhazia, charged as international"}.get(region or "", region or "another zone")
         raise InvalidPhoneNumber(
-            raw,
-            "international numbers are not dialled (ALLOW_INTERNATIONAL_NUMBERS is off; "
-            f"this one is in {phone.region or 'another zone'})",
+            raw, f"international numbers are not dialled (ALLOW_INTERNATIONAL_NUMBERS is off; this one is in {where})"
         )
     return phone
 

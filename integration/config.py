@@ -27,7 +27,7 @@ from integration.phone import contract_number
 from integration.rules import BusinessHours, Rule, parse_business_hours, parse_rules
 from integration.vats.document import forwarding_digits
 
-CONTRACT_NUMBER = re.compile(r"^\d{10}$")
+CONTRACT_NUMBER = re.compile(r"^[0-9]{10}$")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
@@ -67,6 +67,7 @@ class Settings:
     callback_request_from: str | None = None
     callback_request_limit_per_number: RateLimit = RateLimit(3, 3600)
     callback_request_limit_per_ip: RateLimit = RateLimit(20, 3600)
+    callback_request_limit_total: RateLimit = RateLimit(200, 3600)
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = 64 * 1024
     trusted_proxies: int = 0
@@ -125,6 +126,11 @@ class Settings:
     def form_number(self) -> str:
         """The contract number that rings for website "call me back" requests."""
         return self.callback_request_from or self.operator_numbers[0]
+
+
+def _ascii_whole(value: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also takes '²' and other scripts' digits)."""
+    return value.strip().isascii() and value.strip().isdigit()
 
 
 def _text(value: str) -> str:
@@ -188,7 +194,7 @@ def _positive_float(value: str) -> float:
 
 
 def _count(value: str) -> int:
-    if not value.strip().isdigit():
+    if not _ascii_whole(value):
         raise ValueError("must be a whole number, 0 or more")
     return int(value)
 
@@ -201,19 +207,19 @@ def _log_level(value: str) -> str:
 
 
 def _whole(value: str) -> int:
-    if not value.strip().isdigit():
+    if not _ascii_whole(value):
         raise ValueError("must be a whole number of seconds")
     return int(value)
 
 
 def _days(value: str) -> int:
-    if not value.strip().isdigit():
+    if not _ascii_whole(value):
         raise ValueError("must be a whole number of days (0: keep forever)")
     return int(value)
 
 
 def _positive_whole(value: str) -> int:
-    if not value.strip().isdigit() or int(value) == 0:
+    if not _ascii_whole(value) or int(value) == 0:
         raise ValueError("must be a whole number of seconds, at least 1")
     return int(value)
 
@@ -251,7 +257,7 @@ def _link_keys(value: str) -> tuple[str, ...]:
 
 def _rate(value: str) -> RateLimit:
     count, _, period = value.strip().partition("/")
-    if not count.isdigit() or period.strip().lower() not in _PERIODS:
+    if not _ascii_whole(count) or period.strip().lower() not in _PERIODS:
         raise ValueError("must look like 3/hour (per second, minute, hour or day)")
     return RateLimit(int(count), _PERIODS[period.strip().lower()])
 
@@ -301,6 +307,7 @@ SETTINGS: list[tuple[str, str, Callable[[str], Any], bool]] = [
     ("CALLBACK_REQUEST_FROM", "callback_request_from", _contract_number, False),
     ("CALLBACK_REQUEST_LIMIT_PER_NUMBER", "callback_request_limit_per_number", _rate, False),
     ("CALLBACK_REQUEST_LIMIT_PER_IP", "callback_request_limit_per_ip", _rate, False),
+    ("CALLBACK_REQUEST_LIMIT_TOTAL", "callback_request_limit_total", _rate, False),
     ("CORS_ORIGINS", "cors_origins", _origins, False),
     ("MAX_BODY_BYTES", "max_body_bytes", _whole, False),
     ("TRUSTED_PROXIES", "trusted_proxies", _count, False),

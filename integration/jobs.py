@@ -277,7 +277,10 @@ def handle_event(event_id: str) -> str:
         return "failed"
     outcome = "; ".join([item.describe() for item in planned] + results) or "no rule matched"
     rt.event_ledger.mark_handled(event.id, outcome, now)
-    rt.metrics.inc("vats_crm_events_total", type=event.type, outcome="matched" if planned else "unmatched")
+    known = event.type in {rule.event for rule in rt.settings.rules}  # labels stay few, whatever is sent
+    rt.metrics.inc(
+        "vats_crm_events_total", type=event.type if known else "other", outcome="matched" if planned else "unmatched"
+    )
     log.info("event %s (%s): %s", event.id, event.type, outcome)
     return outcome
 

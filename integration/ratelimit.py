@@ -8,19 +8,23 @@ from redis import Redis
 
 from integration.config import RateLimit
 
-# KEYS: one counter per limit. ARGV: (count, window seconds) per limit. Returns the seconds
-# until the most constraining exceeded window ends, or 0 when every limit allows the hit.
+# KEYS: one counter per limit. ARGV: (count, window seconds) per limit. A hit is counted only
+# when every limit allows it, so refused requests never use up anyone's allowance. Returns
+# {0, 0} when counted, else {seconds until the most constraining full window ends, its index}.
 _HIT = """
-local wait = 0
+local wait, refused = 0, 0
 for i, key in ipairs(KEYS) do
-  local n = redis.call('INCR', key)
-  if n == 1 then redis.call('EXPIRE', key, ARGV[2 * i]) end
-  if n > tonumber(ARGV[2 * i - 1]) then
+  if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[2 * i - 1]) then
     local ttl = redis.call('TTL', key)
-    if ttl > wait then wait = ttl end
+    if ttl < 1 then ttl = tonumber(ARGV[2 * i]) end
+    if ttl > wait then wait, refused = ttl, i end
   end
 end
-return wait
+if refused > 0 then return {wait, refused} end
+for i, key in ipairs(KEYS) do
+  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[2 * i]) end
+end
+return {0, 0}
 """
 
 
@@ -29,11 +33,17 @@ class RateLimiter:
         self.prefix = prefix
         self._hit = redis.register_script(_HIT)
 
-    def hit(self, limits: list[tuple[str, RateLimit]]) -> int:
-        """Count one hit against every ``(name, limit)``; seconds to wait, or 0 if allowed."""
+    def attempt(self, limits: list[tuple[str, RateLimit]]) -> tuple[int, str | None]:
+        """Count one hit against every ``(name, limit)`` if all allow it, in one round trip.
+        Returns ``(0, None)`` when counted, else (seconds to wait, the name of the limit)."""
         keys = [self.prefix + name for name, _ in limits]
         args = [value for _, limit in limits for value in (limit.count, limit.seconds)]
-        return int(self._hit(keys=keys, args=args))
+        wait, refused = self._hit(keys=keys, args=args)
+        return int(wait), limits[int(refused) - 1][0] if refused else None
+
+    def hit(self, limits: list[tuple[str, RateLimit]]) -> int:
+        """``attempt``'s seconds to wait: 0 when the hit was counted."""
+        return self.attempt(limits)[0]
 
 
 # KEYS: the pacer's key. ARGV: interval seconds, burst. Uses the server's clock, so every

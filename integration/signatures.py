@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from standardwebhooks import Webhook
 
 TOLERANCE = 300
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # Unix seconds, ASCII digits only
 
 
 class InvalidSignature(Exception):
@@ -41,10 +43,9 @@ class SignatureVerifier:
             raise InvalidSignature("webhook-id, webhook-timestamp and webhook-signature headers are required")
         if not self._signers:
             raise InvalidSignature("this endpoint has no webhook secret configured (WEBHOOK_SECRET)")
-        try:
-            timestamp = int(stamp)
-        except ValueError:
-            raise InvalidSignature("webhook-timestamp must be whole seconds since the epoch") from None
+        if not _TIMESTAMP.fullmatch(stamp):
+            raise InvalidSignature("webhook-timestamp must be whole seconds since the epoch (1–12 digits)")
+        timestamp = int(stamp)
         if abs(self.clock() - timestamp) > self.tolerance:
             raise InvalidSignature("webhook-timestamp is more than 5 minutes away from our clock")
         try:

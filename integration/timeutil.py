@@ -7,13 +7,23 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def parse_moment(text: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
     """``YYYY-MM-DD`` (its start in ``tz``, or with ``end`` the next day's start, so that an
-    end date is inclusive) or an ISO 8601 date-time with an offset. Raises ``ValueError``."""
+    end date is inclusive) or an ISO 8601 date-time with an offset. Raises ``ValueError``, also
+    for a moment that cannot be written in UTC (year 1 east of Greenwich, the end of year 9999)."""
     text = text.strip()
+    try:
+        moment = _moment(text, tz, end)
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text} is out of range (years 1–9999 in UTC)") from None
+    return moment
+
+
+def _moment(text: str, tz: ZoneInfo, end: bool) -> datetime:
     if DATE.match(text):
         try:
             day = datetime.strptime(text, "%Y-%m-%d").date()

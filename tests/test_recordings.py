@@ -231,6 +231,16 @@ def test_the_signed_link_serves_the_sandbox_bytes_with_ranges(served, app):
     assert http.get(path, headers={"Range": f"bytes={size + 10}-"}).status_code == 416
 
 
+def test_unreadable_ranges_get_the_whole_file(served, app):
+    """RFC 9110 §14.2: a Range header the server cannot read is ignored: 200, not 416."""
+    path, truth, _ = served
+    http = app.test_client()
+    for header in ("items=0-10", "bytes=abc", "bytes=", "bytes=5-2", "bytes=1-2,,x", "bytes=٠-٥"):
+        whole = http.get(path, headers={"Range": header})
+        assert whole.status_code == 200, header
+        assert hashlib.sha256(whole.data).hexdigest() == truth["recording_sha256"]
+
+
 def test_bad_signatures_are_403_whether_or_not_the_recording_exists(served, app):
     path, _, _ = served
     http = app.test_client()

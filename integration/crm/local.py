@@ -75,7 +75,7 @@ class LocalCrm:
             .offset(offset)
         )
         if contact_id is not None:
-            statement = statement.where(activities.c.contact_ids.like(f'%"{contact_id}"%'))
+            statement = statement.where(activities.c.contact_ids.contains(json.dumps(contact_id), autoescape=True))
         with self.engine.connect() as connection:
             return [
                 {

@@ -10,8 +10,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Sequence
 from urllib.parse import urlencode
+
+_EXPIRY = re.compile(r"[0-9]{1,12}")  # Unix seconds; ASCII only
+_SIGNATURE = re.compile(r"[A-Za-z0-9_-]{43}")  # unpadded base64url of an HMAC-SHA256
 
 
 class LinkSigner:
@@ -36,9 +40,9 @@ class LinkSigner:
 
     def verify(self, recording_id: str, signature: str | None, expires: str | None, now: float) -> bool:
         """True when some key signed exactly this id and expiry, and the link has not expired."""
-        if not signature or not self.keys:
+        if not self.keys or not signature or not _SIGNATURE.fullmatch(signature):
             return False
-        if expires and (not expires.isdigit() or int(expires) < now):
+        if expires and (not _EXPIRY.fullmatch(expires) or int(expires) < now):
             return False
         good = False
         for key in self.keys:  # no early exit: every key costs the same

@@ -10,12 +10,12 @@ from marshmallow import ValidationError
 
 from integration.callbacks import current_status, public_view
 from integration.crm.local import LocalCrm
-from integration.errors import InvalidPhoneNumber
 from integration.ledger.calls import call_filters
 from integration.models import Call
 from integration.phone import parse_phone
 from integration.timeutil import parse_moment
 from integration.web.errors import Problem
+from integration.web.inputs import reading, whole_number
 from integration.web.state import web
 
 api = Blueprint("api", __name__, url_prefix="/api")
@@ -44,18 +44,16 @@ def callback_status(request_id: str):
     return jsonify(public_view(found))
 
 
+MAX_OFFSET = 10**9
+
+
 def _page() -> tuple[int, int]:
-    errors = {}
-    values = {}
-    for name, default, low, high in (("limit", 100, 1, 500), ("offset", 0, 0, None)):
-        raw = request.args.get(name, str(default))
-        if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
-            errors[name] = [f"must be a whole number from {low}" + (f" to {high}" if high else "")]
-        else:
-            values[name] = int(raw)
-    if errors:
-        raise ValidationError(errors)
-    return values["limit"], values["offset"]
+    """``limit`` (1–500, default 100) and ``offset`` (default 0) of a listing."""
+    with reading("limit"):
+        limit = whole_number(request.args.get("limit", "100"), 1, 500)
+    with reading("offset"):
+        offset = whole_number(request.args.get("offset", "0"), 0, MAX_OFFSET)
+    return limit, offset
 
 
 def _paged(items: list, limit: int, offset: int):
@@ -76,25 +74,18 @@ def list_calls():
     runtime = web().runtime
     settings = runtime.settings
     limit, offset = _page()
-    errors: dict[str, list[str]] = {}
     moments = {}
     for name in ("since", "until"):
         if request.args.get(name):
-            try:
+            with reading(name):
                 moments[name] = parse_moment(request.args[name], settings.tz, end=name == "until")
-            except ValueError as exc:
-                errors[name] = [str(exc)]
     match_key = None
     if request.args.get("number"):
-        try:
+        with reading("number"):
             match_key = parse_phone(request.args["number"], settings.default_region).match_key
-        except InvalidPhoneNumber as exc:
-            errors["number"] = [exc.reason]
     line = request.args.get("line")
     if line and line not in settings.operator_numbers:
-        errors["line"] = ["must be one of OPERATOR_NUMBERS"]
-    if errors:
-        raise ValidationError(errors)
+        raise ValidationError({"line": ["must be one of OPERATOR_NUMBERS"]})
     conditions = call_filters(
         line=line,
         match_key=match_key,
@@ -137,10 +128,8 @@ def list_contacts():
     limit, offset = _page()
     phone = None
     if request.args.get("phone"):
-        try:
+        with reading("phone"):
             phone = parse_phone(request.args["phone"], web().runtime.settings.default_region)
-        except InvalidPhoneNumber as exc:
-            raise ValidationError({"phone": [exc.reason]}) from None
     return _paged(crm.contacts_page(limit, offset, phone), limit, offset)
 
 

@@ -16,10 +16,12 @@ import hmac
 import re
 
 from flask import Blueprint, jsonify, request
+from marshmallow import ValidationError
 
 from integration.callbacks import ClickToCall, dialable_destination
 from integration.errors import InvalidPhoneNumber
 from integration.web.errors import Problem
+from integration.web.inputs import json_body
 from integration.web.state import web
 
 bitrix24 = Blueprint("bitrix24", __name__)
@@ -27,27 +29,33 @@ _KEY = re.compile(r"^(\w+)\[(\w+)\]$")
 
 
 def nested_form(form) -> dict:
-    """``data[USER_ID]=1`` → ``{"data": {"USER_ID": "1"}}`` (one level, as Bitrix24 sends)."""
+    """``data[USER_ID]=1`` → ``{"data": {"USER_ID": "1"}}`` (one level, as Bitrix24 sends).
+    A name given both as a value and as a table (``a=1&a[b]=2``) is a 422 naming it."""
     result: dict = {}
     for key, value in form.items():
         match = _KEY.match(key)
-        if match:
-            result.setdefault(match.group(1), {})[match.group(2)] = value
+        name = match.group(1) if match else key
+        if match and isinstance(result.setdefault(name, {}), dict):
+            result[name][match.group(2)] = value
+        elif not match and name not in result:
+            result[name] = value
         else:
-            result[key] = value
+            raise ValidationError({name: ["is given both as a value and as a table"]})
     return result
 
 
 @bitrix24.post("/webhooks/bitrix24")
 def bitrix24_event():
-    body = request.get_json(silent=True) if request.is_json else nested_form(request.form)
-    if not isinstance(body, dict):
-        raise Problem(400, "Bad Request", "expected a form-encoded Bitrix24 event")
-    settings = web().runtime.settings
-    token = (body.get("auth") or {}).get("application_token") if isinstance(body.get("auth"), dict) else None
-    expected = settings.bitrix24_app_token
+    # The token is checked before the rest of the body is read.
+    body = json_body(request.get_data()) if request.is_json else None
+    auth = body.get("auth") if body is not None else {"application_token": request.form.get("auth[application_token]")}
+    token = auth.get("application_token") if isinstance(auth, dict) else None
+    expected = web().runtime.settings.bitrix24_app_token
     if not expected or not isinstance(token, str) or not hmac.compare_digest(token.encode(), expected.encode()):
         raise Problem(401, "Unauthorized", "auth[application_token] does not match BITRIX24_APP_TOKEN")
+    if body is None:
+        body = nested_form(request.form)
+    settings = web().runtime.settings
     event = str(body.get("event", "")).upper()
     data = body.get("data") if isinstance(body.get("data"), dict) else {}
     if event == "ONEXTERNALCALLSTART":

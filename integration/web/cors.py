@@ -1,11 +1,22 @@
 """CORS for the endpoints browsers post to (the website form, the amoCRM widget): only the
-origins in ``CORS_ORIGINS``."""
+origins in ``CORS_ORIGINS``, on every answer — errors included, so a widget can show why."""
 
 from __future__ import annotations
 
-from flask import Response, request
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import Response, current_app, request
 
 from integration.web.state import web
+
+View = TypeVar("View", bound=Callable)
+
+
+def browser_endpoint(view: View) -> View:
+    """Mark a view that browsers may call from ``CORS_ORIGINS``."""
+    view.cors = True  # type: ignore[attr-defined]
+    return view
 
 
 def allowed_origin() -> str | None:
@@ -17,18 +28,24 @@ def allowed_origin() -> str | None:
     return None
 
 
-def with_cors(response: Response, origin: str | None) -> Response:
-    if origin:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
+def add_cors_headers(response: Response) -> Response:
+    """``after_request``: CORS headers on every answer of a browser endpoint to an allowed origin."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "cors", False):
+        response.vary.add("Origin")
+        origin = allowed_origin()
+        if origin:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = "Retry-After"
     return response
 
 
-def preflight(origin: str | None, headers: str) -> Response:
+def preflight(headers: str) -> Response:
     """The answer to an OPTIONS preflight: 204 for an allowed origin, else 403."""
-    response = Response(status=204 if origin else 403)
-    if origin:
+    allowed = allowed_origin() is not None
+    response = Response(status=204 if allowed else 403)
+    if allowed:
         response.headers["Access-Control-Allow-Methods"] = "POST"
         response.headers["Access-Control-Allow-Headers"] = headers
         response.headers["Access-Control-Max-Age"] = "86400"
-    return with_cors(response, origin)
+    return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, request, send_file
+from werkzeug.http import parse_range_header
 
 from integration.web.errors import Problem
 from integration.web.state import web
@@ -23,6 +24,10 @@ def serve_recording(recording_id: str):
     path = runtime.recording_store.local_path(stored[0]) if stored else None
     if path is None:
         raise Problem(404, "Not Found", "this recording is not stored (any more)")
+    range_header = parse_range_header(request.headers.get("Range"))
+    if range_header is None or range_header.units != "bytes":
+        # RFC 9110 §14.2: a Range a server cannot read is ignored (the whole file, 200), not 416.
+        request.environ.pop("HTTP_RANGE", None)
     response = send_file(
         path,
         mimetype="audio/mpeg",

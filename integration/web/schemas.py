@@ -121,7 +121,8 @@ class CrmEventSchema(Schema):
     type = fields.Str(
         required=True,
         validate=validate.Regexp(
-            r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$", error="must be an event type such as deal.closed"
+            r"^(?=.{1,64}\Z)[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\Z",
+            error="must be an event type such as deal.closed (dotted lower-case, at most 64 characters)",
         ),
     )
     data = fields.Dict(required=True)

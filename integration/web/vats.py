@@ -14,6 +14,7 @@ from integration.vats.plan import NotVerified, Plan, PlanRefused, apply, make_pl
 from integration.vats.view import weekly_view
 from integration.web.api import require_token
 from integration.web.errors import Problem
+from integration.web.inputs import json_body
 from integration.web.state import web
 
 vats_api = Blueprint("vats_api", __name__, url_prefix="/api/vats")
@@ -71,9 +72,7 @@ def _live(num: str) -> dict:
 
 
 def _edited(num: str) -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise Problem(400, "Bad Request", "send the editable settings document (GET's settings) as a JSON object")
+    body = json_body(request.get_data())
     errors = {}
     if not isinstance(body.get("base"), str):
         errors["base"] = ["required: the base of the settings this document was made from (GET's base)"]

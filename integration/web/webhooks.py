@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any
 
@@ -11,8 +10,9 @@ from flask import Blueprint, jsonify, request
 from integration.operator.auth import utc_now
 from integration.queues import DEFAULT, enqueue_handle_event, make_queue
 from integration.signatures import InvalidSignature
-from integration.web.cors import allowed_origin, preflight, with_cors
+from integration.web.cors import browser_endpoint, preflight
 from integration.web.errors import Problem
+from integration.web.inputs import json_body
 from integration.web.schemas import CrmEventSchema
 from integration.web.state import web
 
@@ -27,27 +27,22 @@ def signed_json() -> tuple[str, dict[str, Any]]:
         webhook_id = web().verifier.verify(body, request.headers)
     except InvalidSignature as exc:
         raise Problem(401, "Unauthorized", str(exc)) from None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise Problem(400, "Malformed JSON", "the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise Problem(422, "Invalid request", "the body must be a JSON object")
-    return webhook_id, data
+    return webhook_id, json_body(body)
 
 
 @webhooks.route("/webhooks/click-to-call", methods=["POST", "OPTIONS"])
+@browser_endpoint
 def click_to_call():
     """Ring the caller's own phone, then connect the customer: 202 ``{"id", "status"}``.
 
     Browsers (the amoCRM widget) may call it from the origins in ``CORS_ORIGINS``.
     """
     if request.method == "OPTIONS":
-        return preflight(allowed_origin(), SIGNED_HEADERS)
+        return preflight(SIGNED_HEADERS)
     webhook_id, data = signed_json()
     order = replace(web().click_to_call_schema.load(data), idempotency_key=webhook_id)
     accepted, _ = web().runtime.intake.submit(order)
-    return with_cors(jsonify(id=accepted.id, status=accepted.status.value), allowed_origin()), 202
+    return jsonify(id=accepted.id, status=accepted.status.value), 202
 
 
 @webhooks.post("/webhooks/events")

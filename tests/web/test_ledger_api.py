@@ -87,6 +87,16 @@ def test_contacts_and_activities_of_the_local_crm(http, synced):
     assert_problem(http.get("/api/calls"), 401)
 
 
+def test_a_contact_id_filter_is_matched_literally(http, synced):
+    """``%`` and ``_`` are not wildcards: a filter never shows another contact's activities."""
+    contact = http.get("/api/contacts", headers=AUTH).json["items"][0]
+    own = http.get("/api/activities", query_string={"contact_id": contact["id"]}, headers=AUTH).json["items"]
+    assert own
+    for pattern in ("%", "_" * len(str(contact["id"])), f"{contact['id']}%", '%"'):
+        answer = http.get("/api/activities", query_string={"contact_id": pattern}, headers=AUTH)
+        assert answer.status_code == 200 and answer.json["items"] == []
+
+
 def test_contacts_import(service_env, tmp_path):
     csv = tmp_path / "contacts.csv"
     csv.write_text(
