@@ -34,9 +34,12 @@ def test_a_valid_token_names_its_user_and_is_remembered_for_its_lifetime(redis_c
         ({"nbf": NOW + 31}, False),
         ({"iat": NOW + 30}, True),
         ({"iat": NOW + 31}, False),
+        ({"exp": NOW + 86400}, True),
+        ({"exp": NOW + 86401}, False),
+        ({"exp": 10**30}, False),
     ],
 )
-def test_times_allow_a_30_second_leeway(redis_conn, overrides, accepted):
+def test_times_allow_a_30_second_leeway_and_at_most_a_day(redis_conn, overrides, accepted):
     verifier = tokens(redis_conn)
     if accepted:
         verifier.verify(at(**overrides))

@@ -25,6 +25,7 @@ from redis import Redis
 from integration.errors import IntegrationError
 
 REQUIRED = ("exp", "iat", "nbf", "jti", "iss", "account_id", "user_id")
+MAX_LIFETIME = 86400  # amoCRM's tokens live minutes; a longer one is not a one-time token
 _ID = re.compile(r"^[1-9][0-9]{0,19}$")
 _JTI = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -106,6 +107,8 @@ class WidgetTokens:
             raise TokenRefused("the token has expired: amoCRM makes a new one for every request")
         if _timestamp(claims, "nbf") > now + self.leeway or _timestamp(claims, "iat") > now + self.leeway:
             raise TokenRefused("the token is not yet valid (its nbf or iat is in the future; check the clocks)")
+        if expires > now + MAX_LIFETIME:
+            raise TokenRefused("the token is valid for more than a day: not a one-time token")
         iss = claims["iss"]
         if not isinstance(iss, str) or origin(iss) != self.account:
             raise TokenRefused("wrong account: the token was issued by another amoCRM account than AMOCRM_BASE_URL")
