@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from integration.web.state import WebState
     from integration.web.vats import vats_api
     from integration.web.webhooks import webhooks
+    from integration.web.widget import widget
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime = Runtime(settings)
     app.extensions["vats"] = runtime
     app.extensions["vats.web"] = WebState(runtime)
-    for blueprint in (health, webhooks, forms, api, vats_api, recordings, bitrix24, amocrm):
+    for blueprint in (health, webhooks, forms, api, vats_api, recordings, bitrix24, amocrm, widget):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     app.after_request(add_cors_headers)

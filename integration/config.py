@@ -92,7 +92,9 @@ class Settings:
     amocrm_redirect_uri: str | None = None
     amocrm_auth_code: str | None = field(default=None, repr=False)
     amocrm_webhook_secret: str | None = field(default=None, repr=False)
+    amocrm_account_id: str | None = None
     amocrm_rate: float = 7.0
+    widget_call_limit_per_user: RateLimit = RateLimit(30, 60)
     recordings_dir: str = "var/recordings"
     recording_link_keys: tuple[str, ...] = field(default=(), repr=False)
     recording_link_ttl: int = 0
@@ -262,6 +264,12 @@ def _rate(value: str) -> RateLimit:
     return RateLimit(int(count), _PERIODS[period.strip().lower()])
 
 
+def _account_id(value: str) -> str:
+    if not re.fullmatch(r"[0-9]+", value.strip()) or int(value) == 0:
+        raise ValueError("must be the amoCRM account's numeric id (account[id] in its webhooks)")
+    return str(int(value))
+
+
 def _origins(value: str) -> tuple[str, ...]:
     origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
     if any(o != "*" and urlsplit(o).scheme not in ("http", "https") for o in origins):
@@ -323,7 +331,9 @@ SETTINGS: list[tuple[str, str, Callable[[str], Any], bool]] = [
     ("AMOCRM_REDIRECT_URI", "amocrm_redirect_uri", _url, False),
     ("AMOCRM_AUTH_CODE", "amocrm_auth_code", _text, False),
     ("AMOCRM_WEBHOOK_SECRET", "amocrm_webhook_secret", _text, False),
+    ("AMOCRM_ACCOUNT_ID", "amocrm_account_id", _account_id, False),
     ("AMOCRM_RATE", "amocrm_rate", _positive_float, False),
+    ("WIDGET_CALL_LIMIT_PER_USER", "widget_call_limit_per_user", _rate, False),
     ("BITRIX24_WEBHOOK_URL", "bitrix24_webhook_url", _url, False),
     ("BITRIX24_APP_TOKEN", "bitrix24_app_token", _text, False),
     ("BITRIX24_DEFAULT_USER_ID", "bitrix24_default_user_id", _text, False),

@@ -359,3 +359,71 @@ def test_a_lost_deal_in_amocrm_schedules_a_callback_in_business_hours(amo_app, r
     assert placed.startswith("queued: ")
     record = rt.intake.accepted(placed.split(": ")[1])
     assert (record.phone_from, record.phone_to, record.crm_user) == ("4990000000", "+79161234567", "8375357")
+
+
+HOOK = "/webhooks/amocrm/path-secret-123"
+
+
+def stored_events(app) -> list[str]:
+    return app.extensions["vats"].event_ledger.unhandled(datetime.now(UTC).replace(year=2100))
+
+
+def problem(response, status: int) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.content_type == "application/problem+json"
+    return response.get_json(force=True)
+
+
+@pytest.mark.parametrize(
+    "account",
+    [
+        {"account[subdomain]": "other", "account[id]": "30000000"},
+        {"account[subdomain]": "example2", "account[id]": "30000000"},
+    ],
+)
+def test_a_webhook_of_another_account_is_refused(amo_app, redis_conn, account):
+    answer = problem(amo_app.test_client().post(HOOK, data=LOST_LEAD | account), 403)
+    assert "another amoCRM account" in answer["detail"] and "account[subdomain]" in answer["detail"]
+    assert stored_events(amo_app) == []
+
+
+def test_the_account_id_is_checked_when_it_is_configured(service_env, tmp_path, redis_conn):
+    env = service_env | config_file(tmp_path, RULES) | {
+        "CRM_BACKEND": "amocrm", "AMOCRM_BASE_URL": BASE, "AMOCRM_LONG_LIVED_TOKEN": "llt",
+        "AMOCRM_WEBHOOK_SECRET": "path-secret-123", "AMOCRM_ACCOUNT_ID": "30000000",
+    }  # fmt: skip
+    with app_for(env) as app:
+        http = app.test_client()
+        answer = problem(http.post(HOOK, data=LOST_LEAD | {"account[id]": "30000001"}), 403)
+        assert "AMOCRM_ACCOUNT_ID" in answer["detail"]
+        assert stored_events(app) == []
+        assert http.post(HOOK, data=LOST_LEAD).json == {"accepted": 1}
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"leads": "x"}, "leads"),
+        ({"leads[status]": "x"}, "leads[status]"),
+        ({"leads[status][0]": "x"}, "leads[status][0]"),
+        ({"leads[status][0][id][x]": "1", "leads[status][0][status_id]": "143"}, "leads[status][0][id]"),
+        ({"leads[status][0][id]": "7", "leads[status][0][status_id][0]": "143"}, "leads[status][0][status_id]"),
+        ({"leads[status][0][id]": "25399013", "leads[status][0][status_id]": "143",
+          "leads[status][0][responsible_user_id][a]": "1"}, "leads[status][0][responsible_user_id]"),
+        ({"leads[status][0][id]": "lead-7", "leads[status][0][status_id]": "143"}, "leads[status][0][id]"),
+        ({"account": "example"}, "account"),
+        ({"account[subdomain][0]": "example"}, "account[subdomain]"),
+    ],
+)  # fmt: skip
+def test_fields_of_an_unexpected_shape_are_422_never_500(amo_app, redis_conn, data, field):
+    account = {} if "account" in field else {"account[subdomain]": "example", "account[id]": "30000000"}
+    answer = problem(amo_app.test_client().post(HOOK, data=data | account), 422)
+    assert field in answer["errors"]
+    assert stored_events(amo_app) == []
+
+
+def test_a_webhook_without_its_account_is_422(amo_app, redis_conn):
+    bare = {key: value for key, value in LOST_LEAD.items() if not key.startswith("account")}
+    answer = problem(amo_app.test_client().post(HOOK, data=bare), 422)
+    assert list(answer["errors"]) == ["account[subdomain]"]
+    assert stored_events(amo_app) == []

@@ -1,66 +1,46 @@
 /*
  * vats-bridge click-to-call for amoCRM / Kommo.
  *
- * A click on a phone number ("Call" in the number's menu) posts a Standard-Webhooks-signed
- * {"to": number, "user": <amoCRM user id>, "crm": {...}} to POST <bridge_url>/webhooks/click-to-call.
- * The signature is made in the browser with WebCrypto from the widget's secret, so give the
- * widget a secret of its own (WEBHOOK_SECRET accepts several): it can be revoked alone. The
- * amoCRM account's origin must be in CORS_ORIGINS. [users] in INTEGRATION_CONFIG maps amoCRM
- * user ids to the contract numbers that ring first.
+ * A click on a phone number ("Call" in the number's menu) posts {"to": number, "crm": {card}} to
+ * POST <bridge_url>/widget/amocrm/click-to-call with amoCRM's $authorizedAjax, which adds
+ * X-Auth-Token: a one-time token amoCRM signs with the integration's secret key. The bridge
+ * checks it (AMOCRM_CLIENT_SECRET) and rings the signed-in user's own number from [users]; the
+ * widget holds no secret. The amoCRM account's origin must be in CORS_ORIGINS.
  */
-define(["jquery"], function ($) {
+define([], function () {
   "use strict";
 
-  function base64(bytes) {
-    var text = "";
-    new Uint8Array(bytes).forEach(function (b) { text += String.fromCharCode(b); });
-    return window.btoa(text);
-  }
-
-  function sign(secret, id, timestamp, body) {
-    var raw = window.atob(secret.replace(/^whsec_/, ""));
-    var key = new Uint8Array(raw.length);
-    for (var i = 0; i < raw.length; i++) { key[i] = raw.charCodeAt(i); }
-    return window.crypto.subtle
-      .importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"])
-      .then(function (k) {
-        return window.crypto.subtle.sign("HMAC", k, new TextEncoder().encode(id + "." + timestamp + "." + body));
-      })
-      .then(function (signature) { return "v1," + base64(signature); });
+  function problemDetail(xhr) {
+    var answer = xhr && xhr.responseJSON;
+    if (!answer && xhr && xhr.responseText) {
+      try { answer = JSON.parse(xhr.responseText); } catch (e) { answer = null; }
+    }
+    return (answer && answer.detail) || (xhr && xhr.status) || "no answer";
   }
 
   return function () {
     var self = this;
 
+    function notify(text) {
+      AMOCRM.notifications.show_message({ header: self.i18n("widget").name, text: text });
+    }
+
     function call(number) {
       var settings = self.get_settings();
       var card = (AMOCRM.data && AMOCRM.data.current_card) || {};
-      var body = JSON.stringify({
-        to: String(number),
-        user: String(AMOCRM.constant("user").id),
-        crm: { amocrm: { entity: AMOCRM.data.current_entity || null, id: card.id || null } }
-      });
-      var id = "msg_amo_" + Date.now().toString(36) + Math.random().toString(36).slice(2);
-      var timestamp = String(Math.floor(Date.now() / 1000));
-      return sign(settings.secret, id, timestamp, body).then(function (signature) {
-        return fetch(settings.bridge_url.replace(/\/$/, "") + "/webhooks/click-to-call", {
-          method: "POST",
-          headers: {
-            "Content-Type": "application/json",
-            "webhook-id": id,
-            "webhook-timestamp": timestamp,
-            "webhook-signature": signature
-          },
-          body: body
-        });
-      }).then(function (response) {
-        return response.json().then(function (answer) {
-          var ok = response.status === 202;
-          AMOCRM.notifications.show_message({
-            header: self.i18n("widget").name,
-            text: ok ? self.i18n("messages").queued : self.i18n("messages").failed + ": " + (answer.detail || response.status)
-          });
-        });
+      return self.$authorizedAjax({
+        url: String(settings.bridge_url).replace(/\/+$/, "") + "/widget/amocrm/click-to-call",
+        method: "POST",
+        contentType: "application/json",
+        dataType: "json",
+        data: JSON.stringify({
+          to: String(number),
+          crm: { entity: (AMOCRM.data && AMOCRM.data.current_entity) || null, id: card.id || null }
+        })
+      }).done(function () {
+        notify(self.i18n("messages").queued);
+      }).fail(function (xhr) {
+        notify(self.i18n("messages").failed + ": " + problemDetail(xhr));
       });
     }
 

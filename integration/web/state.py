@@ -7,6 +7,7 @@ from functools import cached_property
 
 from flask import current_app
 
+from integration.crm.amocrm_widget_tokens import WidgetTokens
 from integration.ratelimit import RateLimiter
 from integration.runtime import Runtime
 from integration.signatures import SignatureVerifier
@@ -32,6 +33,20 @@ class WebState:
     @cached_property
     def rate_limiter(self) -> RateLimiter:
         return RateLimiter(self.runtime.redis)
+
+    @cached_property
+    def widget_tokens(self) -> WidgetTokens | None:
+        """The amoCRM widget's one-time tokens; None (the endpoint is off) without the settings."""
+        settings = self.runtime.settings
+        if not (settings.amocrm_client_secret and settings.amocrm_base_url):
+            return None
+        return WidgetTokens(
+            settings.amocrm_client_secret,
+            settings.amocrm_base_url,
+            self.runtime.redis,
+            account_id=settings.amocrm_account_id,
+            audience_url=settings.amocrm_redirect_uri,
+        )
 
     @cached_property
     def _stored_recordings(self) -> dict[str, tuple[str, str]]:
