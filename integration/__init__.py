@@ -14,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from integration.config import Settings, load_settings
 from integration.runtime import Runtime
 
-MEASURED = ("/webhooks/", "/callback-requests")
+MEASURED = ("/webhooks/", "/callback-requests", "/widget/")
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -8,17 +8,17 @@ account's origin (``CORS_ORIGINS``), so the widget can read the problem's ``deta
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, jsonify, request
 from marshmallow import RAISE, ValidationError, fields, post_load
 
 from integration.callbacks import ClickToCall
 from integration.crm.amocrm_widget_tokens import TokenRefused, WidgetUser
-from integration.web.cors import allowed_origin, preflight, with_cors
+from integration.web.cors import browser_endpoint, preflight
 from integration.web.errors import Problem
+from integration.web.inputs import json_body
 from integration.web.schemas import NumberField, SettingsSchema, destination
 from integration.web.state import web
 
@@ -49,16 +49,12 @@ class WidgetCallSchema(SettingsSchema):
         return data
 
 
-@widget.after_request
-def _cors(response: Response) -> Response:
-    return with_cors(response, allowed_origin())
-
-
 @widget.route("/widget/amocrm/click-to-call", methods=["POST", "OPTIONS"])
+@browser_endpoint
 def click_to_call():
     """Ring the token's user's number, then connect ``to``: 202 ``{"id", "status"}``."""
     if request.method == "OPTIONS":
-        return preflight(allowed_origin(), TOKEN_HEADERS)
+        return preflight(TOKEN_HEADERS)
     user = token_user()
     state = web()
     settings = state.runtime.settings
@@ -79,7 +75,7 @@ def click_to_call():
             "Forbidden",
             f"amoCRM user {user.user_id} has no contract number in INTEGRATION_CONFIG [users]; ask an administrator to add one",
         )
-    body = WidgetCallSchema(settings).load(json_object())
+    body = WidgetCallSchema(settings).load(json_body(request.get_data()))
     context: dict[str, Any] = {"amocrm": {"account_id": user.account_id, "user_id": user.user_id}}
     if body["crm"]:
         context["crm"] = body["crm"]
@@ -115,14 +111,3 @@ def token_user() -> WidgetUser:
     except TokenRefused as exc:
         log.info("amoCRM widget token refused: %s", exc)
         raise Problem(401, "Unauthorized", str(exc), headers=CHALLENGE) from None
-
-
-def json_object() -> dict:
-    """The body as a JSON object, or a 400/422 problem."""
-    try:
-        data = json.loads(request.get_data(cache=True))
-    except ValueError:
-        raise Problem(400, "Malformed JSON", "the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise Problem(422, "Invalid request", "the body must be a JSON object")
-    return data
