@@ -282,6 +282,40 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
+def test_an_idle_worker_writes_nothing_at_info(service_env, redis_conn, control, tmp_path):
+    control.post("calls/generate", {"count": 6, "days": 0.05, "recording_ratio": 0})
+    env = service_env | {"LOG_LEVEL": "INFO", "SYNC_INTERVAL": "2", "RECORDINGS_DIR": str(tmp_path / "recordings")}
+    with running(["worker.py"], env) as (worker, output):
+        output.wait_for(lambda line: "calls stored" in line)
+        time.sleep(1.5)  # the first sync's deliveries
+        idle_from = time.monotonic()
+        time.sleep(12)  # six syncs, two sweeps, the scheduler ticking every second
+        idle = output.since(idle_from)
+        stop(worker)
+    assert idle == [], output.text
+    parsed = [LINE.fullmatch(line) for _, line in output.lines]
+    assert all(parsed), output.text  # every line is ours: RQ's own handler and its lines are gone
+    events = [match.groups() for match in parsed]
+    assert events[0][:2] == ("INFO", "worker") and events[0][2].startswith("worker starting "), output.text
+    assert events[-1][:2] == ("INFO", "worker") and events[-1][2].startswith("worker stopped "), output.text
+    for level, _, message in events[1:-1]:
+        assert level == "INFO" and message.startswith(("operator token renewed ", "calls stored ")), output.text
+    stored = re.findall(r"calls stored line=(\d{10}) stored=(\d+) since=\S+ until=\S+$", output.text, re.MULTILINE)
+    assert sum(int(count) for _, count in stored) == 6, output.text
+
+
+@pytest.mark.slow
+def test_a_worker_at_debug_logs_its_ticks(service_env, redis_conn, tmp_path):
+    env = service_env | {"LOG_LEVEL": "DEBUG", "SYNC_INTERVAL": "1", "RECORDINGS_DIR": str(tmp_path / "recordings")}
+    with running(["worker.py"], env) as (worker, output):
+        output.wait_for(lambda line: "integration.sync: no new calls" in line, count=2)
+        output.wait_for(lambda line: "integration.jobs: due work queued" in line)
+        output.wait_for(lambda line: "integration.scheduler: periodic job enqueued job=periodic-sync_calls-" in line)
+        output.wait_for(lambda line: re.search(r"rq\.worker: .*Job OK \(periodic-sync_calls-", line) is not None)
+        stop(worker)
+
+
+@pytest.mark.slow
 def test_gunicorn_access_log_shows_no_url_secret(service_env, redis_conn):
     env = service_env | {"AMOCRM_WEBHOOK_SECRET": AMO_SECRET, "RECORDING_LINK_KEYS": LINK_KEY}
     args = ["-m", "gunicorn", "-w", "1", "-b", "127.0.0.1:0", "--access-logfile", "-", "wsgi:app"]
