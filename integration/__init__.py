@@ -5,22 +5,23 @@
 
 from __future__ import annotations
 
-import logging
 import time
 
 from flask import Flask, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from integration.config import Settings, load_settings
+from integration.logs import setup_logging
 from integration.runtime import Runtime
 
 MEASURED = ("/webhooks/", "/callback-requests", "/widget/")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """The web app and its CLI. Raises ``ConfigError`` listing every settings problem."""
+    """The web app and its CLI; sets up logging (``integration.logs``). Raises ``ConfigError``
+    listing every settings problem."""
     settings = settings or load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(settings)
 
     from integration.cli import (
         contacts_group,

@@ -19,6 +19,7 @@ from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
 from integration.ledger.deliveries import DELIVERED, Delivery, DeliveryLedger
 from integration.ledger.outbox import INCLUDED, Outbox
+from integration.logs import fields, log_failure
 from integration.models import Activity, Call, CallbackRequest, Match, MatchKind
 from integration.phone import RUSSIA_COUNTRY_CODE, phone_from_e164
 
@@ -130,9 +131,12 @@ def deliver_call(
         give_up = not exc.retryable or now - delivery.created_at >= RETRY_WINDOW
         next_at = None if give_up else now + timedelta(seconds=retry_delay(delivery.attempts))
         deliveries.mark_failed_attempt(call_id, crm.name, str(exc), next_at)
-        log.warning("delivery of %s to %s failed (attempt %d): %s", call_id, crm.name, delivery.attempts + 1, exc)
+        log_failure(
+            log, "delivery", now, next_at, call=call_id, crm=crm.name, attempt=delivery.attempts + 1, error=str(exc)
+        )
         return "pending" if next_at else "failed"
     deliveries.mark_delivered(call_id, crm.name, crm_id, match, now)
+    log.debug("call delivered", extra=fields(call=call_id, crm=crm.name, crm_id=crm_id, match=match.kind.value))
     return DELIVERED
 
 
@@ -167,6 +171,17 @@ def send_event(event_id: str, *, outbox: Outbox, crm, now: datetime, deliveries:
         give_up = not exc.retryable or now - event.created_at >= RETRY_WINDOW
         next_at = None if give_up else now + timedelta(seconds=retry_delay(event.attempts))
         outbox.finish(event_id, now, str(exc), next_at)
+        log_failure(
+            log,
+            "event delivery",
+            now,
+            next_at,
+            event=event_id,
+            type=event.type,
+            crm=crm.name,
+            attempt=event.attempts + 1,
+            error=str(exc),
+        )
         return "pending" if next_at else "failed"
     outbox.finish(event_id, now)
     return DELIVERED

@@ -20,6 +20,7 @@ from integration.config import load_settings
 from integration.crm.base import CrmError
 from integration.crm.webhook import event_id
 from integration.errors import IntegrationError, InvalidResponse, OperatorError, OperatorUnavailable, RequestRejected
+from integration.logs import fields
 from integration.operator.auth import utc_now
 from integration.queues import (
     DEFAULT,
@@ -81,11 +82,16 @@ def place_callback(request_id: str | None = None) -> dict:
     rt = runtime()
     request = rt.intake.accepted(request_id) or rt.callback_ledger.get(request_id)
     if request is None:
-        log.error("callback %s: no record of this request; nothing placed", request_id)
+        log.error("callback request not found; nothing placed", extra=fields(callback=request_id))
         return {"id": request_id, "status": "missing"}
     result = callbacks.place_callback(request, rt.callback_ledger, rt.operator, ttl=rt.settings.callback_ttl)
     rt.metrics.inc("vats_callbacks_total", outcome=result.status.value)
-    log.info("callback %s: %s%s", result.id, result.status.value, f" ({result.reason})" if result.reason else "")
+    level = logging.INFO if result.status.value == "placed" else logging.WARNING
+    log.log(
+        level,
+        f"callback {result.status.value}",
+        extra=fields(callback=result.id, line=result.phone_from, reason=result.reason),
+    )
     if rt.crm.events and result.status.value in FINISHED:
         # The CRM hears how it ended: callback.finished, sent (and retried) through the outbox.
         event = event_id("callback.finished", result.id)
@@ -123,7 +129,7 @@ def reap_stuck_callbacks() -> int:
     now = utc_now()
     reaped = rt.callback_ledger.reap_placing(now - stuck_after(rt), now)
     for request_id in reaped:
-        log.warning("callback %s was interrupted while placing; marked unknown", request_id)
+        log.warning("callback interrupted while placing; marked unknown", extra=fields(callback=request_id))
     return len(reaped)
 
 
@@ -169,7 +175,7 @@ def sync_calls() -> dict:
     rt = runtime()
     result = run_sync(rt)
     if result is None:
-        log.info("a sync is already running; skipped")
+        log.debug("sync skipped: another sync is running")
         return {"skipped": True}
     return {"found": result.found, "new": len(result.new_ids)}
 
@@ -247,6 +253,8 @@ def clean_recordings() -> int:
             rt.recording_store.delete(recording.storage_key)
             rt.recording_ledger.mark_deleted(recording.call_id, now)
             removed += 1
+    if removed:
+        log.info("recordings removed", extra=fields(removed=removed, retention_days=days or None))
     return removed
 
 
@@ -274,6 +282,7 @@ def handle_event(event_id: str) -> str:
         if worth_retrying(exc) and now - event.received_at < delivery.RETRY_WINDOW:
             raise  # the sweeper runs the event again later; every action is idempotent
         rt.event_ledger.mark_handled(event.id, f"failed: {exc}", now)
+        log.error("event failed", extra=fields(event=event.id, type=event.type, error=str(exc)))
         return "failed"
     outcome = "; ".join([item.describe() for item in planned] + results) or "no rule matched"
     rt.event_ledger.mark_handled(event.id, outcome, now)
@@ -281,7 +290,11 @@ def handle_event(event_id: str) -> str:
     rt.metrics.inc(
         "vats_crm_events_total", type=event.type if known else "other", outcome="matched" if planned else "unmatched"
     )
-    log.info("event %s (%s): %s", event.id, event.type, outcome)
+    log.log(
+        logging.INFO if planned else logging.DEBUG,
+        "event handled",
+        extra=fields(event=event.id, type=event.type, outcome=outcome),
+    )
     return outcome
 
 
@@ -323,14 +336,16 @@ def rule_callback(event_id: str, rule_name: str) -> str:
     event = rt.event_ledger.get(event_id)
     rule = next((r for r in rt.settings.rules if r.name == rule_name), None)
     if event is None or rule is None:
-        log.warning("rule callback %s/%s: the event or the rule is gone; nothing placed", event_id, rule_name)
+        log.warning(
+            "rule callback dropped: the event or the rule is gone", extra=fields(event=event_id, rule=rule_name)
+        )
         return "dropped"
     now = utc_now()
     try:
         data = event_data(rt, event)
     except CrmError as exc:
         if not exc.retryable:
-            log.warning("rule callback %s/%s: %s; nothing placed", event_id, rule_name, exc)
+            log.warning("rule callback dropped", extra=fields(event=event_id, rule=rule_name, error=str(exc)))
             return f"dropped: {exc}"
         schedule_rule_callback(rt, event_id, rule_name, now + timedelta(seconds=60))
         return "CRM unavailable: tried again in a minute"
@@ -390,8 +405,13 @@ def retry_due_deliveries() -> int:
         enqueue_fetch(queue, recording.call_id, recording.attempts)
     for recording in rt.recording_ledger.unannounced():
         announce_recording(rt, recording.call_id)
-    for received in rt.event_ledger.unhandled(utc_now() - timedelta(seconds=30)):
+    unhandled = rt.event_ledger.unhandled(utc_now() - timedelta(seconds=30))
+    for received in unhandled:
         enqueue_handle_event(queue, received)
+    log.debug(
+        "due work queued",
+        extra=fields(deliveries=len(due), outbox=len(outgoing), recordings=len(recordings), events=len(unhandled)),
+    )
     return len(due) + len(outgoing) + len(recordings)
 
 

@@ -15,6 +15,8 @@ from collections import defaultdict
 
 from redis import Redis, RedisError
 
+from integration.logs import fields
+
 log = logging.getLogger(__name__)
 
 KEY = "vats:metrics"
@@ -109,7 +111,7 @@ class Metrics:
                 pipe.hincrbyfloat(KEY, field, amount)
             pipe.execute()
         except RedisError:
-            log.warning("could not flush metrics to Redis; %d series dropped", len(pending))
+            log.warning("metrics not flushed to Redis", extra=fields(dropped_series=len(pending)))
 
     def render(self) -> str:
         self.flush()

@@ -16,6 +16,7 @@ from redis import Redis
 from rq.exceptions import DuplicateJobError
 
 from integration.config import Settings
+from integration.logs import fields
 from integration.queues import DEFAULT, make_queue
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ def enqueue_due(connection: Redis, now: float, tasks: list[Periodic]) -> list[st
             )
         except DuplicateJobError:
             continue
+        log.debug("periodic job enqueued", extra=fields(job=job_id))
         enqueued.append(job_id)
     return enqueued
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from integration.ledger.callbacks import LINK_AFTER, LINK_BEFORE, CallbackLedger
 from integration.ledger.calls import CallLedger
+from integration.logs import fields
 from integration.models import Call, CallbackRequest, CallRow, CallStatus, Direction
 from integration.operator.client import OperatorClient
 from integration.operator.periods import CLAMP_MARGIN, earliest_available, split_period
@@ -145,6 +147,15 @@ def link_callbacks(new_calls: list[Call], ledger: CallLedger, callbacks: Callbac
                 break
 
 
+def log_slice(since: datetime, until: datetime, found: int, stored: Counter[str]) -> None:
+    """One INFO line per line that got new calls in the slice; a slice with nothing new is a
+    routine tick (DEBUG)."""
+    if not stored:
+        log.debug("no new calls", extra=fields(found=found, since=since, until=until))
+    for line, count in sorted(stored.items()):
+        log.info("calls stored", extra=fields(line=line, stored=count, since=since, until=until))
+
+
 @dataclass
 class SyncResult:
     start: datetime
@@ -197,17 +208,20 @@ def sync_calls(
     if begin >= end:
         return result
     for lower, upper in split_period(begin, end, now, tz):
-        found, new_ids = 0, []
+        found, new_ids, stored = 0, [], Counter()
         with fewer_young_collections():  # a month's rows and calls are millions of small objects
             for calls, fresh in store_calls(operator.iter_call_list_slice(lines, lower, upper), ledger, region, now):
                 found += len(calls)
                 new_ids += fresh
-                if callbacks is not None:
-                    link_callbacks(only(calls, fresh), ledger, callbacks)
+                if fresh:
+                    new_calls = only(calls, fresh)
+                    stored.update(call.line for call in new_calls)
+                    if callbacks is not None:
+                        link_callbacks(new_calls, ledger, callbacks)
         if moves_cursor:
             ledger.advance(lines, upper, now)  # only after the calls are committed
         result.found += found
         result.new_ids += new_ids
-        log.info("synced %s – %s: %d call(s), %d new", lower.isoformat(), upper.isoformat(), found, len(new_ids))
+        log_slice(lower, upper, found, stored)
     result.moved_cursor = ledger.cursors(lines) != cursors
     return result

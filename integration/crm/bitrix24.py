@@ -19,6 +19,7 @@ import requests
 
 from integration.crm.base import CrmError, logged_crm_id
 from integration.ledger.deliveries import DeliveryLedger
+from integration.logs import fields
 from integration.models import Activity, CallStatus, Contact, Direction
 from integration.phone import Phone
 from integration.ratelimit import Pacer
@@ -151,7 +152,7 @@ class Bitrix24Crm:
             # An earlier attempt finished it and lost the answer: Bitrix24 no longer has it open.
             if not (known and exc.code == "ERROR_CORE" and "not found" in (exc.description or "").lower()):
                 raise
-            log.info("Bitrix24 call %s was finished by an earlier attempt", call_id)
+            log.debug("Bitrix24 call already finished by an earlier attempt", extra=fields(bitrix_call=call_id))
         if activity.recording_url:
             self.attach_record(call_id, activity.recording_url)
         return call_id

@@ -29,6 +29,7 @@ from integration.errors import (
     OperatorUnavailable,
     TokenInvalid,
 )
+from integration.logs import fields
 from integration.models import TokenPair
 from integration.operator.schemas import parse_operator_datetime
 
@@ -363,7 +364,10 @@ class TokenManager:
                 current = self._cached = self.store.load(self.key)
                 return current.access_token if current and current.access_token else pair.access_token
             self._cached = renewed
-            log.info("operator token renewed by %s (generation %d)", how, renewed.generation)
+            log.info(
+                "operator token renewed",
+                extra=fields(how=how, generation=renewed.generation, expires=pair.access_expires_at),
+            )
             return pair.access_token
 
     def _block(self, state: TokenState, exc: Exception) -> None:
@@ -380,7 +384,7 @@ class TokenManager:
         )
         self.store.compare_and_set(self.key, blocked, state.generation)
         self._cached = None
-        log.error("operator authorization failed (%s): %s", reason, exc)
+        log.error("operator authorization failed", extra=fields(reason=reason, error=str(exc)))
 
     def _raise_if_blocked(self, state: TokenState, now: float) -> None:
         if state.blocked_until > now:

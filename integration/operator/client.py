@@ -36,6 +36,7 @@ from integration.errors import (
     RequestRejected,
     TokenInvalid,
 )
+from integration.logs import fields
 from integration.models import CallbackPlaced, CallFilter, CallRow, Direction, PbxSettings, RecordingFile, TokenPair
 from integration.operator.auth import ACCESS_LIFETIME, REFRESH_LIFETIME, TokenManager, parse_expiry, utc_now
 from integration.operator.periods import split_period
@@ -204,7 +205,7 @@ def load_rows(rowset: list, tz: ZoneInfo) -> Iterator[CallRow]:
         try:
             yield schema.load_row(raw)
         except ValidationError as exc:
-            log.warning("skipping call-history row %d: %s", index, _fields(exc.messages))
+            log.warning("call-history row skipped", extra=fields(row=index, problems=_fields(exc.messages)))
 
 
 def _load(schema: Schema, data: Any, method: str) -> Any:
@@ -428,10 +429,13 @@ class OperatorClient:
                     self.tokens.handle_unauthorized(token)
                     continue
                 delay = self._retry_delay(exc, attempt, idempotent)
+                failure = type(exc).__name__
             else:
                 self.on_call(method, "ok", time.monotonic() - started)
                 return result
-            log.info("retrying %s in %.2f s (attempt %d)", method, delay, attempt + 1)
+            log.debug(
+                "operator call retried", extra=fields(method=method, attempt=attempt + 1, retry_in=delay, error=failure)
+            )
             self.sleep(delay)
             attempt += 1
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from integration.delivery import retry_delay
 from integration.errors import InvalidResponse, OperatorError, RequestRejected
 from integration.ledger.recordings import PENDING, STORED, RecordingLedger
+from integration.logs import fields, log_failure
 from integration.operator.client import OperatorClient
 from integration.recordings.storage import RecordingStore
 
@@ -38,9 +39,15 @@ def fetch_recording(
         permanent = isinstance(exc, InvalidResponse) or (isinstance(exc, RequestRejected) and exc.status != 404)
         give_up = permanent or now - recording.created_at >= WAIT_WINDOW
         next_at = None if give_up else now + timedelta(seconds=retry_delay(recording.attempts))
-        reason = "not ready yet" if isinstance(exc, RequestRejected) and exc.status == 404 else str(exc)
+        not_ready = isinstance(exc, RequestRejected) and exc.status == 404
+        reason = "not ready yet" if not_ready else str(exc)
         ledger.mark_attempt(call_id, reason, next_at)
-        log.warning("recording of %s: %s (attempt %d)", call_id, reason, recording.attempts + 1)
+        about = {"call": call_id, "recording": recording.id, "attempt": recording.attempts + 1, "error": reason}
+        if not_ready and next_at:  # routine: the operator makes a recording available after a while
+            log.debug("recording not ready yet", extra=fields(**about))
+        else:
+            log_failure(log, "recording fetch", now, next_at, **about)
         return PENDING if next_at else "failed"
     ledger.mark_stored(call_id, downloaded.size, downloaded.sha256, key, now)
+    log.info("recording stored", extra=fields(call=call_id, recording=recording.id, size=downloaded.size))
     return STORED

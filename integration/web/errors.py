@@ -6,9 +6,11 @@ import json
 import logging
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
+
+from integration.logs import fields
 
 log = logging.getLogger(__name__)
 
@@ -70,5 +72,5 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error")
+        log.exception("unhandled error", extra=fields(method=request.method, path=request.path))
         return problem_response(500, "Internal Server Error", "the error was logged")
