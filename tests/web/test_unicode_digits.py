@@ -15,6 +15,7 @@ from integration.phone import contract_number, parse_dialable, parse_phone, repo
 from integration.vats.document import forwarding_digits
 from tests.conftest import API_TOKEN, app_for, config_file
 from tests.web.helpers import post_signed
+from tests.widget_tokens import mint, widget_env
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 DIGITS: dict[int, list[str]] = {}
@@ -68,7 +69,9 @@ def app(service_env, redis_conn, tmp_path):
         service_env
         | limits
         | {"BITRIX24_APP_TOKEN": "bx", "ALLOW_INTERNATIONAL_NUMBERS": "true", "CLICK_TO_CALL_DEBOUNCE": "0"}
-        | config_file(tmp_path, '[users]\n"7" = "4990000000"\n')
+        | widget_env({}, tmp_path)
+        | config_file(tmp_path, '[users]\n"7" = "4990000000"\n"8375357" = "4990000000"\n')
+        | {"WIDGET_CALL_LIMIT_PER_USER": "100000/hour"}
     )
     with app_for(env) as app:
         yield app
@@ -85,6 +88,9 @@ FIELDS = {
         http, "/webhooks/click-to-call", {"to": "89161234567", "from": n}
     ),
     "form phone": lambda http, n: http.post("/callback-requests", json={"phone": n}),
+    "amoCRM widget to": lambda http, n: http.post(
+        "/widget/amocrm/click-to-call", json={"to": n}, headers={"X-Auth-Token": mint()}
+    ),
     "bitrix24 PHONE_NUMBER": lambda http, n: http.post(
         "/webhooks/bitrix24",
         data={
