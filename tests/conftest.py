@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
+import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,10 +34,71 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 NUMBERS = ("4990000000", "4950000000", "4950000001")
 
 
+class RedisDatabaseBusy(Exception):
+    """Another test run on this machine is using the same Redis database."""
+
+
+class RedisDatabaseClaim:
+    """This test run's exclusive use of one Redis database, among the test runs on this machine.
+
+    The tests empty their database and run workers that take every job in its queues: two runs
+    on one database run each other's jobs (a worker places the other run's click-to-calls on its
+    own sandbox, whose call history then holds calls its test never made) and empty each other's
+    queues and locks. An advisory lock on a file named after the server and database number keeps
+    a second run out; the kernel drops it when the run ends, however it ends.
+    """
+
+    def __init__(self, url: str):
+        kwargs = redis.Redis.from_url(url).connection_pool.connection_kwargs
+        where = kwargs.get("path") or f"{_address(kwargs.get('host', 'localhost'))}:{kwargs.get('port', 6379)}"
+        self.database = f"{where}/{kwargs.get('db', 0)}"
+        name = "vats-bridge-tests-redis-" + hashlib.sha256(self.database.encode()).hexdigest()[:16] + ".lock"
+        self.path = Path(tempfile.gettempdir()) / name
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except PermissionError:  # made by another user: locking needs no write access
+            self._fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self.path.read_text(errors="replace").strip() or "another test run"
+            os.close(self._fd)
+            raise RedisDatabaseBusy(
+                f"Redis database {self.database} is in use by {holder}; give each concurrent test run"
+                " a database of its own: TEST_REDIS_URL=redis://127.0.0.1:6379/<another number>"
+            ) from None
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)
+            os.write(self._fd, f"the test run of process {os.getpid()} in {os.getcwd()}\n".encode())
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+
+
+def _address(host: str) -> str:
+    """``localhost`` and ``127.0.0.1`` are one server."""
+    try:
+        return socket.gethostbyname(host)
+    except OSError:
+        return host
+
+
+@pytest.fixture(scope="session")
+def redis_database() -> Iterator[str]:
+    """``TEST_REDIS_URL``, claimed for this run: a second run on the same database stops here."""
+    try:
+        claim = RedisDatabaseClaim(TEST_REDIS_URL)
+    except RedisDatabaseBusy as exc:
+        pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+    yield TEST_REDIS_URL
+    claim.release()
+
+
 @pytest.fixture
-def redis_conn() -> Iterator[redis.Redis]:
+def redis_conn(redis_database: str) -> Iterator[redis.Redis]:
     """A real Redis database, emptied before and after each test."""
-    conn = redis.Redis.from_url(TEST_REDIS_URL)
+    conn = redis.Redis.from_url(redis_database)
     conn.flushdb()
     yield conn
     conn.flushdb()
@@ -85,7 +150,7 @@ def make_env(url: str, token: str, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def sandbox_env(sandbox: SandboxServer, control: SandboxControl) -> dict[str, str]:
+def sandbox_env(sandbox: SandboxServer, control: SandboxControl, redis_database: str) -> dict[str, str]:
     return make_env(sandbox.url, control.authorization_token)
 
 

@@ -127,8 +127,12 @@ def test_every_call_reaches_a_flaky_receiver_exactly_once(service_env, control, 
             worker.wait(20)
             engine.dispose()
     completed = receiver.of_type("call.completed")
+    # This test places no click-to-call: one placed on its sandbox came from another run's job
+    # (a shared Redis database), and became a call in the history beyond the 300 made here.
+    assert control.get("callbacks") == [], "a worker ran another test run's click-to-calls"
+    twice = {subject: ids for subject, ids in receiver.ids_by_subject.items() if len(ids) > 1}
+    assert not twice, twice  # the same event always carries the same webhook-id
     assert len(completed) == 300
-    assert all(len(ids) == 1 for ids in receiver.ids_by_subject.values())
     assert sum(receiver.attempts.values()) > 300  # the faults really happened
     # Each recording reaches the CRM once: in call.completed when it was stored first, else as
     # recording.ready (one webhook-id), with the sandbox's bytes behind it.
