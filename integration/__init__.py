@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from integration.web.errors import register_error_handlers
     from integration.web.forms import forms
     from integration.web.health import health
+    from integration.web.openapi import openapi
     from integration.web.recordings import recordings
     from integration.web.state import WebState
     from integration.web.vats import vats_api
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["vats.web"] = WebState(runtime)
     for blueprint in (health, webhooks, forms, api, vats_api, recordings, bitrix24, amocrm):
         app.register_blueprint(blueprint)
+    app.register_blueprint(openapi)  # its document lists the routes the app serves, built on first use
     register_error_handlers(app)
     app.cli.add_command(operator_group)
     app.cli.add_command(db_group)
