@@ -17,6 +17,8 @@ from integration.models import CallbackStatus, CallStatus, Direction
 CALLBACK_STATUSES = [status.value for status in CallbackStatus]
 DIRECTIONS = [direction.value for direction in Direction]
 CALL_STATUSES = [status.value for status in CallStatus]
+E164 = validate.Regexp(r"^\+[0-9]+$")  # what phonenumbers writes: ASCII digits only
+CONTRACT_NUMBER = validate.Regexp(r"^[0-9]{10}$")
 
 
 def _text(description: str, **kwargs: Any) -> fields.Str:
@@ -66,8 +68,8 @@ class CallbackViewSchema(Schema):
     id = fields.Str(required=True)
     status = fields.Str(required=True, validate=validate.OneOf(CALLBACK_STATUSES))
     source = _text("webhook, form, rule, bitrix24, bitrix24-form, …", required=True)
-    from_ = _text("the contract number that rings first", data_key="from", required=True)
-    to = _text("the number dialled, E.164", required=True)
+    from_ = _text("the contract number that rings first", data_key="from", required=True, validate=CONTRACT_NUMBER)
+    to = _text("the number dialled, E.164", required=True, validate=E164)
     to_raw = _text("the number as it was given", required=True)
     created_at = fields.DateTime(required=True)
     placing_at = _nullable(fields.DateTime, "when the operator was called")
@@ -79,7 +81,7 @@ class CallbackViewSchema(Schema):
 
 
 class ExternalNumberSchema(Schema):
-    e164 = _nullable(fields.Str, "E.164 whenever it parses; null for internal numbers")
+    e164 = _nullable(fields.Str, "E.164 whenever it parses; null for internal numbers", validate=E164)
     raw = _text("as the operator wrote it", required=True)
 
 
@@ -91,7 +93,7 @@ class CallSchema(Schema):
     """A call of the ledger with its delivery state."""
 
     id = _text("stable id of the call", required=True)
-    line = _text("the contract number, 10 digits", required=True)
+    line = _text("the contract number, 10 digits", required=True, validate=CONTRACT_NUMBER)
     direction = fields.Str(required=True, validate=validate.OneOf(DIRECTIONS))
     status = fields.Str(required=True, validate=validate.OneOf(CALL_STATUSES))
     started_at = fields.DateTime(required=True, metadata={"description": "UTC"})
@@ -106,7 +108,7 @@ class CallSchema(Schema):
 class ContactSchema(Schema):
     id = fields.Str(required=True)
     name = fields.Str(required=True)
-    phone = _text("E.164", required=True)
+    phone = _text("E.164", required=True, validate=E164)
     phone_raw = fields.Str(required=True)
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
@@ -120,7 +122,7 @@ class ActivitySchema(Schema):
     status = fields.Str(required=True, validate=validate.OneOf(CALL_STATUSES))
     started_at = fields.DateTime(required=True)
     duration = fields.Int(required=True, validate=validate.Range(min=0))
-    line = fields.Str(required=True)
+    line = fields.Str(required=True, validate=CONTRACT_NUMBER)
     external = fields.Nested(ExternalNumberSchema, required=True)
     responsible_user = _nullable(fields.Str, "CRM user of the line ([users])")
     callback_request_id = _nullable(fields.Str, "the click-to-call that made this call")
