@@ -3,7 +3,7 @@
 A real gunicorn serves the app (real Redis, a fresh SQLite ledger, the sandbox as the operator)
 with every authentication path switched on. Each documented operation gets the examples of the
 document, schemathesis' coverage cases and generated ones (valid and invalid), seeded with a
-dictionary of edge values (other scripts' digits, extreme dates, huge numbers, bracketed keys).
+dictionary of edge values (other scripts' digits, extreme dates, huge numbers, bracketed names).
 Two passes: one with valid credentials on every request — a Standard Webhooks signature over the
 exact bytes sent, the bearer token, the Bitrix24 token, the amoCRM path secret, signed recording
 links, an allowed Origin — so the inputs reach the code behind the checks, and one with the
@@ -408,7 +408,12 @@ def errors_are_problem_json(ctx, response, case) -> None:
         return
     kind = (response.headers.get("content-type") or [""])[0].split(";")[0].strip()
     assert kind == "application/problem+json", f"{response.status_code} answered as {kind or 'no content type'}"
-    body = json.loads(response.content)
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        raise AssertionError(
+            f"{response.status_code} with a body that is not JSON: {response.content[:200]!r}"
+        ) from None
     assert isinstance(body, dict) and body.get("status") == response.status_code, body
 
 
