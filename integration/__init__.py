@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from integration.web.forms import forms
     from integration.web.health import health
     from integration.web.inputs import ChunkedBodyLimit
+    from integration.web.openapi import openapi
     from integration.web.recordings import recordings
     from integration.web.state import WebState
     from integration.web.vats import vats_api
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime = Runtime(settings)
     app.extensions["vats"] = runtime
     app.extensions["vats.web"] = WebState(runtime)
-    for blueprint in (health, webhooks, forms, api, vats_api, recordings, bitrix24, amocrm, widget):
+    for blueprint in (health, webhooks, forms, api, vats_api, recordings, bitrix24, amocrm, widget, openapi):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     app.after_request(add_cors_headers)
