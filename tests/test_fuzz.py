@@ -268,6 +268,9 @@ def live(service_env, redis_conn, tmp_path) -> Iterator[Live]:
         "BITRIX24_APP_TOKEN": BITRIX24_TOKEN,
         "AMOCRM_WEBHOOK_SECRET": AMOCRM_SECRET,
         "AMOCRM_CLIENT_SECRET": AMOCRM_CLIENT_SECRET,
+        "AMOCRM_BASE_URL": "https://acme.amocrm.ru",
+        "WIDGET_CALL_LIMIT_PER_USER": "100000/hour",
+        "CALLBACK_REQUEST_LIMIT_TOTAL": "100000/hour",
         "CALLBACK_REQUEST_LIMIT_PER_IP": "100000/hour",
         "INTEGRATION_CONFIG": str(users),
     }

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from flask import Response, current_app, request
 
+from integration.web.errors import problem_response
 from integration.web.state import web
 
 View = TypeVar("View", bound=Callable)
@@ -41,11 +42,11 @@ def add_cors_headers(response: Response) -> Response:
 
 
 def preflight(headers: str) -> Response:
-    """The answer to an OPTIONS preflight: 204 for an allowed origin, else 403."""
-    allowed = allowed_origin() is not None
-    response = Response(status=204 if allowed else 403)
-    if allowed:
-        response.headers["Access-Control-Allow-Methods"] = "POST"
-        response.headers["Access-Control-Allow-Headers"] = headers
-        response.headers["Access-Control-Max-Age"] = "86400"
+    """The answer to an OPTIONS preflight: 204 for an allowed origin, else a 403 problem."""
+    if allowed_origin() is None:
+        return problem_response(403, "Forbidden", "this origin may not call this endpoint (CORS_ORIGINS)")
+    response = Response(status=204)
+    response.headers["Access-Control-Allow-Methods"] = "POST"
+    response.headers["Access-Control-Allow-Headers"] = headers
+    response.headers["Access-Control-Max-Age"] = "86400"
     return response

@@ -189,8 +189,8 @@ def preflight(summary: str, headers: str) -> dict:
                     "Access-Control-Max-Age": {"schema": {"type": "integer"}},
                 },
             ),
-            "403": answer("the origin is not in CORS_ORIGINS (no body)"),
-        },
+        }
+        | problems({403: "the origin is not in CORS_ORIGINS"}),
     }
 
 
@@ -418,7 +418,14 @@ def operations(settings: Settings) -> dict[str, dict[str, dict]]:
                 "responses": {
                     "200": answer("the won/lost changes stored", docs.AmocrmAnswerSchema, example={"accepted": 1})
                 }
-                | problems({404: "wrong secret, or AMOCRM_WEBHOOK_SECRET is not set", 413: TOO_LARGE}),
+                | problems(
+                    {
+                        403: "from another amoCRM account than AMOCRM_BASE_URL's (or AMOCRM_ACCOUNT_ID)",
+                        404: "wrong secret, or AMOCRM_WEBHOOK_SECRET is not set",
+                        413: TOO_LARGE,
+                        422: "account or leads fields of an unexpected shape (`errors` per field)",
+                    }
+                ),
             },
         },
         "/callback-requests": {
