@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from integration.crm.base import CrmAdapter, CrmError
+from integration.crm.base import CreatesLeads, CrmAdapter, CrmError, TakesEvents
 from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
 from integration.ledger.deliveries import DELIVERED, Delivery, DeliveryLedger
@@ -59,7 +59,7 @@ def match_call(call: Call, crm: CrmAdapter, policies: Policies, own_numbers: Seq
         return Match(MatchKind.OWN)
     found = crm.find_contacts(phone)
     if not found:
-        if policies.unknown == "create_lead" and getattr(crm, "creates_leads", False):
+        if policies.unknown == "create_lead" and isinstance(crm, CreatesLeads):
             return Match(MatchKind.LEAD)  # the CRM creates the lead as it writes the call
         if policies.unknown in ("create_contact", "create_lead"):  # a CRM without leads gets a contact
             created = crm.create_contact(phone)
@@ -148,7 +148,9 @@ def _carries_recording(delivery: Delivery, deliveries: DeliveryLedger, recording
     return delivery.with_recording
 
 
-def send_event(event_id: str, *, outbox: Outbox, crm, now: datetime, deliveries: DeliveryLedger | None = None) -> str:
+def send_event(
+    event_id: str, *, outbox: Outbox, crm: TakesEvents, now: datetime, deliveries: DeliveryLedger | None = None
+) -> str:
     """Send one outbox event through the CRM (``crm.send``), with the delivery retry rules.
 
     ``recording.ready`` follows its call's ``call.completed``: it waits while that is pending, and

@@ -17,7 +17,7 @@ from rq.exceptions import DuplicateJobError
 
 from integration import callbacks, delivery, events, sync
 from integration.config import load_settings
-from integration.crm.base import CrmError
+from integration.crm.base import CrmError, KnowsDeals, TakesEvents
 from integration.crm.webhook import event_id
 from integration.errors import IntegrationError, InvalidResponse, OperatorError, OperatorUnavailable, RequestRejected
 from integration.logs import fields
@@ -92,7 +92,7 @@ def place_callback(request_id: str | None = None) -> dict:
         f"callback {result.status.value}",
         extra=fields(callback=result.id, line=result.phone_from, reason=result.reason),
     )
-    if rt.crm.events and result.status.value in FINISHED:
+    if isinstance(rt.crm, TakesEvents) and result.status.value in FINISHED:
         # The CRM hears how it ended: callback.finished, sent (and retried) through the outbox.
         event = event_id("callback.finished", result.id)
         rt.outbox.add(event, "callback.finished", result.id, callbacks.public_view(result), utc_now())
@@ -225,7 +225,7 @@ def announce_recording(rt: Runtime, call_id: str) -> None:
     """Put ``recording.ready`` in the outbox (CRMs that take events); the sweeper repeats this
     for a recording whose announcement a crash cut short."""
     recording = rt.recording_ledger.get(call_id)
-    if rt.crm.events and recording.status == "stored":
+    if isinstance(rt.crm, TakesEvents) and recording.status == "stored":
         event = event_id("recording.ready", recording.id)
         data = {
             "call_id": call_id,
@@ -313,9 +313,8 @@ def worth_retrying(exc: IntegrationError) -> bool:
 def event_data(rt: Runtime, event) -> dict:
     """The event's data, with the deal's numbers and responsible user from CRMs whose events
     name the deal only (amoCRM)."""
-    lookup = getattr(rt.crm, "deal_context", None)
-    if lookup and event.data.get("deal_id") and not events.phones_of(event.data):
-        return lookup(str(event.data["deal_id"])) | event.data
+    if isinstance(rt.crm, KnowsDeals) and event.data.get("deal_id") and not events.phones_of(event.data):
+        return rt.crm.deal_context(str(event.data["deal_id"])) | event.data
     return event.data
 
 
@@ -396,7 +395,7 @@ def retry_due_deliveries() -> int:
     due = rt.delivery_ledger.due(rt.crm.name, utc_now())
     for item in due:
         enqueue_delivery(queue, item.crm, item.call_id, item.attempts)
-    outgoing = rt.outbox.due(utc_now()) if rt.crm.events else []
+    outgoing = rt.outbox.due(utc_now()) if isinstance(rt.crm, TakesEvents) else []
     for event in outgoing:
         enqueue_event(queue, event.id, event.attempts)
     rt.recording_ledger.ensure(rt.recording_ledger.missing(), utc_now())

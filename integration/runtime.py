@@ -14,12 +14,8 @@ from sqlalchemy import Engine
 
 from integration.callbacks import JOB, CallbackIntake, job_options
 from integration.config import Settings
-from integration.crm.amocrm import AmoCrm, AmoRest
-from integration.crm.amocrm_auth import AmoOAuth, AmoTokens
 from integration.crm.base import CrmAdapter
-from integration.crm.bitrix24 import Bitrix24Crm, Bitrix24Rest
-from integration.crm.local import LocalCrm
-from integration.crm.webhook import WebhookCrm
+from integration.crm.registry import build_crm
 from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
 from integration.ledger.db import make_engine
@@ -31,7 +27,6 @@ from integration.metrics import Metrics
 from integration.operator.client import OperatorClient
 from integration.operator.factory import build_operator_client
 from integration.queues import CALLBACKS, Enqueuer, make_queue
-from integration.ratelimit import Pacer
 from integration.recordings.links import LinkSigner
 from integration.recordings.storage import LocalStore
 
@@ -104,40 +99,9 @@ class Runtime:
         return self.links.url(recording.id, time.time())
 
     @cached_property
-    def amocrm_tokens(self) -> AmoTokens:
-        settings = self.settings
-        oauth = None
-        if settings.amocrm_client_id:
-            oauth = AmoOAuth(
-                settings.amocrm_base_url,
-                settings.amocrm_client_id,
-                settings.amocrm_client_secret,
-                settings.amocrm_redirect_uri,
-            )
-        return AmoTokens(
-            self.redis, oauth, auth_code=settings.amocrm_auth_code, long_lived=settings.amocrm_long_lived_token
-        )
-
-    @cached_property
     def crm(self) -> CrmAdapter:
         """The CRM of ``CRM_BACKEND``."""
-        settings = self.settings
-        if settings.crm_backend == "webhook":
-            return WebhookCrm(settings.crm_webhook_url, settings.crm_webhook_secret)
-        if settings.crm_backend == "bitrix24":
-            pacer = Pacer(self.redis, "vats:bitrix24:pace", settings.bitrix24_rate, burst=50)
-            rest = Bitrix24Rest(settings.bitrix24_webhook_url, pacer)
-            return Bitrix24Crm(rest, self.delivery_ledger, settings.bitrix24_default_user_id)
-        if settings.crm_backend == "amocrm":
-            return AmoCrm(
-                AmoRest(
-                    settings.amocrm_base_url,
-                    self.amocrm_tokens,
-                    Pacer(self.redis, "vats:amocrm:pace", settings.amocrm_rate, burst=7),
-                ),
-                self.delivery_ledger,
-            )
-        return LocalCrm(self.engine)
+        return build_crm(self)
 
     @cached_property
     def intake(self) -> CallbackIntake:

@@ -112,7 +112,6 @@ def phone_values(contact: dict) -> list[str]:
 
 class AmoCrm:
     name = "amocrm"
-    events = True  # recording.ready → the call's note gets its recording link
     creates_leads = True  # MATCH_UNKNOWN=create_lead → an incoming lead (unsorted, category sip)
 
     def __init__(self, rest: AmoRest, deliveries: DeliveryLedger):

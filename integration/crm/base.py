@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from integration.errors import IntegrationError
 from integration.ledger.deliveries import DELIVERED, PENDING, DeliveryLedger
@@ -19,22 +19,66 @@ class CrmError(IntegrationError):
 
 
 class CrmAdapter(Protocol):
+    """What every CRM does. Optional abilities are the capability interfaces below: callers ask
+    ``isinstance(crm, Capability)``, never which CRM it is."""
+
     name: str
-    events: bool  # takes events beside calls (``send``), e.g. callback.finished
 
     def find_contacts(self, phone: Phone) -> list[Contact]:
         """Contacts whose number is ``phone`` (by E.164, or the last 10 digits when formats differ)."""
+        ...
 
     def create_contact(self, phone: Phone, name: str = "") -> Contact:
         """A new contact for an unknown number."""
+        ...
 
     def write_activity(self, activity: Activity) -> str:
         """Write the call; return the CRM's id for it. Writing the same call again returns the
         same id and changes nothing (the adapter is idempotent on ``activity.call_id``)."""
+        ...
 
     def attach_calls(self, deal_id: str, call_ids: list[str], reference: str) -> None:
         """Attach calls to a deal (the ``attach_calls`` rule action); idempotent per ``reference``
         (the event and rule that asked for it)."""
+        ...
+
+
+@runtime_checkable
+class TakesEvents(Protocol):
+    """Takes events beside calls (``callback.finished``, ``recording.ready``) from the outbox."""
+
+    name: str
+
+    def send(self, event_type: str, subject: str, data: dict) -> str:
+        """Deliver one event; the same event again changes nothing. Returns the CRM's answer id."""
+        ...
+
+
+@runtime_checkable
+class CreatesLeads(Protocol):
+    """Creates a lead for an unknown number as it writes the call (``MATCH_UNKNOWN=create_lead``);
+    a CRM without this gets a contact instead."""
+
+    creates_leads: bool
+
+
+@runtime_checkable
+class KnowsDeals(Protocol):
+    """Reads a deal's numbers and responsible user (its events name the deal only)."""
+
+    def deal_context(self, deal_id: str) -> dict:
+        """``{"phones": [...], "responsible_user": …}`` of the deal."""
+        ...
+
+
+@runtime_checkable
+class BrowsesContacts(Protocol):
+    """Lists its own contacts and activities (the embedded CRM, for ``/api/contacts`` and
+    ``/api/activities``)."""
+
+    def contacts_page(self, limit: int, offset: int, phone: Phone | None = None) -> list[dict]: ...
+
+    def activities_page(self, limit: int, offset: int, contact_id: str | None = None) -> list[dict]: ...
 
 
 def logged_crm_id(deliveries: DeliveryLedger, call_id: str, crm: str) -> str | None:

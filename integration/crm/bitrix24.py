@@ -109,7 +109,6 @@ def _error(method: str, status: int, error: str | None, body: Any) -> Bitrix24Er
 
 class Bitrix24Crm:
     name = "bitrix24"
-    events = True  # recording.ready → attachRecord; callback.finished → finish a clicked call
     creates_leads = True  # CRM_CREATE=1 makes Bitrix24 create the lead itself
 
     def __init__(self, rest: Bitrix24Rest, deliveries: DeliveryLedger, default_user: str = "1"):

@@ -18,7 +18,6 @@ from integration.phone import Phone, parse_phone
 
 class LocalCrm:
     name = "local"
-    events = False  # click-to-call outcomes are read from /api/callbacks
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = utc_now):
         self.engine = engine

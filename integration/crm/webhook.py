@@ -30,7 +30,6 @@ def event_id(event_type: str, subject: str) -> str:
 
 class WebhookCrm:
     name = "webhook"
-    events = True
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, request
 from marshmallow import ValidationError
 
 from integration.callbacks import current_status, public_view
-from integration.crm.local import LocalCrm
+from integration.crm.base import BrowsesContacts
 from integration.ledger.calls import call_filters
 from integration.models import Call
 from integration.phone import parse_phone
@@ -114,9 +114,9 @@ def call_view(call: Call, delivery: str | None) -> dict:
     }
 
 
-def _local_crm() -> LocalCrm:
+def _local_crm() -> BrowsesContacts:
     crm = web().runtime.crm
-    if not isinstance(crm, LocalCrm):
+    if not isinstance(crm, BrowsesContacts):
         raise Problem(404, "Not Found", "contacts and activities live in the local CRM; CRM_BACKEND is not local")
     return crm
 

@@ -1,0 +1,84 @@
+"""The CRM backends by ``CRM_BACKEND`` name, and how each is built. Nothing outside this module
+asks which CRM it has: callers use ``CrmAdapter`` and the capability interfaces of ``base``.
+
+Adding a CRM: its adapter module, one builder and one line in ``BACKENDS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from redis import Redis
+from sqlalchemy import Engine
+
+from integration.config import Settings
+from integration.crm.amocrm import AmoCrm, AmoRest
+from integration.crm.amocrm_auth import AmoOAuth, AmoTokens
+from integration.crm.base import CrmAdapter
+from integration.crm.bitrix24 import Bitrix24Crm, Bitrix24Rest
+from integration.crm.local import LocalCrm
+from integration.crm.webhook import WebhookCrm
+from integration.ledger.deliveries import DeliveryLedger
+from integration.ratelimit import Pacer
+
+
+class Resources(Protocol):
+    """What a builder may use of the process's resources (``Runtime`` provides them)."""
+
+    settings: Settings
+    redis: Redis
+    engine: Engine
+    delivery_ledger: DeliveryLedger
+
+
+def _local(resources: Resources) -> CrmAdapter:
+    return LocalCrm(resources.engine)
+
+
+def _webhook(resources: Resources) -> CrmAdapter:
+    settings = resources.settings
+    assert settings.crm_webhook_url and settings.crm_webhook_secret  # load_settings requires both
+    return WebhookCrm(settings.crm_webhook_url, settings.crm_webhook_secret)
+
+
+def _bitrix24(resources: Resources) -> CrmAdapter:
+    settings = resources.settings
+    assert settings.bitrix24_webhook_url  # load_settings requires it
+    pacer = Pacer(resources.redis, "vats:bitrix24:pace", settings.bitrix24_rate, burst=50)
+    rest = Bitrix24Rest(settings.bitrix24_webhook_url, pacer)
+    return Bitrix24Crm(rest, resources.delivery_ledger, settings.bitrix24_default_user_id)
+
+
+def amocrm_tokens(settings: Settings, redis: Redis) -> AmoTokens:
+    """amoCRM's token pair in Redis: OAuth 2 credentials, or a long-lived token."""
+    oauth = None
+    if settings.amocrm_client_id:
+        oauth = AmoOAuth(
+            settings.amocrm_base_url,
+            settings.amocrm_client_id,
+            settings.amocrm_client_secret,
+            settings.amocrm_redirect_uri,
+        )
+    return AmoTokens(redis, oauth, auth_code=settings.amocrm_auth_code, long_lived=settings.amocrm_long_lived_token)
+
+
+def _amocrm(resources: Resources) -> CrmAdapter:
+    settings = resources.settings
+    assert settings.amocrm_base_url  # load_settings requires it
+    pacer = Pacer(resources.redis, "vats:amocrm:pace", settings.amocrm_rate, burst=7)
+    rest = AmoRest(settings.amocrm_base_url, amocrm_tokens(settings, resources.redis), pacer)
+    return AmoCrm(rest, resources.delivery_ledger)
+
+
+BACKENDS: dict[str, Callable[[Resources], CrmAdapter]] = {
+    "local": _local,
+    "webhook": _webhook,
+    "bitrix24": _bitrix24,
+    "amocrm": _amocrm,
+}
+
+
+def build_crm(resources: Resources) -> CrmAdapter:
+    """The adapter of ``CRM_BACKEND``."""
+    return BACKENDS[resources.settings.crm_backend](resources)
