@@ -204,8 +204,8 @@ def gunicorn(env: dict[str, str], port: int, log: Path) -> Iterator[str]:
     try:
         deadline = time.monotonic() + 30
         while True:
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(url + "/healthz", timeout=2).ok:
+            with contextlib.suppress(requests.RequestException):  # refused, or workers still booting
+                if requests.get(url + "/healthz", timeout=5).ok:
                     break
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"gunicorn did not start:\n{log.read_text()[-3000:]}")
