@@ -26,8 +26,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from integration import timeutil
 from integration.errors import IntegrationError, InvalidPhoneNumber, OutcomeUnknown, PeriodError
 from integration.models import CallFilter, Direction
-from integration.operator.auth import utc_now
 from integration.phone import contract_number, parse_dialable, parse_phone
+from integration.timeutil import utc_now
 from integration.vats.view import weekly_view
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNKNOWN = 1, 2, 3

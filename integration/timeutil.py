@@ -10,6 +10,11 @@ from zoneinfo import ZoneInfo
 DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
+def utc_now() -> datetime:
+    """The current moment, aware, in UTC: the default clock that services take as a parameter."""
+    return datetime.now(UTC)
+
+
 def parse_moment(text: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
     """``YYYY-MM-DD`` (its start in ``tz``, or with ``end`` the next day's start, so that an
     end date is inclusive) or an ISO 8601 date-time with an offset. Raises ``ValueError``, also

@@ -32,6 +32,7 @@ from integration.errors import (
 from integration.logs import fields
 from integration.models import TokenPair
 from integration.operator.schemas import parse_operator_datetime
+from integration.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,6 @@ AUTH_BACKOFF = 300.0  # seconds without auth calls after the authorization token
 AUTHORIZATION_WARNING = timedelta(days=30)
 
 Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- reading expiry times ---------------------------------------------------------------------

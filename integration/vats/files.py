@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from integration.phone import forwarding_digits
 from integration.rules import WEEKDAYS
 from integration.vats.document import (
     DAY_NAMES,
@@ -22,7 +23,6 @@ from integration.vats.document import (
     blocks,
     days_of,
     fingerprint,
-    forwarding_digits,
     hhmm,
     parse_clock,
     profile_label,

@@ -14,13 +14,13 @@ from typing import Any
 from redis.exceptions import LockError
 
 from integration.errors import IntegrationError
+from integration.phone import forwarding_digits
 from integration.rules import WEEKDAYS
 from integration.vats.document import (
     DAY_NAMES,
     block_label,
     blocks,
     fingerprint,
-    forwarding_digits,
     profile_label,
     profiles,
     redirect_label,

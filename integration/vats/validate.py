@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from integration.phone import forwarding_digits
 from integration.vats.document import (
     DAY,
     DAY_NAMES,
@@ -18,7 +19,6 @@ from integration.vats.document import (
     block_label,
     blocks,
     days_of,
-    forwarding_digits,
     profile_label,
     profiles,
     redirect_label,
