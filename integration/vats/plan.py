@@ -152,7 +152,7 @@ def diff(before: dict, after: dict, identity: str = "id") -> list[Change]:
     new = {key: (label, value) for key, label, value in _flatten(after, identity)}
     changes = []
     for key in list(old) + [k for k in new if k not in old]:
-        label, a = old.get(key, (None, None))
+        label, a = old.get(key, ("", None))  # every key is in old or new: the label is never ""
         label, b = new.get(key, (label, None))
         if a == b:
             continue
