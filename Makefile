@@ -18,13 +18,18 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 run: $(VENV)/.runtime
 	$(PY) contrib/run_local.py
 
-## Install, then lint and run every test (pytest's "no tests collected" is not a failure).
+## Install, then lint, check the layers (import-linter) and the types (mypy), and run every test
+## (pytest's "no tests collected" is not a failure).
 test: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 ## The benchmarks under contrib/bench (print figures, never fail on timing).
 bench: $(VENV)/.dev

@@ -30,8 +30,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         reconcile_command,
         recordings_group,
         sync_command,
+        vats_group,
     )
-    from integration.vats.cli import vats_group
     from integration.web.amocrm import amocrm
     from integration.web.api import api
     from integration.web.bitrix24 import bitrix24

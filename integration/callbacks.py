@@ -24,10 +24,10 @@ from integration.config import Settings
 from integration.errors import InvalidPhoneNumber, OperatorError, OutcomeUnknown
 from integration.ledger.callbacks import CallbackLedger
 from integration.models import CallbackRequest, CallbackStatus
-from integration.operator.auth import utc_now
 from integration.operator.client import OperatorClient
 from integration.phone import NumberType, Phone, parse_dialable
 from integration.queues import Claim, Enqueuer
+from integration.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 

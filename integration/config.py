@@ -23,9 +23,8 @@ import phonenumbers
 from dotenv import dotenv_values
 
 from integration.errors import ConfigError, InvalidPhoneNumber
-from integration.phone import contract_number
+from integration.phone import contract_number, forwarding_digits
 from integration.rules import BusinessHours, Rule, parse_business_hours, parse_rules
-from integration.vats.document import forwarding_digits
 
 CONTRACT_NUMBER = re.compile(r"^[0-9]{10}$")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}

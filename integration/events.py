@@ -16,9 +16,8 @@ from integration.callbacks import ClickToCall, dialable_destination
 from integration.config import Settings
 from integration.errors import InvalidPhoneNumber
 from integration.ledger.calls import CallLedger
-from integration.phone import Phone, parse_phone
+from integration.phone import Phone, forwarding_digits, parse_phone
 from integration.rules import Rule
-from integration.vats.document import forwarding_digits
 
 
 @dataclass(frozen=True)

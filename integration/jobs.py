@@ -21,7 +21,6 @@ from integration.crm.base import CrmError, KnowsDeals, TakesEvents
 from integration.crm.webhook import event_id
 from integration.errors import IntegrationError, InvalidResponse, OperatorError, OperatorUnavailable, RequestRejected
 from integration.logs import fields
-from integration.operator.auth import utc_now
 from integration.queues import (
     DEFAULT,
     digest,
@@ -34,6 +33,7 @@ from integration.queues import (
 from integration.recordings import fetch
 from integration.runtime import Runtime
 from integration.sync import SyncResult
+from integration.timeutil import utc_now
 from integration.vats.plan import PlanRefused, SettingsBusy
 from integration.vats.redirects import set_redirect_active
 

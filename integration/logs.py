@@ -18,7 +18,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from datetime import datetime
 from typing import Any
 
@@ -120,7 +120,7 @@ class RequestLineRedactor(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        if isinstance(args, Mapping) and isinstance(record.msg, str):
+        if isinstance(args, MutableMapping) and isinstance(record.msg, str):
             for atom in _atoms(record.msg):
                 key = atom.lower() if atom.startswith("{") else atom  # gunicorn keeps these lowercased
                 value = args.get(key)

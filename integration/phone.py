@@ -139,6 +139,22 @@ def ascii_digits(text: str) -> str:
     return unicodedata.normalize("NFKC", text).translate(_to_ascii_digits())
 
 
+_FORWARDING_SEPARATORS = re.compile(r"[\s()\-]")
+
+
+def forwarding_digits(raw: object) -> str | None:
+    """The 10 digits of a forwarding number written as the operator allows (``9001234567``,
+    ``89001234567``, ``+79001234567``; spaces, brackets and dashes ignored), else None."""
+    if not isinstance(raw, (str, int)) or isinstance(raw, bool):
+        return None
+    text = _FORWARDING_SEPARATORS.sub("", ascii_digits(str(raw)))
+    if re.fullmatch(r"[0-9]{10}", text):
+        return text
+    if re.fullmatch(r"8[0-9]{10}", text) or re.fullmatch(r"\+7[0-9]{10}", text):
+        return text[-10:]
+    return None
+
+
 def _clean(raw: object) -> str:
     if raw is None:
         raise InvalidPhoneNumber(raw, "no number given")

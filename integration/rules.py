@@ -164,7 +164,7 @@ def parse_rules(items: Any, problems: list[str], where: str) -> tuple[Rule, ...]
         unknown = set(item) - {"name", "event", "when", "action", "delay", "days", "active", "numbers"}
         if unknown:
             problems.append(f"{label}: unknown keys: {', '.join(sorted(unknown))}")
-        if len(problems) == before:
+        if len(problems) == before and delay is not None:
             rules.append(
                 Rule(
                     name=str(item.get("name") or f"rule {index}"),

@@ -195,7 +195,7 @@ def sync_calls(
     With ``callbacks``, each new outbound call is linked to the click-to-call that made it.
     """
     regular = since is None
-    start = sync_window(ledger, lines, now, overlap, first_window) if regular else since
+    start = since if since is not None else sync_window(ledger, lines, now, overlap, first_window)
     end = min(until or now, now)
     result = SyncResult(start=start, end=end)
     earliest = earliest_available(now, tz) + CLAMP_MARGIN

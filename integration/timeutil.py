@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import calendar
 import functools
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def utc_now() -> datetime:
+    """The current moment, aware, in UTC: the default clock that services take as a parameter."""
+    return datetime.now(UTC)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same wall-clock time ``months`` calendar months later (earlier when negative),
+    the day clamped to the target month's length (31 Jan + 1 month = 28/29 Feb)."""
+    index = moment.year * 12 + moment.month - 1 + months
+    year, month = divmod(index, 12)
+    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    return moment.replace(year=year, month=month + 1, day=day)
 
 
 def parse_moment(text: str, tz: ZoneInfo, *, end: bool = False) -> datetime:

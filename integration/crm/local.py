@@ -12,8 +12,8 @@ from integration.errors import InvalidPhoneNumber
 from integration.ledger.db import insert_ignoring_duplicates
 from integration.ledger.tables import activities, contacts, deal_calls, recordings
 from integration.models import Activity, Contact
-from integration.operator.auth import utc_now
 from integration.phone import Phone, parse_phone
+from integration.timeutil import utc_now
 
 
 class LocalCrm:

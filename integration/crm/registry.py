@@ -13,6 +13,7 @@ from redis import Redis
 from sqlalchemy import Engine
 
 from integration.config import Settings
+from integration.errors import ConfigError
 from integration.crm.amocrm import AmoCrm, AmoRest
 from integration.crm.amocrm_auth import AmoOAuth, AmoTokens
 from integration.crm.base import CrmAdapter
@@ -32,21 +33,29 @@ class Resources(Protocol):
     delivery_ledger: DeliveryLedger
 
 
+def _required(value: str | None, name: str) -> str:
+    """A setting ``load_settings`` already requires for this backend."""
+    if not value:
+        raise ConfigError([f"{name} is required for this CRM_BACKEND"])
+    return value
+
+
 def _local(resources: Resources) -> CrmAdapter:
     return LocalCrm(resources.engine)
 
 
 def _webhook(resources: Resources) -> CrmAdapter:
     settings = resources.settings
-    assert settings.crm_webhook_url and settings.crm_webhook_secret  # load_settings requires both
-    return WebhookCrm(settings.crm_webhook_url, settings.crm_webhook_secret)
+    return WebhookCrm(
+        _required(settings.crm_webhook_url, "CRM_WEBHOOK_URL"),
+        _required(settings.crm_webhook_secret, "CRM_WEBHOOK_SECRET"),
+    )
 
 
 def _bitrix24(resources: Resources) -> CrmAdapter:
     settings = resources.settings
-    assert settings.bitrix24_webhook_url  # load_settings requires it
     pacer = Pacer(resources.redis, "vats:bitrix24:pace", settings.bitrix24_rate, burst=50)
-    rest = Bitrix24Rest(settings.bitrix24_webhook_url, pacer)
+    rest = Bitrix24Rest(_required(settings.bitrix24_webhook_url, "BITRIX24_WEBHOOK_URL"), pacer)
     return Bitrix24Crm(rest, resources.delivery_ledger, settings.bitrix24_default_user_id)
 
 
@@ -55,19 +64,20 @@ def amocrm_tokens(settings: Settings, redis: Redis) -> AmoTokens:
     oauth = None
     if settings.amocrm_client_id:
         oauth = AmoOAuth(
-            settings.amocrm_base_url,
+            _required(settings.amocrm_base_url, "AMOCRM_BASE_URL"),
             settings.amocrm_client_id,
-            settings.amocrm_client_secret,
-            settings.amocrm_redirect_uri,
+            _required(settings.amocrm_client_secret, "AMOCRM_CLIENT_SECRET"),
+            _required(settings.amocrm_redirect_uri, "AMOCRM_REDIRECT_URI"),
         )
     return AmoTokens(redis, oauth, auth_code=settings.amocrm_auth_code, long_lived=settings.amocrm_long_lived_token)
 
 
 def _amocrm(resources: Resources) -> CrmAdapter:
     settings = resources.settings
-    assert settings.amocrm_base_url  # load_settings requires it
     pacer = Pacer(resources.redis, "vats:amocrm:pace", settings.amocrm_rate, burst=7)
-    rest = AmoRest(settings.amocrm_base_url, amocrm_tokens(settings, resources.redis), pacer)
+    rest = AmoRest(
+        _required(settings.amocrm_base_url, "AMOCRM_BASE_URL"), amocrm_tokens(settings, resources.redis), pacer
+    )
     return AmoCrm(rest, resources.delivery_ledger)
 
 

@@ -16,9 +16,9 @@ import requests
 from integration.crm.base import CrmError
 from integration.crm.schemas import CallCompletedDataSchema
 from integration.models import Activity, Contact
-from integration.operator.auth import utc_now
 from integration.phone import Phone
 from integration.signatures import sign_headers
+from integration.timeutil import utc_now
 
 RETRYABLE_STATUSES = {408, 409, 425, 429}
 

@@ -71,7 +71,7 @@ class CallLedger:
 
     def with_recordings(self, call_ids: list[str]) -> list[tuple[str, str]]:
         """(call id, operator record file id) of those calls that have a recording."""
-        found = []
+        found: list = []  # rows (id, record_file_id)
         with self.engine.connect() as connection:
             for start in range(0, len(call_ids), 500):
                 found += connection.execute(
@@ -79,7 +79,7 @@ class CallLedger:
                         calls.c.id.in_(call_ids[start : start + 500]), calls.c.record_file_id.is_not(None)
                     )
                 ).all()
-        return [tuple(row) for row in found]
+        return [(call_id, file_id) for call_id, file_id in found]
 
     def with_numbers(self, match_keys: list[str], since: datetime) -> list[str]:
         """Ids of calls since ``since`` whose external number ends with one of ``match_keys``."""

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
 
-from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import TypeDecorator
 
 from integration.timeutil import wall_clock_text
@@ -104,6 +105,22 @@ def downgrade(engine: Engine, revision: str) -> None:
     from alembic import command
 
     command.downgrade(_alembic_config(engine), revision)
+
+
+DatabaseError = SQLAlchemyError
+"""Every failure of the database or its driver, for callers that report it (the CLI) without
+knowing SQLAlchemy."""
+
+
+def database_status(engine: Engine) -> str:
+    """The database as readiness reports it: ``ok``, what to do about the schema, or
+    ``unreachable (<error>)``."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return schema_problem(engine) or "ok"
+    except SQLAlchemyError as exc:
+        return f"unreachable ({type(exc).__name__})"
 
 
 def schema_problem(engine: Engine) -> str | None:

@@ -32,6 +32,7 @@ from integration.errors import (
 from integration.logs import fields
 from integration.models import TokenPair
 from integration.operator.schemas import parse_operator_datetime
+from integration.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,6 @@ AUTH_BACKOFF = 300.0  # seconds without auth calls after the authorization token
 AUTHORIZATION_WARNING = timedelta(days=30)
 
 Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- reading expiry times ---------------------------------------------------------------------
@@ -303,7 +300,7 @@ class TokenManager:
 
         warnings = []
         if self.authorization_expires_at and self.authorization_expires_at - now < AUTHORIZATION_WARNING:
-            warnings.append(self._authorization_warning(now))
+            warnings.append(self._authorization_warning(self.authorization_expires_at, now))
         blocked = state.blocked_until > now.timestamp()
         return TokenStatus(
             has_pair=bool(state.access_token),
@@ -393,8 +390,7 @@ class TokenManager:
                 raise IntegrationDisabled(f"{IntegrationDisabled.default_message} (next try in {retry_in} s)")
             raise AuthorizationRevoked(f"{AuthorizationRevoked.default_message} (next try in {retry_in} s)")
 
-    def _authorization_warning(self, now: datetime) -> str:
-        expires = self.authorization_expires_at
+    def _authorization_warning(self, expires: datetime, now: datetime) -> str:
         if expires <= now:
             return "the authorization token has expired: make a new one in the operator's web cabinet"
         days = (expires - now).days
@@ -410,4 +406,4 @@ class TokenManager:
         today = now.strftime("%Y-%m-%d")
         if self._warned_on != today:
             self._warned_on = today
-            log.warning(self._authorization_warning(now))
+            log.warning(self._authorization_warning(self.authorization_expires_at, now))

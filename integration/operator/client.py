@@ -38,7 +38,7 @@ from integration.errors import (
 )
 from integration.logs import fields
 from integration.models import CallbackPlaced, CallFilter, CallRow, Direction, PbxSettings, RecordingFile, TokenPair
-from integration.operator.auth import ACCESS_LIFETIME, REFRESH_LIFETIME, TokenManager, parse_expiry, utc_now
+from integration.operator.auth import ACCESS_LIFETIME, REFRESH_LIFETIME, TokenManager, parse_expiry
 from integration.operator.periods import split_period
 from integration.operator.recording import RecordingDecoder, RecordingFormatError
 from integration.operator.schemas import (
@@ -51,6 +51,7 @@ from integration.operator.schemas import (
     TokenResponseSchema,
     format_operator_datetime,
 )
+from integration.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 

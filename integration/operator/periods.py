@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import calendar
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from integration.errors import PeriodError
+from integration.timeutil import add_months
 
 MAX_SPAN_MONTHS = 1
 HISTORY_DEPTH_MONTHS = 1
 CLAMP_MARGIN = timedelta(minutes=1)
-
-
-def add_months(moment: datetime, months: int) -> datetime:
-    """The same wall-clock time ``months`` calendar months later (earlier when negative),
-    the day clamped to the target month's length (31 Jan + 1 month = 28/29 Feb)."""
-    index = moment.year * 12 + moment.month - 1 + months
-    year, month = divmod(index, 12)
-    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
-    return moment.replace(year=year, month=month + 1, day=day)
 
 
 def earliest_available(now: datetime, tz: ZoneInfo, depth_months: int = HISTORY_DEPTH_MONTHS) -> datetime:

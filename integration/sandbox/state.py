@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from integration.operator.periods import add_months
 from integration.sandbox import data
 from integration.sandbox.tokens import mint, verify
+from integration.timeutil import add_months
 
 PHONE_TO = r"^(8\d{10}|810\d{6,15})$"
 PHONE_FROM = r"^\d{10}$"

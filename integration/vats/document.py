@@ -1,6 +1,5 @@
 """The operator's PBX settings document (``Vats/settings/get``), as plain dicts, and the small
-helpers the rest of ``integration.vats`` shares: walking it, clock times, forwarding numbers and
-the fingerprint that tells whether the live settings changed.
+helpers the rest of ``integration.vats`` shares: walking it, clock times and the fingerprint that tells whether the live settings changed.
 
 The document keeps the operator's field names (``profiles[].scheduleBlocks[].redirectNums[]``…);
 fields we do not know are carried through untouched.
@@ -12,15 +11,11 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
-
-from integration.phone import ascii_digits
 
 DAY = 86400
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MODES = {0: "just a phone", 1: "multichannel (simple set-up)", 2: "multichannel (detailed set-up)"}
 DIAL_MODES = {1: "sequential", 2: "parallel", 21: "uniform load"}
-_SEPARATORS = re.compile(r"[\s()\-]")
 
 
 def fingerprint(document: dict) -> str:
@@ -47,19 +42,6 @@ def parse_clock(text: str) -> int | None:
         return None
     seconds = int(match.group(1)) * 3600 + int(match.group(2)) * 60 + int(match.group(3) or 0)
     return seconds if seconds <= DAY else None
-
-
-def forwarding_digits(raw: Any) -> str | None:
-    """The 10 digits of a forwarding number written as the operator allows (``9001234567``,
-    ``89001234567``, ``+79001234567``; spaces, brackets and dashes ignored), else None."""
-    if not isinstance(raw, (str, int)) or isinstance(raw, bool):
-        return None
-    text = _SEPARATORS.sub("", ascii_digits(str(raw)))
-    if re.fullmatch(r"[0-9]{10}", text):
-        return text
-    if re.fullmatch(r"8[0-9]{10}", text) or re.fullmatch(r"\+7[0-9]{10}", text):
-        return text[-10:]
-    return None
 
 
 def days_of(block: dict) -> dict[str, list[tuple[int, int]]]:

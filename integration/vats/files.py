@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from integration.phone import forwarding_digits
 from integration.rules import WEEKDAYS
 from integration.vats.document import (
     DAY_NAMES,
@@ -22,7 +23,6 @@ from integration.vats.document import (
     blocks,
     days_of,
     fingerprint,
-    forwarding_digits,
     hhmm,
     parse_clock,
     profile_label,
@@ -151,14 +151,14 @@ def _days(value: Any, current: dict[str, list[tuple[int, int]]], where: str, pro
             continue
         day = str(WEEKDAYS.index(name) + 1)
         label = f"{where} › {DAY_NAMES[int(day) - 1]}"
-        parsed = []
+        parsed: list[tuple[int, int]] = []
         for text in spans if isinstance(spans, list) else [spans] if spans else []:
             start, _, end = str(text).replace("–", "-").partition("-")
-            seconds = (parse_clock(start), parse_clock(end))
-            if None in seconds:
+            first, last = parse_clock(start), parse_clock(end)
+            if first is None or last is None:
                 problems.append(f"{label}: {text!r} is not a time range like 09:00-18:00")
             else:
-                parsed.append(seconds)
+                parsed.append((first, last))
         if parsed != days.get(day, []):  # an unchanged day stays as the operator wrote it
             days[day] = parsed
     return days
@@ -184,7 +184,7 @@ def _redirects(value: Any, live: list[dict], where: str, problems: list[str]) ->
         digits = forwarding_digits(entry["num"])
         if digits is not None:  # normalized; an unchanged number keeps the spelling the operator has
             keep = current is not None and forwarding_digits(current.get("num")) == digits
-            entry["num"] = current["num"] if keep else digits
+            entry["num"] = current["num"] if keep and current is not None else digits
         result.append(entry)
     return result
 

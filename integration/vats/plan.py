@@ -14,13 +14,13 @@ from typing import Any
 from redis.exceptions import LockError
 
 from integration.errors import IntegrationError
+from integration.phone import forwarding_digits
 from integration.rules import WEEKDAYS
 from integration.vats.document import (
     DAY_NAMES,
     block_label,
     blocks,
     fingerprint,
-    forwarding_digits,
     profile_label,
     profiles,
     redirect_label,
@@ -152,7 +152,7 @@ def diff(before: dict, after: dict, identity: str = "id") -> list[Change]:
     new = {key: (label, value) for key, label, value in _flatten(after, identity)}
     changes = []
     for key in list(old) + [k for k in new if k not in old]:
-        label, a = old.get(key, (None, None))
+        label, a = old.get(key, ("", None))  # every key is in old or new: the label is never ""
         label, b = new.get(key, (label, None))
         if a == b:
             continue

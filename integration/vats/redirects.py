@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from integration.vats.document import every_redirect, forwarding_digits
+from integration.phone import forwarding_digits
+from integration.vats.document import every_redirect
 from integration.vats.files import export_document
 from integration.vats.plan import apply, read_live
 

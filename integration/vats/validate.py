@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from integration.phone import forwarding_digits
 from integration.vats.document import (
     DAY,
     DAY_NAMES,
@@ -18,7 +19,6 @@ from integration.vats.document import (
     block_label,
     blocks,
     days_of,
-    forwarding_digits,
     profile_label,
     profiles,
     redirect_label,
@@ -104,16 +104,16 @@ def _coverage(profile: dict, where: str, problems: list[str]) -> None:
             for start, end in spans:
                 if day in spans_by_day and 0 <= start < end <= DAY:  # empty ranges (86400–86400) ring nobody
                     spans_by_day[day].append((start, end, block_label(block)))
-    for day, spans in spans_by_day.items():
+    for day, day_spans in spans_by_day.items():
         label = f"{where} › {DAY_NAMES[int(day) - 1]}"
         cursor, last = 0, ""
-        for start, end, block in sorted(spans):
+        for start, end, owner in sorted(day_spans):
             if start > cursor:
                 problems.append(f"{label}: gap {span_text(cursor, start)} (no block rings)")
             elif start < cursor:
-                problems.append(f"{label}: overlap {span_text(start, min(cursor, end))} ({last} and {block})")
+                problems.append(f"{label}: overlap {span_text(start, min(cursor, end))} ({last} and {owner})")
             if end > cursor:
-                cursor, last = end, block
+                cursor, last = end, owner
         if cursor < DAY:
             problems.append(f"{label}: gap {span_text(cursor, DAY)} (no block rings)")
 

@@ -3,6 +3,8 @@ day, which block rings whom, in which dial mode."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from integration.vats.document import (
     DAY_NAMES,
     DIAL_MODES,
@@ -19,7 +21,7 @@ from integration.vats.document import (
 
 def weekly_view(document: dict) -> list[str]:
     """The settings as lines of text."""
-    mode = document.get("vatsModeCode")
+    mode: Any = document.get("vatsModeCode")
     name = f" «{document['vatsName']}»" if document.get("vatsName") else ""
     lines = [f"{document.get('num')}{name}: {MODES.get(mode, f'mode {mode}')}"]
     if document.get("isDoNotDisturbMode") == 1:
@@ -48,7 +50,8 @@ def weekly_view(document: dict) -> list[str]:
 
 def _block(block: dict) -> str:
     off = "" if block.get("isActive", 1) == 1 else " (inactive)"
-    dial = DIAL_MODES.get(block.get("dialModeCode"), f"dial mode {block.get('dialModeCode')}")
+    dial_mode: Any = block.get("dialModeCode")
+    dial = DIAL_MODES.get(dial_mode, f"dial mode {dial_mode}")
     targets = ", ".join(_redirect(r) for r in redirects(block)) or "nobody"
     return f"{block_label(block)}{off}, {dial}: {targets}"
 

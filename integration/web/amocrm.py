@@ -18,8 +18,8 @@ from flask import Blueprint, jsonify, request
 from marshmallow import ValidationError
 
 from integration.config import Settings
-from integration.operator.auth import utc_now
 from integration.queues import DEFAULT, enqueue_handle_event, make_queue
+from integration.timeutil import utc_now
 from integration.web.errors import Problem
 from integration.web.state import web
 

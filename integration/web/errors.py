@@ -67,7 +67,8 @@ def register_error_handlers(app: Flask) -> None:
             404: "no such resource",
             405: "this method is not allowed here",
         }.get(exc.code or 500, exc.description)
-        headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
+        methods = getattr(exc, "valid_methods", None)  # only MethodNotAllowed has them
+        headers = {"Allow": ", ".join(methods)} if methods else None
         return problem_response(exc.code or 500, exc.name, detail, headers=headers)
 
     @app.errorhandler(Exception)

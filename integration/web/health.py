@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 from redis import RedisError
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
-from integration.ledger.db import schema_problem
+from integration.ledger.db import database_status
 from integration.web.errors import problem_response
 from integration.web.state import web
 
@@ -30,12 +28,7 @@ def readyz():
         checks["redis"] = "ok"
     except RedisError as exc:
         checks["redis"] = f"unreachable ({type(exc).__name__})"
-    try:
-        with runtime.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        checks["database"] = schema_problem(runtime.engine) or "ok"
-    except SQLAlchemyError as exc:
-        checks["database"] = f"unreachable ({type(exc).__name__})"
+    checks["database"] = database_status(runtime.engine)
     if checks["redis"] == "ok":
         status = runtime.operator.tokens.status()
         if status.blocked_reason:

@@ -7,9 +7,9 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from integration.operator.auth import utc_now
 from integration.queues import DEFAULT, enqueue_handle_event, make_queue
 from integration.signatures import InvalidSignature
+from integration.timeutil import utc_now
 from integration.web.cors import browser_endpoint, preflight
 from integration.web.errors import Problem
 from integration.web.inputs import json_body

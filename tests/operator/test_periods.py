@@ -4,23 +4,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from integration.errors import PeriodError
-from integration.operator.periods import add_months, earliest_available, split_period
+from integration.operator.periods import earliest_available, split_period
 
 MSK = ZoneInfo("Europe/Moscow")
-
-
-@pytest.mark.parametrize(
-    ("moment", "months", "expected"),
-    [
-        (datetime(2026, 1, 31, 10), 1, datetime(2026, 2, 28, 10)),
-        (datetime(2028, 1, 31, 10), 1, datetime(2028, 2, 29, 10)),
-        (datetime(2026, 3, 31, 0), -1, datetime(2026, 2, 28, 0)),
-        (datetime(2026, 12, 15), 1, datetime(2027, 1, 15)),
-        (datetime(2026, 1, 15), -1, datetime(2025, 12, 15)),
-    ],
-)
-def test_add_months_clamps_the_day(moment, months, expected):
-    assert add_months(moment, months) == expected
 
 
 def test_depth_is_one_calendar_month_in_the_operator_zone():

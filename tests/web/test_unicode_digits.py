@@ -11,8 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from integration.phone import contract_number, parse_dialable, parse_phone, reported_number
-from integration.vats.document import forwarding_digits
+from integration.phone import contract_number, forwarding_digits, parse_dialable, parse_phone, reported_number
 from tests.conftest import API_TOKEN, app_for, config_file
 from tests.web.helpers import post_signed
 from tests.widget_tokens import mint, widget_env

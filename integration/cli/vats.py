@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from integration.cli import EXIT_FAILED, EXIT_USAGE, _fail, _runtime, friendly_errors
+from integration.cli.common import EXIT_FAILED, EXIT_USAGE, current_runtime, fail, friendly_errors
 from integration.vats import files
 from integration.vats.plan import NotVerified, Plan, PlanRefused, apply, make_plan, read_live
 from integration.vats.view import weekly_view
@@ -20,7 +20,7 @@ vats_group = AppGroup("vats", help="PBX routing settings: show, export, plan, ap
 
 
 def _number(raw: str) -> str:
-    return _runtime().settings.own_number(raw)
+    return current_runtime().settings.own_number(raw)
 
 
 def _read_file(path: str) -> dict:
@@ -29,19 +29,19 @@ def _read_file(path: str) -> dict:
         edited["num"] = _number(str(edited["num"]))
         return edited
     except files.FileError as exc:
-        _fail(f"{path}: {exc}", EXIT_USAGE)
+        fail(f"{path}: {exc}", EXIT_USAGE)
     except UnicodeDecodeError:
-        _fail(f"{path}: not a UTF-8 text file", EXIT_USAGE)
+        fail(f"{path}: not a UTF-8 text file", EXIT_USAGE)
 
 
 def _print_plan(plan: Plan) -> None:
     """The plan on stdout; what stops it on stderr, with the exit code that says which."""
     if plan.stale:
-        _fail(str(PlanRefused(plan)), EXIT_FAILED)
+        fail(str(PlanRefused(plan)), EXIT_FAILED)
     if plan.problems:
         for problem in plan.problems:
             click.echo(f"  {problem}", err=True)
-        _fail(f"{len(plan.problems)} problem(s): fix the file, then plan again", EXIT_USAGE)
+        fail(f"{len(plan.problems)} problem(s): fix the file, then plan again", EXIT_USAGE)
     for change in plan.changes:
         click.echo(f"  {change}")
     click.echo(f"{plan.num}: {len(plan.changes)} change(s)" if plan.changes else f"{plan.num}: no changes")
@@ -52,7 +52,7 @@ def _print_plan(plan: Plan) -> None:
 @friendly_errors
 def show_command(num: str) -> None:
     """A weekly view: for each day, which block rings whom, in which dial mode."""
-    for line in weekly_view(read_live(_runtime().operator, _number(num))):
+    for line in weekly_view(read_live(current_runtime().operator, _number(num))):
         click.echo(line)
 
 
@@ -62,7 +62,7 @@ def show_command(num: str) -> None:
 @friendly_errors
 def export_command(num: str, fmt: str) -> None:
     """The settings as an editable file on stdout (vats export NUM > FILE)."""
-    live = read_live(_runtime().operator, _number(num))
+    live = read_live(current_runtime().operator, _number(num))
     click.echo(files.dump(files.export_document(live), fmt), nl=False)
 
 
@@ -72,7 +72,7 @@ def export_command(num: str, fmt: str) -> None:
 def plan_command(path: str) -> None:
     """Check an edited file against the rules and show what it would change."""
     edited = _read_file(path)
-    _print_plan(make_plan(edited, read_live(_runtime().operator, edited["num"])))
+    _print_plan(make_plan(edited, read_live(current_runtime().operator, edited["num"])))
 
 
 @vats_group.command("apply")
@@ -81,14 +81,14 @@ def plan_command(path: str) -> None:
 @friendly_errors
 def apply_command(path: str, yes: bool) -> None:
     """Plan, confirm, write to the operator, re-read and verify."""
-    runtime = _runtime()
+    runtime = current_runtime()
     edited = _read_file(path)
     plan = make_plan(edited, read_live(runtime.operator, edited["num"]))
     _print_plan(plan)
     if not plan.changes:
         return
     if not yes and not click.confirm(f"Apply these {len(plan.changes)} change(s) to {plan.num}?"):
-        _fail("nothing applied", EXIT_FAILED)
+        fail("nothing applied", EXIT_FAILED)
     try:
         applied = apply(runtime.operator, runtime.redis, edited, plan.num)
     except PlanRefused as exc:  # the live settings changed between the plan and the write

@@ -1,0 +1,86 @@
+"""What every command module shares: the exit codes, the runtime of the app, one clear line and an
+exit code for every failure (``fail``, ``friendly_errors``), and the parsing of dates in options.
+
+Every command answers bad input and operator errors with one line on stderr and a non-zero
+exit (2: fix the command line; 1: the operator or a service failed; 3: outcome unknown).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import NoReturn
+from zoneinfo import ZoneInfo
+
+import click
+import redis
+from flask import current_app
+
+from integration import timeutil
+from integration.errors import IntegrationError, InvalidPhoneNumber, OutcomeUnknown, PeriodError
+from integration.ledger.db import DatabaseError
+from integration.runtime import Runtime
+
+EXIT_FAILED, EXIT_USAGE, EXIT_UNKNOWN = 1, 2, 3
+log = logging.getLogger(__name__)
+
+
+def current_runtime() -> Runtime:
+    """The app's runtime (settings, operator client, ledgers…), built by ``create_app``."""
+    return current_app.extensions["vats"]
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """One line on stderr, then exit with ``code``."""
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def friendly_errors(command: Callable) -> Callable:
+    """Turn the project's errors into one clear line and an exit code; never a traceback."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (InvalidPhoneNumber, PeriodError) as exc:
+            fail(str(exc), EXIT_USAGE)
+        except OutcomeUnknown as exc:
+            fail(f"{exc}. Check the phone before trying again.", EXIT_UNKNOWN)
+        except IntegrationError as exc:
+            fail(str(exc), EXIT_FAILED)
+        except redis.RedisError as exc:
+            fail(f"cannot use Redis (REDIS_URL): {type(exc).__name__}", EXIT_FAILED)
+        except DatabaseError as exc:
+            fail(f"cannot use the database (DATABASE_URL): {type(exc).__name__}", EXIT_FAILED)
+        except click.ClickException:
+            raise
+        except Exception as exc:
+            log.debug("unexpected error", exc_info=True)
+            fail(f"unexpected {type(exc).__name__}; run with LOG_LEVEL=DEBUG for details", EXIT_FAILED)
+
+    return run
+
+
+def parse_moment(text: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
+    """``timeutil.parse_moment`` with its complaint as a command-line error."""
+    try:
+        return timeutil.parse_moment(text, tz, end=end)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def local(moment: datetime | None, tz: ZoneInfo) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
+
+
+def day_option(day: str) -> date:
+    """A ``--date`` option: ``YYYY-MM-DD``, a real calendar date."""
+    if not timeutil.DATE.match(day.strip()):
+        raise click.BadParameter("use YYYY-MM-DD", param_hint="--date")
+    try:
+        return datetime.strptime(day.strip(), "%Y-%m-%d").date()
+    except ValueError:
+        raise click.BadParameter(f"{day} is not a calendar date", param_hint="--date") from None
