@@ -13,13 +13,13 @@ from redis import Redis
 from sqlalchemy import Engine
 
 from integration.config import Settings
-from integration.errors import ConfigError
 from integration.crm.amocrm import AmoCrm, AmoRest
 from integration.crm.amocrm_auth import AmoOAuth, AmoTokens
 from integration.crm.base import CrmAdapter
 from integration.crm.bitrix24 import Bitrix24Crm, Bitrix24Rest
 from integration.crm.local import LocalCrm
 from integration.crm.webhook import WebhookCrm
+from integration.errors import ConfigError
 from integration.ledger.deliveries import DeliveryLedger
 from integration.ratelimit import Pacer
 
