@@ -1,88 +1,27 @@
 """vats-bridge: connects a virtual PBX operator's Integration API to CRMs.
 
-``create_app()`` builds the Flask app; nothing connects to anything at import.
+``create_app()`` builds the Flask app (``integration.app``); importing the package imports and
+connects nothing, so ``import integration.phone`` costs only what ``phone`` needs.
 """
 
 from __future__ import annotations
 
-import time
+from typing import TYPE_CHECKING
 
-from flask import Flask, g, request
-from werkzeug.middleware.proxy_fix import ProxyFix
+if TYPE_CHECKING:
+    from flask import Flask
 
-from integration.config import Settings, load_settings
-from integration.logs import setup_logging
-from integration.runtime import Runtime
-
-MEASURED = ("/webhooks/", "/callback-requests", "/widget/")
+    from integration.config import Settings
+    from integration.runtime import Runtime
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """The web app and its CLI; sets up logging (``integration.logs``). Raises ``ConfigError``
-    listing every settings problem."""
-    settings = settings or load_settings()
-    setup_logging(settings)
+    """The web app and its CLI (see ``integration.app.create_app``)."""
+    from integration.app import create_app as build
 
-    from integration.cli import (
-        contacts_group,
-        db_group,
-        operator_group,
-        reconcile_command,
-        recordings_group,
-        sync_command,
-        vats_group,
-    )
-    from integration.web.amocrm import amocrm
-    from integration.web.api import api
-    from integration.web.bitrix24 import bitrix24
-    from integration.web.cors import add_cors_headers
-    from integration.web.errors import problem_response, register_error_handlers
-    from integration.web.forms import forms
-    from integration.web.health import health
-    from integration.web.inputs import ChunkedBodyLimit
-    from integration.web.openapi import openapi
-    from integration.web.recordings import recordings
-    from integration.web.state import WebState
-    from integration.web.vats import vats_api
-    from integration.web.webhooks import webhooks
-    from integration.web.widget import widget
-
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False  # answers keep their documented order (weekdays, fields)
-    too_large = problem_response(413, "Payload Too Large", f"the body is larger than {settings.max_body_bytes} bytes")
-    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, settings.max_body_bytes, too_large)
-    if settings.trusted_proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
-    runtime = Runtime(settings)
-    app.extensions["vats"] = runtime
-    app.extensions["vats.web"] = WebState(runtime)
-    for blueprint in (health, webhooks, forms, api, vats_api, recordings, bitrix24, amocrm, widget, openapi):
-        app.register_blueprint(blueprint)
-    register_error_handlers(app)
-    app.after_request(add_cors_headers)
-    app.cli.add_command(operator_group)
-    app.cli.add_command(db_group)
-    app.cli.add_command(sync_command)
-    app.cli.add_command(reconcile_command)
-    app.cli.add_command(contacts_group)
-    app.cli.add_command(recordings_group)
-    app.cli.add_command(vats_group)
-
-    @app.before_request
-    def _start_clock() -> None:
-        g.started = time.perf_counter()
-
-    @app.after_request
-    def _measure(response):
-        if request.path.startswith(MEASURED):
-            endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-            runtime.metrics.inc("vats_webhooks_total", endpoint=endpoint, outcome=str(response.status_code))
-            runtime.metrics.observe("vats_webhook_seconds", time.perf_counter() - g.started, endpoint=endpoint)
-        return response
-
-    return app
+    return build(settings)
 
 
 def runtime(app: Flask) -> Runtime:
+    """The app's ``Runtime`` (its Redis, database, operator client, CRM…)."""
     return app.extensions["vats"]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import redis
-from sqlalchemy import Engine
 
 from integration.callbacks import JOB, CallbackIntake, job_options
 from integration.config import Settings
@@ -29,6 +29,9 @@ from integration.operator.factory import build_operator_client
 from integration.queues import CALLBACKS, Enqueuer, make_queue
 from integration.recordings.links import LinkSigner
 from integration.recordings.storage import LocalStore
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine  # annotations only: the ledger builds the engine
 
 
 class Runtime:

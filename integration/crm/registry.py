@@ -7,10 +7,9 @@ Adding a CRM: its adapter module, one builder and one line in ``BACKENDS``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from redis import Redis
-from sqlalchemy import Engine
 
 from integration.config import Settings
 from integration.crm.amocrm import AmoCrm, AmoRest
@@ -22,6 +21,9 @@ from integration.crm.webhook import WebhookCrm
 from integration.errors import ConfigError
 from integration.ledger.deliveries import DeliveryLedger
 from integration.ratelimit import Pacer
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine  # annotations only: the ledger builds the engine
 
 
 class Resources(Protocol):
