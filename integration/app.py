@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from flask import Flask, g, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from integration.config import Settings, load_settings
@@ -13,6 +14,10 @@ from integration.logs import setup_logging
 from integration.runtime import Runtime
 
 MEASURED = ("/webhooks/", "/callback-requests", "/widget/")
+
+
+class OrderedJSON(DefaultJSONProvider):
+    sort_keys = False  # answers keep their documented order (weekdays, fields)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -47,11 +52,13 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False  # answers keep their documented order (weekdays, fields)
+    app.json = OrderedJSON(app)
     too_large = problem_response(413, "Payload Too Large", f"the body is larger than {settings.max_body_bytes} bytes")
-    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, settings.max_body_bytes, too_large)
+    # WSGI middleware wraps wsgi_app, as Flask documents (mypy sees a method being replaced).
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, settings.max_body_bytes, too_large)  # type: ignore[method-assign]
     if settings.trusted_proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+        proxied = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+        app.wsgi_app = proxied  # type: ignore[method-assign]
     runtime = Runtime(settings)
     app.extensions["vats"] = runtime
     app.extensions["vats.web"] = WebState(runtime)

@@ -214,7 +214,7 @@ def place_callback(
             finished_at=clock(),
             request_hash=placed.request_hash,
         )
-    return ledger.get(request.id)
+    return _reread(ledger, request.id)
 
 
 def _settle_unclaimed(stored: CallbackRequest, ledger: CallbackLedger, now: datetime, ttl: int) -> CallbackRequest:
@@ -236,4 +236,12 @@ def _settle_unclaimed(stored: CallbackRequest, ledger: CallbackLedger, now: date
             finished_at=now,
             reason=f"waited more than CALLBACK_TTL ({ttl} s) in the queue; not placed late",
         )
-    return ledger.get(stored.id)
+    return _reread(ledger, stored.id)
+
+
+def _reread(ledger: CallbackLedger, request_id: str) -> CallbackRequest:
+    """A request this process has just written (requests are never deleted)."""
+    request = ledger.get(request_id)
+    if request is None:
+        raise LookupError(f"callback request {request_id} vanished from the ledger")
+    return request

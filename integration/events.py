@@ -33,7 +33,7 @@ class Planned:
     def describe(self) -> str:
         if self.skipped:
             return f"{self.rule.name}: skipped ({self.skipped})"
-        if self.order:
+        if self.order and self.at:
             return f"{self.rule.name}: callback {self.order.phone_from} → {self.order.destination.e164} at {self.at.isoformat()}"
         if self.forwarding:
             state = "active" if self.rule.active else "inactive"
@@ -43,7 +43,8 @@ class Planned:
 
 def phones_of(data: Mapping) -> list[str]:
     """The event's phone numbers as sent: ``phones`` (a list) and/or ``phone``."""
-    found = data.get("phones") if isinstance(data.get("phones"), list) else []
+    phones = data.get("phones")
+    found: list = phones if isinstance(phones, list) else []
     if data.get("phone"):
         found = [data["phone"], *found]
     return [str(p) for p in found if isinstance(p, (str, int)) and not isinstance(p, bool)]

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 
 from redis import Redis, RedisError
 
@@ -49,7 +50,7 @@ def _order(field: str) -> tuple:
     return (head, float("inf") if value == "+Inf" else float(value) if value else -1.0, field)
 
 
-def _cumulative(stored: dict[bytes, bytes]) -> list[tuple[str, float]]:
+def _cumulative(stored: Mapping[bytes, bytes]) -> list[tuple[str, float]]:
     """Stored series in order, histogram buckets made cumulative, with their ``_count``."""
     values = {field.decode(): float(value) for field, value in stored.items()}
     histograms: dict[str, dict[str, float]] = defaultdict(dict)
@@ -115,7 +116,7 @@ class Metrics:
 
     def render(self) -> str:
         self.flush()
-        stored = self.redis.hgetall(KEY) if self.redis is not None else {}
+        stored: Mapping[bytes, bytes] = self.redis.hgetall(KEY) if self.redis is not None else {}  # type: ignore[assignment]  # bytes: no decode_responses
         series: dict[str, list[str]] = defaultdict(list)
         for field, number in _cumulative(stored):
             name = field.split("{", 1)[0]

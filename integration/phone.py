@@ -177,7 +177,7 @@ def _clean(raw: object) -> str:
 # Russian numbers as the operator writes them: 8…, 7…, +7… or 10 digits, area codes 3xx/4xx/8xx/9xx
 # (not 810: that is the international prefix, which phonenumbers reads as such).
 _RUSSIAN = re.compile(r"^(?:\+7|7|8)?((?!810)[3489][0-9]{9})$")
-_RU_METADATA = phonenumbers.PhoneMetadata.metadata_for_region("RU")
+_RU_METADATA: phonenumbers.PhoneMetadata = phonenumbers.PhoneMetadata.metadata_for_region("RU")  # type: ignore[assignment]  # shipped with phonenumbers
 
 
 def parse_phone(raw: object, region: str = "RU", *, classify: bool = True) -> Phone:
@@ -296,7 +296,7 @@ def phone_from_e164(e164: str) -> Phone:
 def parse_dialable(raw: object, region: str = "RU") -> Phone:
     """Parse a number we are about to dial: it must be a valid, external number."""
     phone = parse_phone(raw, region)
-    if phone.internal:
+    if phone.internal or phone.e164 is None:
         raise InvalidPhoneNumber(raw, "a short internal number cannot be dialled through the operator")
     if not phone.valid:
         number = phonenumbers.parse(phone.e164)

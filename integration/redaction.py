@@ -10,7 +10,11 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 REDACTED = "[redacted]"
 
@@ -74,7 +78,7 @@ class KnownSecrets:
         self.values = tuple(sorted(kept, key=len, reverse=True))  # longest first: no partial leftovers
 
     @classmethod
-    def of(cls, settings: object) -> KnownSecrets:
+    def of(cls, settings: DataclassInstance) -> KnownSecrets:
         """The values of a settings dataclass's secret fields (those hidden from its ``repr``)."""
         values: list[str] = []
         for field in dataclasses.fields(settings):

@@ -139,9 +139,10 @@ def link_callbacks(new_calls: list[Call], ledger: CallLedger, callbacks: Callbac
     for request in callbacks.placed_between(earliest, latest):  # newest first
         waiting.setdefault((request.phone_from, request.phone_to), []).append(request)
     for call in outbound:
-        candidates = waiting.get((call.line, call.ext_e164), [])
+        candidates = waiting.get((call.line, call.ext_e164 or ""), [])
         for request in candidates:
-            if call.started_at - LINK_BEFORE <= request.placing_at <= call.started_at + LINK_AFTER:
+            placing_at = request.placing_at
+            if placing_at and call.started_at - LINK_BEFORE <= placing_at <= call.started_at + LINK_AFTER:
                 ledger.link_callback(call.id, request.id)
                 candidates.remove(request)
                 break
@@ -208,7 +209,7 @@ def sync_calls(
     if begin >= end:
         return result
     for lower, upper in split_period(begin, end, now, tz):
-        found, new_ids, stored = 0, [], Counter()
+        found, new_ids, stored = 0, [], Counter[str]()
         with fewer_young_collections():  # a month's rows and calls are millions of small objects
             for calls, fresh in store_calls(operator.iter_call_list_slice(lines, lower, upper), ledger, region, now):
                 found += len(calls)

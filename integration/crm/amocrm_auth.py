@@ -95,9 +95,9 @@ class AmoTokens:
             pair = self._load()  # another process may have refreshed while this one waited
             if pair is not None and pair.expires_at - RENEW_MARGIN > self.clock():
                 return pair.access_token
-            if pair is not None:
+            if pair is not None and self.oauth is not None:
                 fresh = self.oauth.refresh(pair.refresh_token, self.clock())
-            elif self._auth_code:
+            elif self._auth_code and self.oauth is not None:
                 fresh = self.oauth.exchange(self._auth_code, self.clock())
             else:
                 raise CrmError(

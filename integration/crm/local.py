@@ -35,7 +35,7 @@ class LocalCrm:
     def create_contact(self, phone: Phone, name: str = "") -> Contact:
         now = self.clock()
         with self.engine.begin() as connection:
-            new_id = connection.execute(
+            inserted = connection.execute(
                 contacts.insert().values(
                     name=name,
                     phone_e164=phone.e164,
@@ -44,8 +44,9 @@ class LocalCrm:
                     created_at=now,
                     updated_at=now,
                 )
-            ).inserted_primary_key[0]
-        return Contact(id=str(new_id), name=name, phones=(phone.e164,), updated_at=now)
+            ).inserted_primary_key
+        assert inserted is not None  # an INSERT always has a key
+        return Contact(id=str(inserted[0]), name=name, phones=(phone.e164,) if phone.e164 else (), updated_at=now)
 
     def contacts_page(self, limit: int, offset: int, phone: Phone | None = None) -> list[dict]:
         statement = select(contacts).order_by(contacts.c.id).limit(limit).offset(offset)

@@ -29,10 +29,14 @@ if TYPE_CHECKING:
 class Resources(Protocol):
     """What a builder may use of the process's resources (``Runtime`` provides them)."""
 
-    settings: Settings
-    redis: Redis
-    engine: Engine
-    delivery_ledger: DeliveryLedger
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def redis(self) -> Redis: ...
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def delivery_ledger(self) -> DeliveryLedger: ...
 
 
 def _required(value: str | None, name: str) -> str:

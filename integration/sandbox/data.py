@@ -235,7 +235,7 @@ FORWARDING = re.compile(r"^(\d{10}|8\d{10}|\+7\d{10})$")
 def validate_settings(new: dict, old: dict) -> list[str]:
     """The documented rules of ``Vats/settings/set``; returns the problems found."""
     problems: list[str] = []
-    num = old.get("num")
+    num = str(old.get("num") or "")
     for field in READ_ONLY:
         if field in new and new[field] != old.get(field):
             problems.append(f"{num}: {field} is read-only")

@@ -281,7 +281,7 @@ class Sandbox:
             self.recordings[spec.id] = spec
             return spec
 
-    def call_list(self, body: dict) -> dict:
+    def call_list(self, body: object) -> dict:
         if not isinstance(body, dict):
             raise SandboxError(400, 400, "body must be a JSON object")
         nums = body.get("nums")
@@ -348,7 +348,7 @@ class Sandbox:
 
     # -- settings --
 
-    def get_settings(self, body: dict) -> dict:
+    def get_settings(self, body: object) -> dict:
         nums = body.get("nums") if isinstance(body, dict) else None
         if not isinstance(nums, list) or not nums:
             raise SandboxError(400, 400, "nums must be a non-empty list")
@@ -358,7 +358,7 @@ class Sandbox:
                 raise SandboxError(400, 400, f"numbers not on this contract: {', '.join(map(str, missing))}")
             return self.envelope("Vats/settings/get", {"vatsSettings": [self.settings[str(n)] for n in nums]})
 
-    def set_settings(self, body: dict) -> dict:
+    def set_settings(self, body: object) -> dict:
         documents = body.get("vatsSettings") if isinstance(body, dict) else None
         if not isinstance(documents, list) or not documents:
             raise SandboxError(400, 400, "vatsSettings must be a non-empty list")

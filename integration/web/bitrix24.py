@@ -57,7 +57,7 @@ def bitrix24_event():
         body = nested_form(request.form)
     settings = web().runtime.settings
     event = str(body.get("event", "")).upper()
-    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    data = body["data"] if isinstance(body.get("data"), dict) else {}
     if event == "ONEXTERNALCALLSTART":
         order = _click(data, settings)
     elif event == "ONEXTERNALCALLBACKSTART":

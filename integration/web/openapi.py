@@ -70,9 +70,9 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "secret key (AMOCRM_CLIENT_SECRET); the caller is its `user_id` (their number from [users]).",
     },
 }
-SIGNED = [{"webhookId": [], "webhookTimestamp": [], "webhookSignature": []}]
-BEARER = [{"apiToken": []}]
-ONE_TIME_TOKEN = [{"amocrmOneTimeToken": []}]
+SIGNED: list[dict] = [{"webhookId": [], "webhookTimestamp": [], "webhookSignature": []}]
+BEARER: list[dict] = [{"apiToken": []}]
+ONE_TIME_TOKEN: list[dict] = [{"amocrmOneTimeToken": []}]
 PUBLIC: list[dict] = []
 
 DESCRIPTION = """\
@@ -263,7 +263,7 @@ API_PROBLEMS = {401: "no or wrong bearer token", 403: "the API is disabled (no A
 NUM = path_parameter("num", "a contract number (OPERATOR_NUMBERS), any format")
 
 
-def operations(settings: Settings) -> dict[str, dict[str, dict]]:
+def operations(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every operation by OpenAPI path and method; schemas bound to ``settings`` where they need it."""
     click_to_call = ClickToCallSchema(settings)
     callback_form = CallbackFormSchema(settings)
@@ -748,6 +748,7 @@ def build_document(app: Flask, settings: Settings) -> dict:
         info={"description": DESCRIPTION},
         servers=[{"url": settings.public_url.rstrip("/") or "/", "description": "PUBLIC_URL"}],
     )
+    assert plugin.converter is not None  # set when the spec initialises the plugin
     plugin.converter.add_attribute_function(_number_field)
     for name, scheme in SECURITY_SCHEMES.items():
         spec.components.security_scheme(name, scheme)

@@ -22,7 +22,7 @@ def serve_recording(recording_id: str):
         raise Problem(403, "Forbidden", "the link's signature is missing, wrong or expired")
     stored = web().stored_recording(recording_id)
     path = runtime.recording_store.local_path(stored[0]) if stored else None
-    if path is None:
+    if stored is None or path is None:
         raise Problem(404, "Not Found", "this recording is not stored (any more)")
     range_header = parse_range_header(request.headers.get("Range"))
     if range_header is None or range_header.units != "bytes":

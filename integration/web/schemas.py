@@ -55,8 +55,8 @@ class ClickToCallSchema(SettingsSchema):
 
     @post_load
     def make(self, data: dict, **kwargs) -> ClickToCall:
-        errors: dict[str, list[str]] = {}
-        phone_from = None
+        errors: dict[str, Any] = {}
+        phone_from: str | None = None
         if data["user"] is not None:
             phone_from = self.settings.users.get(data["user"])
             if phone_from is None:
@@ -73,7 +73,7 @@ class ClickToCallSchema(SettingsSchema):
             phone_to = destination(data["to"], self.settings)
         except ValidationError as exc:
             errors["to"] = exc.messages
-        if errors:
+        if errors or phone_from is None:
             raise ValidationError(errors)
         return ClickToCall(phone_from=phone_from, destination=phone_to, crm_user=data["user"], crm_context=data["crm"])
 

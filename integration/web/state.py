@@ -58,7 +58,7 @@ class WebState:
         known = self._stored_recordings.get(recording_id)
         if known is None:
             recording = self.runtime.recording_ledger.by_public_id(recording_id)
-            if recording is None or recording.status != "stored":
+            if recording is None or recording.status != "stored" or not recording.storage_key or not recording.sha256:
                 return None
             if len(self._stored_recordings) >= 10_000:
                 self._stored_recordings.clear()

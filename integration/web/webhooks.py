@@ -17,14 +17,15 @@ from integration.web.schemas import CrmEventSchema
 from integration.web.state import web
 
 webhooks = Blueprint("webhooks", __name__)
-SIGNED_HEADERS = "Content-Type, webhook-id, webhook-timestamp, webhook-signature"
+SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+SIGNED_HEADERS = ", ".join(("Content-Type", *SIGNATURE_HEADERS))
 
 
 def signed_json() -> tuple[str, dict[str, Any]]:
     """Verify the Standard Webhooks signature, then parse the body; returns (webhook id, body)."""
     body = request.get_data(cache=True)
     try:
-        webhook_id = web().verifier.verify(body, request.headers)
+        webhook_id = web().verifier.verify(body, {name: request.headers.get(name, "") for name in SIGNATURE_HEADERS})
     except InvalidSignature as exc:
         raise Problem(401, "Unauthorized", str(exc)) from None
     return webhook_id, json_body(body)
