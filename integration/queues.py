@@ -86,10 +86,11 @@ class Enqueuer:
         job = queue.enqueue_call(func, job_id=_ID, pipeline=recorder, **options)
         stamps = {utcformat(job.created_at), utcformat(job.enqueued_at)}
         encode = self.connection.get_encoder().encode
-        commands = _effective([command for command, _options in recorder.command_stack], job.key)
+        commands = [command for command, _options in recorder.command_stack]
         recorder.reset()
+        # RQ's own commands for this job, every one as RQ sends it, as Lua: constants travel once,
+        # not with every request. tests/test_queues.py compares what they write with RQ's.
         calls = ["redis.call(" + ", ".join(_lua_expression(encode(arg), stamps) for arg in c) + ")" for c in commands]
-        # RQ's own commands for this job, as Lua: constants travel once, not with every request.
         self._script = self.connection.register_script(_CLAIMS + "\n".join(calls) + _EXTRA)
         self._sha = self._script.sha
 
@@ -112,22 +113,6 @@ class Enqueuer:
         except NoScriptError:  # a restarted or flushed Redis: load the script and run it once more
             created, existing = self._script(keys=keys, args=args)
         return bool(created), existing.decode() if isinstance(existing, bytes) else existing
-
-
-def _effective(commands: list[tuple], job_key: str) -> list[tuple]:
-    """RQ's commands minus those that change nothing for a new job without dependencies:
-    an HSET whose fields a later HSET of the same key sets again, and EXPIREs of the
-    dependents/dependencies keys, which such a job never has."""
-    kept = []
-    for index, command in enumerate(commands):
-        name, key = str(command[0]).upper(), command[1]
-        if name == "EXPIRE" and key != job_key:
-            continue
-        later = [c for c in commands[index + 1 :] if str(c[0]).upper() == "HSET" and c[1] == key]
-        if name == "HSET" and any(set(command[2::2]) <= set(c[2::2]) for c in later):
-            continue
-        kept.append(command)
-    return kept
 
 
 def _lua_expression(arg: bytes, stamps: set[str]) -> str:
