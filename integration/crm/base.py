@@ -11,7 +11,10 @@ from integration.phone import Phone
 
 
 class CrmError(IntegrationError):
-    """The CRM did not take the request; ``retryable`` when trying again later may help."""
+    """The CRM did not take the request; ``retryable`` when trying again later may help (each
+    adapter decides from the CRM's answer)."""
+
+    retryable = True
 
     def __init__(self, message: str, *, retryable: bool = True):
         self.retryable = retryable

@@ -180,7 +180,8 @@ def raise_for_response(method: str, response: requests.Response, body: Any = ...
     if status == 429:
         raise RateLimited(retry_after=_retry_after(response), **fields)
     if 400 <= status < 500:
-        raise RequestRejected(**fields)
+        # A recording the operator has not made yet is a 404 until it has: worth asking again later.
+        raise RequestRejected(retryable=status == 404 and method == GET_RECORD_FILE, **fields)
     if status >= 500 or not 200 <= status < 300:
         raise OperatorUnavailable(f"the operator failed (HTTP {status})", **fields)
     if body is None:
@@ -368,7 +369,7 @@ class OperatorClient:
                 raise InvalidResponse(str(exc), method=GET_RECORD_FILE) from None
             except requests.RequestException:
                 raise OperatorUnavailable(
-                    "the recording download was cut off", method=GET_RECORD_FILE, retryable=False
+                    "the recording download was cut off", method=GET_RECORD_FILE, partial=True
                 ) from None
             finally:
                 response.close()
@@ -444,7 +445,7 @@ class OperatorClient:
         if isinstance(exc, OperatorUnavailable):
             if not idempotent and exc.request_sent:
                 raise OutcomeUnknown(method=exc.method, status=exc.status) from exc
-            if attempt < self.retry.max_retries and exc.retryable:
+            if attempt < self.retry.max_retries and not exc.partial:
                 return self.retry.delay(attempt)
         elif (
             isinstance(exc, RateLimited)
