@@ -18,6 +18,7 @@ where the case decides (marked *). In-process retries of one HTTP call are narro
     ├── SettingsBusy                           yes   another apply holds the number's lock (vats/plan.py)
     ├── NotVerified                            no    the operator reads back other settings (vats/plan.py)
     ├── CrmError                               *     the CRM did not take the request (crm/base.py)
+    │   ├── CrmRateLimited                     yes   the CRM asked us to slow down (repeated in place first)
     │   └── Bitrix24Error                      *     with Bitrix24's ``error`` code (crm/bitrix24.py)
     └── OperatorError                          yes   anything the operator API answered or failed to answer
         ├── OperatorAuthError                  yes   the operator refused our credentials

@@ -21,6 +21,16 @@ class CrmError(IntegrationError):
         super().__init__(message)
 
 
+class CrmRateLimited(CrmError):
+    """The CRM asked us to slow down (amoCRM's 429, Bitrix24's ``QUERY_LIMIT_EXCEEDED``): the
+    adapter backs off and repeats the request itself a few times, then the work is retried later."""
+
+
+def rate_limited(exc: BaseException) -> bool:
+    """Whether a CRM request's failure is repeated in place (``integration.retrying``'s ``when``)."""
+    return isinstance(exc, CrmRateLimited)
+
+
 class CrmAdapter(Protocol):
     name: str
     events: bool  # takes events beside calls (``send``), e.g. callback.finished
