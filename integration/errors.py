@@ -1,21 +1,37 @@
 """The project's exception tree.
 
-Every error the project raises on purpose is an ``IntegrationError``::
+Every error the project raises on purpose is an ``IntegrationError``. ``retryable`` says whether
+the same work may succeed if it is tried again later (a work item is rescheduled rather than
+failed; a person may act within the retry window): a class attribute, overridden per instance
+where the case decides (marked *). In-process retries of one HTTP call are narrower: see
+``integration.retrying``::
 
-    IntegrationError
-    ├── ConfigError                  settings missing or invalid (one line per problem)
-    ├── InvalidPhoneNumber           a number that cannot be used, with the reason
-    ├── PeriodError                  a call-history period the operator cannot serve
-    └── OperatorError                anything the operator API answered or failed to answer
-        ├── OperatorAuthError        the operator refused our credentials
-        │   ├── TokenInvalid         an access/refresh token expired or was invalidated (401)
-        │   └── AuthorizationRevoked the authorization token no longer works: a person must act
-        ├── IntegrationDisabled      the Integration API is switched off in the web cabinet (403)
-        ├── RequestRejected          the operator refused the request (4xx, errorCode != 0)
-        ├── RateLimited              throttled (429); ``retry_after`` seconds when the operator says
-        ├── OperatorUnavailable      timeouts, connection errors, 5xx, HTML or empty bodies
-        ├── OutcomeUnknown           a non-idempotent request may have reached the operator
-        └── InvalidResponse          a well-formed answer of the wrong shape (or not audio)
+    IntegrationError                           retryable
+    ├── ConfigError                            no    settings missing or invalid (one line per problem)
+    ├── InvalidPhoneNumber                     no    a number that cannot be used, with the reason
+    ├── PeriodError                            no    a call-history period the operator cannot serve
+    ├── InvalidSignature                       no    an inbound webhook's signature (signatures.py)
+    ├── RecordingFormatError                   no    a recording answer that is not audio (operator/recording.py)
+    ├── FileError                              no    an edited PBX settings file that cannot be read (vats/files.py)
+    ├── TokenRefused                           no    an amoCRM widget's one-time token (crm/amocrm_widget_tokens.py)
+    ├── PlanRefused                            *     PBX settings not applied: ``plan.stale`` (vats/plan.py)
+    ├── SettingsBusy                           yes   another apply holds the number's lock (vats/plan.py)
+    ├── NotVerified                            no    the operator reads back other settings (vats/plan.py)
+    ├── CrmError                               *     the CRM did not take the request (crm/base.py)
+    │   ├── CrmRateLimited                     yes   the CRM asked us to slow down (repeated in place first)
+    │   └── Bitrix24Error                      *     with Bitrix24's ``error`` code (crm/bitrix24.py)
+    └── OperatorError                          yes   anything the operator API answered or failed to answer
+        ├── OperatorAuthError                  yes   the operator refused our credentials
+        │   ├── TokenInvalid                   yes   an access/refresh token expired or was invalidated (401)
+        │   └── AuthorizationRevoked           yes   the authorization token no longer works: a person must act
+        ├── IntegrationDisabled                yes   the Integration API is switched off in the web cabinet (403)
+        ├── RequestRejected                    no*   the operator refused the request (4xx, errorCode != 0);
+        │                                            yes for a recording it has not made yet (404)
+        ├── RateLimited                        yes   throttled (429); ``retry_after`` seconds when the operator says
+        ├── OperatorUnavailable                yes   timeouts, connection errors, 5xx, HTML or empty bodies
+        ├── OutcomeUnknown                     yes   a non-idempotent request may have reached the operator; a
+        │                                            later try re-reads first (a click-to-call is never repeated)
+        └── InvalidResponse                    no    a well-formed answer of the wrong shape (or not audio)
 
 Operator errors carry the API method, the HTTP status and the operator's ``errorCode`` /
 ``errorMessage``. Their text never contains a token: messages are built from those fields only.
@@ -25,7 +41,10 @@ from __future__ import annotations
 
 
 class IntegrationError(Exception):
-    """Base of every error the project raises on purpose."""
+    """Base of every error the project raises on purpose; ``retryable``: the same work may
+    succeed if it is tried again later."""
+
+    retryable: bool = False
 
 
 class ConfigError(IntegrationError):
@@ -53,6 +72,7 @@ class OperatorError(IntegrationError):
     """The operator API failed; carries the method, HTTP status and operator error fields."""
 
     default_message = "operator request failed"
+    retryable = True
 
     def __init__(
         self,
@@ -62,7 +82,10 @@ class OperatorError(IntegrationError):
         status: int | None = None,
         error_code: int | None = None,
         error_message: str | None = None,
+        retryable: bool | None = None,
     ):
+        if retryable is not None:
+            self.retryable = retryable
         self.method = method
         self.status = status
         self.error_code = error_code
@@ -111,6 +134,7 @@ class IntegrationDisabled(OperatorError):
 
 class RequestRejected(OperatorError):
     default_message = "the operator rejected the request"
+    retryable = False
 
 
 class RateLimited(OperatorError):
@@ -122,14 +146,15 @@ class RateLimited(OperatorError):
 
 
 class OperatorUnavailable(OperatorError):
-    """``request_sent``: the request may have reached the operator; ``retryable``: repeating
-    the same call is safe (False once a download started writing to its sink)."""
+    """``request_sent``: the request may have reached the operator; ``partial``: a download had
+    started writing into the caller's sink, so the client does not repeat it itself (the caller,
+    who owns the sink, may try again later)."""
 
     default_message = "the operator is unavailable"
 
-    def __init__(self, message: str | None = None, *, request_sent: bool = True, retryable: bool = True, **kw):
+    def __init__(self, message: str | None = None, *, request_sent: bool = True, partial: bool = False, **kw):
         self.request_sent = request_sent
-        self.retryable = retryable
+        self.partial = partial
         super().__init__(message, **kw)
 
 
@@ -139,3 +164,4 @@ class OutcomeUnknown(OperatorError):
 
 class InvalidResponse(OperatorError):
     default_message = "the operator's answer has an unexpected shape"
+    retryable = False

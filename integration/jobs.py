@@ -19,7 +19,7 @@ from integration import callbacks, delivery, events, sync
 from integration.config import load_settings
 from integration.crm.base import CrmError, KnowsDeals, TakesEvents
 from integration.crm.webhook import event_id
-from integration.errors import IntegrationError, InvalidResponse, OperatorError, OperatorUnavailable, RequestRejected
+from integration.errors import IntegrationError, OperatorUnavailable
 from integration.logs import fields
 from integration.queues import (
     DEFAULT,
@@ -34,7 +34,6 @@ from integration.recordings import fetch
 from integration.runtime import Runtime
 from integration.sync import SyncResult
 from integration.timeutil import utc_now
-from integration.vats.plan import PlanRefused, SettingsBusy
 from integration.vats.redirects import set_redirect_active
 
 log = logging.getLogger(__name__)
@@ -279,7 +278,7 @@ def handle_event(event_id: str) -> str:
             elif not item.skipped:
                 rt.crm.attach_calls(str(data["deal_id"]), list(item.call_ids), f"{event.id}:{item.rule.name}")
     except IntegrationError as exc:
-        if worth_retrying(exc) and now - event.received_at < delivery.RETRY_WINDOW:
+        if exc.retryable and now - event.received_at < delivery.RETRY_WINDOW:
             raise  # the sweeper runs the event again later; every action is idempotent
         rt.event_ledger.mark_handled(event.id, f"failed: {exc}", now)
         log.error("event failed", extra=fields(event=event.id, type=event.type, error=str(exc)))
@@ -296,18 +295,6 @@ def handle_event(event_id: str) -> str:
         extra=fields(event=event.id, type=event.type, outcome=outcome),
     )
     return outcome
-
-
-def worth_retrying(exc: IntegrationError) -> bool:
-    """Whether a rule action that failed may succeed later (the CRM or the operator recovers,
-    live PBX settings that changed under us are read again)."""
-    if isinstance(exc, CrmError):
-        return exc.retryable
-    if isinstance(exc, PlanRefused):
-        return exc.plan.stale
-    if isinstance(exc, SettingsBusy):
-        return True
-    return isinstance(exc, OperatorError) and not isinstance(exc, (RequestRejected, InvalidResponse))
 
 
 def event_data(rt: Runtime, event) -> dict:

@@ -17,11 +17,13 @@ from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
 
+from integration.errors import IntegrationError
+
 TOLERANCE = 300
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")  # Unix seconds, ASCII digits only
 
 
-class InvalidSignature(Exception):
+class InvalidSignature(IntegrationError):
     """The webhook cannot be trusted; the message says what a sender needs to fix."""
 
 

@@ -168,6 +168,16 @@ def test_429_backs_off_and_a_401_refreshes_once(crm):
     assert caught.value.retryable
 
 
+def test_a_401_does_not_use_up_a_back_off(crm):
+    with responses.RequestsMock(registry=responses.registries.OrderedRegistry) as ordered:
+        ordered.get(f"{BASE}/api/v4/contacts", status=401)
+        for _ in range(3):
+            ordered.get(f"{BASE}/api/v4/contacts", status=429)
+        ordered.get(f"{BASE}/api/v4/contacts", status=204)
+        assert crm.find_contacts(parse_phone("+79161234567")) == []
+    assert crm.rest.slept == [1.0, 2.0, 4.0] and crm.rest.tokens.expired == ["access-1"]
+
+
 @responses.activate
 def test_an_unknown_number_becomes_an_incoming_lead_with_the_documented_fields(crm):
     responses.post(f"{BASE}/api/v4/leads/unsorted/sip", json=fixture("unsorted_sip_response.json"))

@@ -6,12 +6,13 @@ unknown number under ``MATCH_UNKNOWN=create_lead`` becomes an incoming lead
 (``POST /api/v4/leads/unsorted/sip``). A recording stored later is added to the call's note
 (``PATCH /api/v4/<entity>/notes/<id>``); ``attach_calls`` copies call notes onto a lead. Contacts
 are looked up with ``GET /api/v4/contacts?query=`` and checked against their phone fields. Requests are paced through Redis (``AMOCRM_RATE``, 7/s as amoCRM allows); 429 backs off
-and retries; a 401 makes the tokens refresh once (``amocrm_auth``).
+and retries after 1, 2, 4 s (``integration.retrying``); a 401 makes the tokens refresh once (``amocrm_auth``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -19,18 +20,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
+from tenacity import wait_exponential
 
 from integration.crm.amocrm_auth import AmoTokens
-from integration.crm.base import CrmError, logged_crm_id
+from integration.crm.base import CrmError, CrmRateLimited, logged_crm_id, rate_limited
 from integration.ledger.deliveries import DeliveryLedger
 from integration.models import Activity, CallStatus, Contact
 from integration.phone import Phone
 from integration.ratelimit import Pacer
+from integration.retrying import retrying
+
+log = logging.getLogger(__name__)
 
 SOURCE = "vats-bridge"
 CALL_STATUS = {CallStatus.ANSWERED: 4, CallStatus.MISSED: 6, CallStatus.VOICEMAIL: 1}  # documented codes
 CALL_RESULT = {CallStatus.ANSWERED: "answered", CallStatus.MISSED: "missed", CallStatus.VOICEMAIL: "voicemail"}
-LIMIT_RETRIES = 3
+LIMIT_RETRIES = 3  # 429 answers absorbed in place (after 1, 2, 4 s) before the work is retried later
 ENTITY_PATHS = {"lead": "leads", "contact": "contacts", "company": "companies", "customer": "customers"}
 CALL_NOTE_TYPES = ("call_in", "call_out")
 NOTE_PARAMS = ("uniq", "duration", "source", "link", "phone", "call_result", "call_status")
@@ -59,36 +64,48 @@ class AmoRest:
         self.timeout, self.sleep = timeout, sleep
 
     def request(self, method: str, path: str, *, params: dict | None = None, json: Any = None) -> Any:
+        """One request: a 429 is repeated after 1, 2, 4 s; a 401 makes the tokens refresh and the
+        request is repeated at once (once per request, without using up a back-off)."""
         refreshed = False
-        for attempt in range(LIMIT_RETRIES + 1):
-            self.pacer.wait()
-            token = self.tokens.access_token()
-            try:
-                response = self.session.request(
-                    method,
-                    self.base_url + path,
-                    params=params,
-                    json=json,
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=self.timeout,
-                )
-            except requests.RequestException as exc:
-                raise CrmError(f"amoCRM {method} {path}: no answer ({type(exc).__name__})") from None
-            if response.status_code == 401 and not refreshed:
-                self.tokens.expire(token)  # the next attempt refreshes (once, across processes)
-                refreshed = True
-                continue
-            if response.status_code == 429:
-                if attempt < LIMIT_RETRIES:
-                    self.sleep(2.0**attempt)
+
+        def attempt() -> Any:
+            nonlocal refreshed
+            while True:
+                self.pacer.wait()
+                token = self.tokens.access_token()
+                try:
+                    response = self.session.request(
+                        method,
+                        self.base_url + path,
+                        params=params,
+                        json=json,
+                        headers={"Authorization": f"Bearer {token}"},
+                        timeout=self.timeout,
+                    )
+                except requests.RequestException as exc:
+                    raise CrmError(f"amoCRM {method} {path}: no answer ({type(exc).__name__})") from None
+                if response.status_code == 401 and not refreshed:
+                    self.tokens.expire(token)  # the repeat refreshes (once, across processes)
+                    refreshed = True
                     continue
-                raise CrmError(f"amoCRM {method} {path}: HTTP 429 after {LIMIT_RETRIES} back-offs")
-            if response.status_code == 204:
-                return None
-            if 200 <= response.status_code < 300:
-                return response.json() if response.content else None
-            raise _error(method, path, response)
-        raise CrmError(f"amoCRM {method} {path}: the token was refused after a refresh", retryable=False)
+                if response.status_code == 429:
+                    raise CrmRateLimited(f"amoCRM {method} {path}: HTTP 429 after {LIMIT_RETRIES} back-offs")
+                if response.status_code == 204:
+                    return None
+                if 200 <= response.status_code < 300:
+                    return response.json() if response.content else None
+                raise _error(method, path, response)
+
+        return retrying(
+            tries=LIMIT_RETRIES + 1,
+            when=rate_limited,
+            wait=wait_exponential(multiplier=1.0),
+            sleep=self.sleep,
+            log=log,
+            what="amoCRM request",
+            method=method,
+            path=path,
+        )(attempt)
 
 
 def _error(method: str, path: str, response: requests.Response) -> CrmError:

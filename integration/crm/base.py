@@ -11,11 +11,24 @@ from integration.phone import Phone
 
 
 class CrmError(IntegrationError):
-    """The CRM did not take the request; ``retryable`` when trying again later may help."""
+    """The CRM did not take the request; ``retryable`` when trying again later may help (each
+    adapter decides from the CRM's answer)."""
+
+    retryable = True
 
     def __init__(self, message: str, *, retryable: bool = True):
         self.retryable = retryable
         super().__init__(message)
+
+
+class CrmRateLimited(CrmError):
+    """The CRM asked us to slow down (amoCRM's 429, Bitrix24's ``QUERY_LIMIT_EXCEEDED``): the
+    adapter backs off and repeats the request itself a few times, then the work is retried later."""
+
+
+def rate_limited(exc: BaseException) -> bool:
+    """Whether a CRM request's failure is repeated in place (``integration.retrying``'s ``when``)."""
+    return isinstance(exc, CrmRateLimited)
 
 
 class CrmAdapter(Protocol):

@@ -5,7 +5,8 @@ attachRecord), contacts looked up with ``telephony.externalCall.searchCrmEntitie
 for an inbound webhook, or a local application's); method names are appended. The telephony
 methods work only for applications: an inbound webhook gets ``WRONG_AUTH_TYPE``, reported as such.
 Requests are paced through Redis (``BITRIX24_RATE`` per second across every process, bursts of 50,
-as Bitrix24's leaky bucket allows); ``QUERY_LIMIT_EXCEEDED`` backs off and retries, never drops.
+as Bitrix24's leaky bucket allows); ``QUERY_LIMIT_EXCEEDED`` backs off (1, 2, 4, 8, 16 s, through
+``integration.retrying``) and retries, never drops.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
+from tenacity import wait_exponential
 
-from integration.crm.base import CrmError, logged_crm_id
+from integration.crm.base import CrmError, CrmRateLimited, logged_crm_id, rate_limited
 from integration.ledger.deliveries import DeliveryLedger
 from integration.logs import fields
 from integration.models import Activity, CallStatus, Contact, Direction
 from integration.phone import Phone
 from integration.ratelimit import Pacer
+from integration.retrying import retrying
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,9 @@ class Bitrix24Rest:
         return "Bitrix24Rest(<BITRIX24_WEBHOOK_URL>)"
 
     def call(self, method: str, params: dict[str, Any]) -> Any:
-        for attempt in range(LIMIT_RETRIES + 1):
+        """One request; ``QUERY_LIMIT_EXCEEDED`` (or a 503) is repeated after 1, 2, 4, 8, 16 s."""
+
+        def attempt() -> Any:
             self.pacer.wait()
             try:
                 response = self.session.post(f"{self._base}/{method}", json=params, timeout=self.timeout)
@@ -84,14 +89,20 @@ class Bitrix24Rest:
                 body = None
             error = body.get("error") if isinstance(body, dict) else None
             if error == "QUERY_LIMIT_EXCEEDED" or response.status_code == 503:
-                if attempt < LIMIT_RETRIES:
-                    self.sleep(min(30.0, 1.0 * 2**attempt))
-                    continue
-                raise CrmError(f"Bitrix24 {method}: QUERY_LIMIT_EXCEEDED after {LIMIT_RETRIES} back-offs")
+                raise CrmRateLimited(f"Bitrix24 {method}: QUERY_LIMIT_EXCEEDED after {LIMIT_RETRIES} back-offs")
             if error or not 200 <= response.status_code < 300 or not isinstance(body, dict):
                 raise _error(method, response.status_code, error, body)
             return body.get("result")
-        raise AssertionError("unreachable")
+
+        return retrying(
+            tries=LIMIT_RETRIES + 1,
+            when=rate_limited,
+            wait=wait_exponential(multiplier=1.0, max=30.0),
+            sleep=self.sleep,
+            log=log,
+            what="Bitrix24 request",
+            method=method,
+        )(attempt)
 
 
 def _error(method: str, status: int, error: str | None, body: Any) -> Bitrix24Error:

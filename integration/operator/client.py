@@ -4,15 +4,14 @@
   ``OperatorUnavailable`` (noting whether the request may have reached the operator).
 - ``raise_for_response`` is the one place where an HTTP answer becomes an exception.
 - ``AuthApi`` makes and refreshes token pairs; ``OperatorClient`` calls the methods with a
-  token from ``TokenManager``, retrying read-only calls with jittered backoff and never
-  repeating ``callback/create`` or ``Vats/settings/set`` once they may have reached the operator.
+  token from ``TokenManager``, retrying read-only calls with jittered backoff (``integration.retrying``)
+  and never repeating ``callback/create`` or ``Vats/settings/set`` once they may have reached the operator.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import requests
 from marshmallow import Schema, ValidationError
+from tenacity import Retrying, wait_random_exponential
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from integration.errors import (
@@ -51,6 +51,7 @@ from integration.operator.schemas import (
     TokenResponseSchema,
     format_operator_datetime,
 )
+from integration.retrying import retry_after_or, retrying
 from integration.timeutil import utc_now
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,8 @@ def raise_for_response(method: str, response: requests.Response, body: Any = ...
     if status == 429:
         raise RateLimited(retry_after=_retry_after(response), **fields)
     if 400 <= status < 500:
-        raise RequestRejected(**fields)
+        # A recording the operator has not made yet is a 404 until it has: worth asking again later.
+        raise RequestRejected(retryable=status == 404 and method == GET_RECORD_FILE, **fields)
     if status >= 500 or not 200 <= status < 300:
         raise OperatorUnavailable(f"the operator failed (HTTP {status})", **fields)
     if body is None:
@@ -264,16 +266,33 @@ class AuthApi:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Jittered exponential backoff for read-only calls."""
+    """How the client repeats a failed call: up to ``max_retries`` times, after a random wait
+    of up to 0.5, 1, 2 … s (full jitter, capped at ``max_delay``) or the operator's
+    ``Retry-After`` (a longer one is not waited for: ``RateLimited`` is raised)."""
 
     max_retries: int = 3
     base_delay: float = 0.5
     max_delay: float = 20.0
 
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return retry_after
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+    def retrying(self, method: str, sleep: Callable[[float], None]) -> Retrying:
+        def repeatable(exc: BaseException) -> bool:
+            """A failure of this request itself (not of the token renewal it needed: ``AuthApi``'s
+            calls are tried once) that the same request may not meet again."""
+            if not isinstance(exc, OperatorError) or exc.method != method:
+                return False
+            if isinstance(exc, OperatorUnavailable):
+                return not exc.partial
+            return isinstance(exc, RateLimited) and (exc.retry_after or 0) <= self.max_delay
+
+        return retrying(
+            tries=self.max_retries + 1,
+            when=repeatable,
+            wait=retry_after_or(wait_random_exponential(multiplier=self.base_delay, max=self.max_delay)),
+            sleep=sleep,
+            log=log,
+            what="operator call",
+            method=method,
+        )
 
 
 # --- the client ---------------------------------------------------------------------------
@@ -369,7 +388,7 @@ class OperatorClient:
                 raise InvalidResponse(str(exc), method=GET_RECORD_FILE) from None
             except requests.RequestException:
                 raise OperatorUnavailable(
-                    "the recording download was cut off", method=GET_RECORD_FILE, retryable=False
+                    "the recording download was cut off", method=GET_RECORD_FILE, partial=True
                 ) from None
             finally:
                 response.close()
@@ -414,46 +433,34 @@ class OperatorClient:
         stream: bool = False,
         handle: Callable[[requests.Response], Any] | None = None,
     ) -> Any:
+        """One request, repeated as ``RetryPolicy`` allows. A 401 renews the token and repeats the
+        request at once (once per call); a failure that may have reached the operator becomes
+        ``OutcomeUnknown`` unless the request is ``idempotent``."""
         handle = handle or (lambda response: raise_for_response(method, response))
-        attempt = 0
         reauthorized = False
-        while True:
-            token = self.tokens.access_token()
-            started = time.monotonic()
-            try:
-                response = self.transport.send(method, http_method, token, params=params, json=json, stream=stream)
-                result = handle(response)
-            except OperatorError as exc:
-                self.on_call(method, type(exc).__name__, time.monotonic() - started)
-                if isinstance(exc, TokenInvalid) and not reauthorized:
-                    reauthorized = True
-                    self.tokens.handle_unauthorized(token)
-                    continue
-                delay = self._retry_delay(exc, attempt, idempotent)
-                failure = type(exc).__name__
-            else:
+
+        def attempt() -> Any:
+            nonlocal reauthorized
+            while True:
+                token = self.tokens.access_token()
+                started = time.monotonic()
+                try:
+                    result = handle(
+                        self.transport.send(method, http_method, token, params=params, json=json, stream=stream)
+                    )
+                except OperatorError as exc:
+                    self.on_call(method, type(exc).__name__, time.monotonic() - started)
+                    if isinstance(exc, TokenInvalid) and not reauthorized:
+                        reauthorized = True
+                        self.tokens.handle_unauthorized(token)
+                        continue
+                    if isinstance(exc, OperatorUnavailable) and exc.request_sent and not idempotent:
+                        raise OutcomeUnknown(method=exc.method, status=exc.status) from exc
+                    raise
                 self.on_call(method, "ok", time.monotonic() - started)
                 return result
-            log.debug(
-                "operator call retried", extra=fields(method=method, attempt=attempt + 1, retry_in=delay, error=failure)
-            )
-            self.sleep(delay)
-            attempt += 1
 
-    def _retry_delay(self, exc: OperatorError, attempt: int, idempotent: bool) -> float:
-        """How long to wait before repeating the call, or raise when it must not be repeated."""
-        if isinstance(exc, OperatorUnavailable):
-            if not idempotent and exc.request_sent:
-                raise OutcomeUnknown(method=exc.method, status=exc.status) from exc
-            if attempt < self.retry.max_retries and exc.retryable:
-                return self.retry.delay(attempt)
-        elif (
-            isinstance(exc, RateLimited)
-            and attempt < self.retry.max_retries
-            and (exc.retry_after or 0) <= self.retry.max_delay
-        ):
-            return self.retry.delay(attempt, exc.retry_after)
-        raise exc
+        return self.retry.retrying(method, self.sleep)(attempt)
 
 
 def _ascii_digits(number: str, name: str) -> str:

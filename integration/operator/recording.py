@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable
 from typing import BinaryIO
 
+from integration.errors import IntegrationError
 from integration.operator.schemas import RECORD_CONTENT_FIELD
 
 MAX_ENVELOPE_BYTES = 4 * 1024 * 1024
@@ -20,7 +21,7 @@ _KEY = RECORD_CONTENT_FIELD.encode()
 _OUTSIDE, _STRING, _CONTENT = range(3)
 
 
-class RecordingFormatError(ValueError):
+class RecordingFormatError(IntegrationError, ValueError):
     """The answer is not a well-formed recording document."""
 
 

@@ -13,7 +13,7 @@ import logging
 from datetime import datetime, timedelta
 
 from integration.delivery import retry_delay
-from integration.errors import InvalidResponse, OperatorError, RequestRejected
+from integration.errors import OperatorError, RequestRejected
 from integration.ledger.recordings import PENDING, STORED, RecordingLedger
 from integration.logs import fields, log_failure
 from integration.operator.client import OperatorClient
@@ -36,8 +36,7 @@ def fetch_recording(
         with store.writer(key) as sink:
             downloaded = operator.download_recording(recording.record_file_id, sink)
     except OperatorError as exc:
-        permanent = isinstance(exc, InvalidResponse) or (isinstance(exc, RequestRejected) and exc.status != 404)
-        give_up = permanent or now - recording.created_at >= WAIT_WINDOW
+        give_up = not exc.retryable or now - recording.created_at >= WAIT_WINDOW
         next_at = None if give_up else now + timedelta(seconds=retry_delay(recording.attempts))
         not_ready = isinstance(exc, RequestRejected) and exc.status == 404
         reason = "not ready yet" if not_ready else str(exc)

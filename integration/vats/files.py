@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from integration.errors import IntegrationError
 from integration.phone import forwarding_digits
 from integration.rules import WEEKDAYS
 from integration.vats.document import (
@@ -43,7 +44,7 @@ HEADER = """\
 DEFAULT_REDIRECT = {"isActive": 1, "isMlp": 0, "dialTime": 30}
 
 
-class FileError(ValueError):
+class FileError(IntegrationError, ValueError):
     """The file cannot be read as a settings file; the message says what to fix."""
 
 

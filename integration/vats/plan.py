@@ -74,7 +74,8 @@ class Plan:
 
 
 class PlanRefused(IntegrationError):
-    """The file cannot be applied: ``problems`` to fix, or ``stale`` live settings."""
+    """The file cannot be applied: ``problems`` to fix, or ``stale`` live settings (retryable: a
+    rule action that edits the live settings reads them again)."""
 
     def __init__(self, plan: Plan):
         self.plan = plan
@@ -86,10 +87,13 @@ class PlanRefused(IntegrationError):
         else:
             text = f"{len(plan.problems)} problem(s) in the settings of {plan.num}"
         super().__init__(text)
+        self.retryable = plan.stale  # stale live settings are read again later; broken rules are not
 
 
 class SettingsBusy(IntegrationError):
     """Another apply to the same number holds the lock."""
+
+    retryable = True
 
 
 class NotVerified(IntegrationError):

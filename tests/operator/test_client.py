@@ -237,6 +237,36 @@ def test_401_refreshes_once_and_repeats_with_the_new_token():
 
 
 @responses.activate
+def test_a_failed_token_renewal_is_not_repeated_by_the_call():
+    responses.post(API + "request/getcalllist", status=401)
+    responses.get(API + "auth/integrationapi/refresh", status=502, body="<html>502</html>", content_type="text/html")
+    rig = make_rig()
+    with pytest.raises(OperatorUnavailable) as caught:
+        rig.client.get_call_list_slice(["4990000000"], datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC))
+    assert caught.value.method == "auth/integrationapi/refresh"
+    assert len(responses.calls) == 2 and rig.sleeps == []
+
+
+@responses.activate
+def test_each_retry_logs_one_debug_line_and_reaches_the_metrics_hook(caplog):
+    responses.post(API + "Vats/settings/get", status=503)
+    responses.post(API + "Vats/settings/get", status=429, headers={"Retry-After": "3"})
+    responses.post(API + "Vats/settings/get", json=envelope({"vatsSettings": []}))
+    rig = make_rig()
+    seen = []
+    rig.client.on_call = lambda method, outcome, seconds: seen.append((method, outcome))
+    with caplog.at_level("DEBUG", logger="integration.operator.client"):
+        assert rig.client.get_pbx_settings(["4990000000"]) == []
+    retried = [r.fields for r in caplog.records if r.getMessage() == "operator call retried"]
+    assert [(f["method"], f["attempt"], f["error"]) for f in retried] == [
+        ("Vats/settings/get", 1, "OperatorUnavailable"),
+        ("Vats/settings/get", 2, "RateLimited"),
+    ]
+    assert retried[1]["retry_in"] == 3.0 and rig.sleeps[1] == 3.0
+    assert [outcome for _, outcome in seen] == ["OperatorUnavailable", "RateLimited", "ok"]
+
+
+@responses.activate
 def test_refused_refresh_falls_back_to_create_with_the_authorization_token():
     responses.post(API + "request/getcalllist", status=401)
     responses.get(API + "auth/integrationapi/refresh", status=401)
