@@ -118,9 +118,11 @@ def deliver_call(
     """
     deliveries.ensure([call_id], crm.name, now)
     delivery = deliveries.get(call_id, crm.name)
+    call = calls.get(call_id)
+    if delivery is None or call is None:
+        return "missing"  # no such call in the ledger
     if delivery.status != "pending":
         return delivery.status
-    call = calls.get(call_id)
     try:
         match = match_call(call, crm, policies, own_numbers, region)
         callback = callbacks.get(call.callback_request_id) if callbacks and call.callback_request_id else None

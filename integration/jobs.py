@@ -77,7 +77,10 @@ def place_callback(request_id: str | None = None) -> dict:
 
     Enqueued without arguments: the job id is the request id.
     """
-    request_id = request_id or get_current_job().id
+    job = get_current_job()
+    request_id = request_id or (job.id if job else None)
+    if request_id is None:
+        raise TypeError("place_callback needs a request id (as an argument or as its job id)")
     rt = runtime()
     request = rt.intake.accepted(request_id) or rt.callback_ledger.get(request_id)
     if request is None:
@@ -106,6 +109,8 @@ FINISHED = {"placed", "failed", "expired", "unknown"}
 def send_event(event: str) -> str:
     """Send one outbox event (e.g. callback.finished) to the CRM."""
     rt = runtime()
+    if not isinstance(rt.crm, TakesEvents):
+        return "skipped: the CRM takes no events"
     status = delivery.send_event(event, outbox=rt.outbox, crm=rt.crm, now=utc_now(), deliveries=rt.delivery_ledger)
     rt.metrics.inc("vats_events_total", crm=rt.crm.name, outcome=status)
     return status
@@ -224,6 +229,8 @@ def announce_recording(rt: Runtime, call_id: str) -> None:
     """Put ``recording.ready`` in the outbox (CRMs that take events); the sweeper repeats this
     for a recording whose announcement a crash cut short."""
     recording = rt.recording_ledger.get(call_id)
+    if recording is None:
+        return
     if isinstance(rt.crm, TakesEvents) and recording.status == "stored":
         event = event_id("recording.ready", recording.id)
         data = {
@@ -249,7 +256,8 @@ def clean_recordings() -> int:
     if days:
         now = utc_now()
         for recording in rt.recording_ledger.stored_before(now - timedelta(days=days), limit=10_000):
-            rt.recording_store.delete(recording.storage_key)
+            if recording.storage_key:
+                rt.recording_store.delete(recording.storage_key)
             rt.recording_ledger.mark_deleted(recording.call_id, now)
             removed += 1
     if removed:
@@ -263,14 +271,14 @@ def handle_event(event_id: str) -> str:
     rt = runtime()
     event = rt.event_ledger.get(event_id)
     if event is None or event.handled_at is not None:
-        return event.outcome if event else "missing"
+        return (event.outcome or "") if event else "missing"
     now = utc_now()
     try:
         data = event_data(rt, event)
         planned = events.plan(event.id, event.type, data, rt.settings, calls=rt.call_ledger, now=now)
         results = []
         for item in planned:
-            if item.order is not None:
+            if item.order is not None and item.at is not None:
                 schedule_rule_callback(rt, event.id, item.rule.name, item.at)
             elif item.forwarding:
                 for line in item.lines:
@@ -336,7 +344,7 @@ def rule_callback(event_id: str, rule_name: str) -> str:
         schedule_rule_callback(rt, event_id, rule_name, now + timedelta(seconds=60))
         return "CRM unavailable: tried again in a minute"
     planned = events.plan_callback(event_id, rule, data, rt.settings, now - timedelta(seconds=rule.delay))
-    if planned.order is None:
+    if planned.order is None or planned.at is None:
         return f"skipped: {planned.skipped}"
     if planned.at > now + timedelta(seconds=1):  # a late run (worker down) fell outside the hours
         schedule_rule_callback(rt, event_id, rule_name, planned.at)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis import Redis
@@ -84,7 +85,7 @@ class Enqueuer:
         self.connection: Redis = queue.connection
         recorder = self.connection.pipeline(transaction=False)
         job = queue.enqueue_call(func, job_id=_ID, pipeline=recorder, **options)
-        stamps = {utcformat(job.created_at), utcformat(job.enqueued_at)}
+        stamps = {utcformat(moment) for moment in (job.created_at, job.enqueued_at) if moment is not None}
         encode = self.connection.get_encoder().encode
         commands = [command for command, _options in recorder.command_stack]
         recorder.reset()
@@ -95,7 +96,7 @@ class Enqueuer:
         self._sha = self._script.sha
 
     def claim_and_enqueue(
-        self, claims: list[Claim], value: str, *, job_id: str, extra: list[tuple] = ()
+        self, claims: list[Claim], value: str, *, job_id: str, extra: Sequence[tuple] = ()
     ) -> tuple[bool, str]:
         """Set every claim key to ``value`` and enqueue the job, unless a claim key is set.
 

@@ -23,7 +23,7 @@ import requests
 from tenacity import wait_exponential
 
 from integration.crm.amocrm_auth import AmoTokens
-from integration.crm.base import CrmError, CrmRateLimited, logged_crm_id, rate_limited
+from integration.crm.base import CrmError, CrmRateLimited, external_e164, logged_crm_id, rate_limited
 from integration.ledger.deliveries import DeliveryLedger
 from integration.models import Activity, CallStatus, Contact
 from integration.phone import Phone
@@ -142,7 +142,7 @@ class AmoCrm:
         for contact in contacts:
             numbers = phone_values(contact)
             # ``query`` searches every field: keep only contacts whose phone really ends the same.
-            if not any(_DIGITS.sub("", n).endswith(phone.match_key) for n in numbers):
+            if not phone.match_key or not any(_DIGITS.sub("", n).endswith(phone.match_key) for n in numbers):
                 continue
             updated = contact.get("updated_at")
             found.append(
@@ -156,10 +156,11 @@ class AmoCrm:
         return found
 
     def create_contact(self, phone: Phone, name: str = "") -> Contact:
-        payload = [{"name": name or phone.e164, "custom_fields_values": [phone_field(phone.e164)]}]
+        e164 = external_e164(phone)
+        payload = [{"name": name or e164, "custom_fields_values": [phone_field(e164)]}]
         body = self.rest.request("POST", "/api/v4/contacts", json=payload)
         created = body["_embedded"]["contacts"][0]
-        return Contact(id=str(created["id"]), name=payload[0]["name"], phones=(phone.e164,))
+        return Contact(id=str(created["id"]), name=name or e164, phones=(e164,))
 
     def write_activity(self, activity: Activity) -> str:
         """The call as a call note (``/api/v4/calls``), or as an incoming lead for an unknown
@@ -298,7 +299,7 @@ class AmoCrm:
             body = self.rest.request("GET", "/api/v4/contacts", params={"filter[id][]": ids})
             for contact in ((body or {}).get("_embedded") or {}).get("contacts") or []:
                 phones += phone_values(contact)
-        context = {"phones": phones}
+        context: dict[str, Any] = {"phones": phones}
         if lead.get("responsible_user_id"):
             context["responsible_user"] = str(lead["responsible_user_id"])
         return context

@@ -94,6 +94,13 @@ class BrowsesContacts(Protocol):
     def activities_page(self, limit: int, offset: int, contact_id: str | None = None) -> list[dict]: ...
 
 
+def external_e164(phone: Phone) -> str:
+    """The E.164 number of a contact to create: short internal numbers never get one."""
+    if phone.e164 is None:
+        raise CrmError(f"{phone.raw} is an internal number: no CRM contact is made for it", retryable=False)
+    return phone.e164
+
+
 def logged_crm_id(deliveries: DeliveryLedger, call_id: str, crm: str) -> str | None:
     """The CRM's id of a delivered call, or None when the call was never logged there; while the
     call's own delivery is still pending, a retryable ``CrmError`` (the caller tries again later)."""

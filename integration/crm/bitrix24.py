@@ -19,7 +19,7 @@ from typing import Any
 import requests
 from tenacity import wait_exponential
 
-from integration.crm.base import CrmError, CrmRateLimited, logged_crm_id, rate_limited
+from integration.crm.base import CrmError, CrmRateLimited, external_e164, logged_crm_id, rate_limited
 from integration.ledger.deliveries import DeliveryLedger
 from integration.logs import fields
 from integration.models import Activity, CallStatus, Contact, Direction
@@ -133,16 +133,17 @@ class Bitrix24Crm:
             Contact(
                 id=f"{item['CRM_ENTITY_TYPE']}:{item['CRM_ENTITY_ID']}",
                 name=item.get("NAME") or "",
-                phones=(phone.e164,),
+                phones=(phone.e164,) if phone.e164 else (),
             )
             for item in found
             if isinstance(item, dict) and item.get("CRM_ENTITY_TYPE") and item.get("CRM_ENTITY_ID")
         ]
 
     def create_contact(self, phone: Phone, name: str = "") -> Contact:
-        fields = {"NAME": name or phone.e164, "PHONE": [{"VALUE": phone.e164, "VALUE_TYPE": "WORK"}]}
+        e164 = external_e164(phone)
+        fields = {"NAME": name or e164, "PHONE": [{"VALUE": e164, "VALUE_TYPE": "WORK"}]}
         contact_id = self.rest.call("crm.contact.add", {"fields": fields})
-        return Contact(id=f"CONTACT:{contact_id}", name=fields["NAME"], phones=(phone.e164,))
+        return Contact(id=f"CONTACT:{contact_id}", name=name or e164, phones=(e164,))
 
     def write_activity(self, activity: Activity) -> str:
         """register (unless this call has a Bitrix24 call already) → finish → attachRecord."""

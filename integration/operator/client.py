@@ -173,7 +173,12 @@ def raise_for_response(method: str, response: requests.Response, body: Any = ...
         error = envelope["error"] or {}
         error_code, error_message = error.get("error_code"), error.get("error_message")
         result = envelope["result"]
-    fields = {"method": method, "status": status, "error_code": error_code, "error_message": error_message}
+    fields: dict[str, Any] = {
+        "method": method,
+        "status": status,
+        "error_code": error_code,
+        "error_message": error_message,
+    }
 
     if status == 401:
         raise TokenInvalid(**fields)
@@ -362,7 +367,9 @@ class OperatorClient:
             "periodStart": format_operator_datetime(start, self.tz),
             # Second resolution, inclusive: the last whole second before ``end``.
             "periodEnd": format_operator_datetime(end - timedelta(microseconds=1), self.tz),
-            "direction": {Direction.OUTBOUND: 1, Direction.INBOUND: 2}.get(filters.direction, 0),
+            "direction": {Direction.OUTBOUND: 1, Direction.INBOUND: 2}.get(filters.direction, 0)
+            if filters.direction
+            else 0,
             "durationFrom": filters.duration_from,
             "durationTo": filters.duration_to,
             "isCallRecord": 1 if filters.only_recorded else 0,
