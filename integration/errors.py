@@ -13,13 +13,13 @@ where the case decides (marked *). In-process retries of one HTTP call are narro
     ├── InvalidSignature                       no    an inbound webhook's signature (signatures.py)
     ├── RecordingFormatError                   no    a recording answer that is not audio (operator/recording.py)
     ├── FileError                              no    an edited PBX settings file that cannot be read (vats/files.py)
-    ├── TokenRefused                           no    an amoCRM widget's one-time token (crm/amocrm_widget_tokens.py)
+    ├── TokenRefused                           no    an amoCRM widget's one-time token (crm/amocrm/widget_tokens.py)
     ├── PlanRefused                            *     PBX settings not applied: ``plan.stale`` (vats/plan.py)
     ├── SettingsBusy                           yes   another apply holds the number's lock (vats/plan.py)
     ├── NotVerified                            no    the operator reads back other settings (vats/plan.py)
     ├── CrmError                               *     the CRM did not take the request (crm/base.py)
     │   ├── CrmRateLimited                     yes   the CRM asked us to slow down (repeated in place first)
-    │   └── Bitrix24Error                      *     with Bitrix24's ``error`` code (crm/bitrix24.py)
+    │   └── Bitrix24Error                      *     with Bitrix24's ``error`` code (crm/bitrix24/adapter.py)
     └── OperatorError                          yes   anything the operator API answered or failed to answer
         ├── OperatorAuthError                  yes   the operator refused our credentials
         │   ├── TokenInvalid                   yes   an access/refresh token expired or was invalidated (401)

@@ -18,7 +18,7 @@ from rq.exceptions import DuplicateJobError
 from integration import callbacks, delivery, events, sync
 from integration.config import load_settings
 from integration.crm.base import CrmError, KnowsDeals, TakesEvents
-from integration.crm.webhook import event_id
+from integration.crm.webhook.adapter import event_id
 from integration.errors import IntegrationError, OperatorUnavailable
 from integration.logs import fields
 from integration.queues import (

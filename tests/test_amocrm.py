@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import responses
 
-from integration.crm.amocrm import AmoCrm, AmoRest
+from integration.crm.amocrm.adapter import AmoCrm, AmoRest
 from integration.crm.base import CrmError
 from integration.delivery import Policies, match_call
 from integration.ledger.db import make_engine

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from flask import Flask, request
 
-from integration.crm.amocrm_auth import AmoOAuth, AmoTokens, TokenPair
+from integration.crm.amocrm.auth import AmoOAuth, AmoTokens, TokenPair
 from integration.crm.base import CrmError
 from tests.conftest import ROOT, TEST_REDIS_URL, serve
 
@@ -57,7 +57,7 @@ def oauth_url():
 WORKER = """
 import sys
 import redis
-from integration.crm.amocrm_auth import AmoOAuth, AmoTokens
+from integration.crm.amocrm.auth import AmoOAuth, AmoTokens
 oauth = AmoOAuth(sys.argv[1], "client", "secret", "https://bridge.example/amocrm/oauth")
 tokens = AmoTokens(redis.Redis.from_url(sys.argv[2]), oauth)
 print(tokens.access_token())

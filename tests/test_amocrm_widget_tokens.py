@@ -1,10 +1,10 @@
-"""amoCRM one-time tokens (``integration.crm.amocrm_widget_tokens``) on an injected clock."""
+"""amoCRM one-time tokens (``integration.crm.amocrm.widget_tokens``) on an injected clock."""
 
 from __future__ import annotations
 
 import pytest
 
-from integration.crm.amocrm_widget_tokens import TokenRefused, WidgetTokens
+from integration.crm.amocrm.widget_tokens import TokenRefused, WidgetTokens
 from tests.widget_tokens import ACCOUNT_ID, ACCOUNT_URL, CLIENT_SECRET, USER_ID, mint
 
 NOW = 1_800_000_000

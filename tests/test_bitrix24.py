@@ -11,7 +11,7 @@ import responses
 
 from integration.config import load_settings
 from integration.crm.base import CrmError
-from integration.crm.bitrix24 import Bitrix24Crm, Bitrix24Rest
+from integration.crm.bitrix24.adapter import Bitrix24Crm, Bitrix24Rest
 from integration.delivery import Policies, match_call
 from integration.ledger.db import make_engine
 from integration.ledger.deliveries import DeliveryLedger

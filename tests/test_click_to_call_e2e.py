@@ -15,7 +15,7 @@ import requests
 from integration import create_app, jobs
 from integration.callbacks import JOB
 from integration.config import load_settings
-from integration.crm.local import LocalCrm
+from integration.crm.local.adapter import LocalCrm
 from integration.queues import CALLBACKS, make_queue
 from integration.runtime import Runtime
 from tests.conftest import API_TOKEN, kill_worker, run_worker, serve, start_worker

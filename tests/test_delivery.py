@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from integration import delivery
 from integration.crm.base import CrmError
-from integration.crm.local import LocalCrm
+from integration.crm.local.adapter import LocalCrm
 from integration.ledger.calls import CallLedger
 from integration.ledger.db import make_engine
 from integration.ledger.deliveries import DeliveryLedger

@@ -8,9 +8,9 @@ from io import BytesIO
 import pytest
 import responses
 
-from integration.crm.amocrm_widget_tokens import TokenRefused
+from integration.crm.amocrm.widget_tokens import TokenRefused
 from integration.crm.base import CrmError
-from integration.crm.bitrix24 import Bitrix24Error
+from integration.crm.bitrix24.adapter import Bitrix24Error
 from integration.errors import (
     AuthorizationRevoked,
     ConfigError,

@@ -242,7 +242,7 @@ def test_attach_to_a_webhook_crm_is_retried_until_taken(rules_env, redis_conn, m
     import responses
 
     import integration.jobs as jobs
-    from integration.crm.webhook import event_id
+    from integration.crm.webhook.adapter import event_id
     from integration.runtime import Runtime
 
     env = rules_env | {

@@ -12,7 +12,7 @@ import responses
 
 from integration.crm.base import CrmError
 from integration.crm.schemas import CALL_COMPLETED_SCHEMA, CALLBACK_FINISHED_SCHEMA, RECORDING_READY_SCHEMA
-from integration.crm.webhook import WebhookCrm, event_id
+from integration.crm.webhook.adapter import WebhookCrm, event_id
 from integration.ledger.db import make_engine
 from integration.ledger.deliveries import DeliveryLedger
 from integration.ledger.outbox import Outbox

@@ -124,7 +124,7 @@ contacts_group = AppGroup("contacts", help="The local CRM's contacts.")
 @friendly_errors
 def contacts_import_command(path: str) -> None:
     """Add contacts from a CSV file with a header row: name,phone (any phone format)."""
-    from integration.crm.local import LocalCrm, import_contacts
+    from integration.crm.local.adapter import LocalCrm, import_contacts
 
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Protocol
 from redis import Redis
 
 from integration.config import Settings
-from integration.crm.amocrm import AmoCrm, AmoRest
-from integration.crm.amocrm_auth import AmoOAuth, AmoTokens
+from integration.crm.amocrm.adapter import AmoCrm, AmoRest
+from integration.crm.amocrm.auth import AmoOAuth, AmoTokens
 from integration.crm.base import CrmAdapter
-from integration.crm.bitrix24 import Bitrix24Crm, Bitrix24Rest
-from integration.crm.local import LocalCrm
-from integration.crm.webhook import WebhookCrm
+from integration.crm.bitrix24.adapter import Bitrix24Crm, Bitrix24Rest
+from integration.crm.local.adapter import LocalCrm
+from integration.crm.webhook.adapter import WebhookCrm
 from integration.errors import ConfigError
 from integration.ledger.deliveries import DeliveryLedger
 from integration.ratelimit import Pacer

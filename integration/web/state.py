@@ -7,7 +7,7 @@ from functools import cached_property
 
 from flask import current_app
 
-from integration.crm.amocrm_widget_tokens import WidgetTokens
+from integration.crm.amocrm.widget_tokens import WidgetTokens
 from integration.ratelimit import RateLimiter
 from integration.runtime import Runtime
 from integration.signatures import SignatureVerifier

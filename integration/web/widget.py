@@ -15,7 +15,7 @@ from flask import Blueprint, jsonify, request
 from marshmallow import RAISE, ValidationError, fields, post_load
 
 from integration.callbacks import ClickToCall
-from integration.crm.amocrm_widget_tokens import TokenRefused, WidgetUser
+from integration.crm.amocrm.widget_tokens import TokenRefused, WidgetUser
 from integration.web.cors import browser_endpoint, preflight
 from integration.web.errors import Problem
 from integration.web.inputs import json_body

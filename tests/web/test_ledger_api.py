@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from integration import jobs
-from integration.crm.local import LocalCrm
+from integration.crm.local.adapter import LocalCrm
 from integration.phone import parse_phone
 from tests.conftest import API_TOKEN, run_cli
 from tests.web.test_click_to_call import assert_problem

@@ -6,7 +6,7 @@ unknown number under ``MATCH_UNKNOWN=create_lead`` becomes an incoming lead
 (``POST /api/v4/leads/unsorted/sip``). A recording stored later is added to the call's note
 (``PATCH /api/v4/<entity>/notes/<id>``); ``attach_calls`` copies call notes onto a lead. Contacts
 are looked up with ``GET /api/v4/contacts?query=`` and checked against their phone fields. Requests are paced through Redis (``AMOCRM_RATE``, 7/s as amoCRM allows); 429 backs off
-and retries after 1, 2, 4 s (``integration.retrying``); a 401 makes the tokens refresh once (``amocrm_auth``).
+and retries after 1, 2, 4 s (``integration.retrying``); a 401 makes the tokens refresh once (``amocrm.auth``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import requests
 from tenacity import wait_exponential
 
-from integration.crm.amocrm_auth import AmoTokens
+from integration.crm.amocrm.auth import AmoTokens
 from integration.crm.base import CrmError, CrmRateLimited, external_e164, logged_crm_id, rate_limited
 from integration.ledger.deliveries import DeliveryLedger
 from integration.models import Activity, CallStatus, Contact

@@ -1,0 +1,1 @@
+"""Bitrix24: call activities through the portal's inbound webhook (telephony.externalcall.*)."""

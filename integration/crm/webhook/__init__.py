@@ -1,0 +1,1 @@
+"""The generic ``webhook`` CRM: Standard-Webhooks-signed events POSTed to ``CRM_WEBHOOK_URL``."""
