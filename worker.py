@@ -19,11 +19,11 @@ from rq import SimpleWorker, Worker
 from rq.serializers import JSONSerializer
 
 from integration import jobs
-from integration.config import settings_or_exit
 from integration.logs import fields, rq_level, setup_logging
 from integration.queues import QUEUE_NAMES, queues
 from integration.runtime import Runtime
 from integration.scheduler import Scheduler, periodic_tasks
+from integration.settings import settings_or_exit
 
 log = logging.getLogger("worker")
 

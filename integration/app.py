@@ -8,10 +8,13 @@ import time
 from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.utils import import_string
 
-from integration.config import Settings, load_settings
+from integration.config import Settings
+from integration.crm.registry import PLUGINS
 from integration.logs import setup_logging
 from integration.runtime import Runtime
+from integration.settings import load_settings
 
 MEASURED = ("/webhooks/", "/callback-requests", "/widget/")
 
@@ -35,9 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         sync_command,
         vats_group,
     )
-    from integration.web.amocrm import amocrm
     from integration.web.api import api
-    from integration.web.bitrix24 import bitrix24
     from integration.web.cors import add_cors_headers
     from integration.web.errors import problem_response, register_error_handlers
     from integration.web.forms import forms
@@ -48,7 +49,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     from integration.web.state import WebState
     from integration.web.vats import vats_api
     from integration.web.webhooks import webhooks
-    from integration.web.widget import widget
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -62,8 +62,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime = Runtime(settings)
     app.extensions["vats"] = runtime
     app.extensions["vats.web"] = WebState(runtime)
-    for blueprint in (health, webhooks, forms, api, vats_api, recordings, bitrix24, amocrm, widget, openapi):
+    for blueprint in (health, webhooks, forms, api, vats_api, recordings):
         app.register_blueprint(blueprint)
+    for plugin in PLUGINS.values():  # each CRM's own endpoints (every plugin's: the amoCRM widget
+        for path in plugin.blueprints:  # works beside any backend; without its settings, it refuses)
+            app.register_blueprint(import_string(path))
+    app.register_blueprint(openapi)
     register_error_handlers(app)
     app.after_request(add_cors_headers)
     app.cli.add_command(operator_group)

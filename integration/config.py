@@ -1,7 +1,16 @@
-"""Settings read from the environment (and a ``.env`` file), validated at start-up.
+"""Settings: one marshmallow schema per concern, and the ``Settings`` object the code reads.
 
-``load_settings()`` collects every problem before failing, so a person fixing a deployment sees
-all of them at once, one line each (``ConfigError.problems``).
+Each concern schema (``OperatorSchema``, ``DeploymentSchema``, …) loads a plain mapping of the
+public names (``OPERATOR_NUMBERS``, ``REDIS_URL``, …): the environment today, a stored account
+document tomorrow, the same way (values may be text, as in the environment, or TOML's numbers,
+booleans and lists). A concern is either deployment-wide or per account (``ConcernSchema.scope``);
+an account document may hold only the per-account ones. Each CRM plugin brings its own schema
+(``integration.crm.<name>``); ``integration.settings.load_settings`` composes them all, collects
+every problem (one line each, ``"NAME must …"``; a secret's value is never echoed) and builds
+``Settings``: a flat facade whose attribute names the code has always used, plus ``crm_settings``
+(each loaded CRM plugin's own settings object).
+
+This module sits at the bottom of the layers: it imports no CRM and no loader.
 """
 
 from __future__ import annotations
@@ -10,24 +19,25 @@ import base64
 import binascii
 import os
 import re
-import sys
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from dotenv import dotenv_values
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load
 
-from integration.errors import ConfigError, InvalidPhoneNumber
+from integration.errors import InvalidPhoneNumber
 from integration.phone import contract_number, forwarding_digits
 from integration.rules import BusinessHours, Rule, parse_business_hours, parse_rules
 
 CONTRACT_NUMBER = re.compile(r"^[0-9]{10}$")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+DEPLOYMENT, ACCOUNT = "deployment", "account"
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,8 @@ class RateLimit:
 
 @dataclass(frozen=True)
 class Settings:
-    """Validated settings. Secrets are kept out of ``repr``."""
+    """Validated settings (the concern schemas' values side by side). Secrets are kept out of
+    ``repr``. The CRM's own settings are in ``crm_settings``, by plugin name."""
 
     operator_authorization_token: str = field(repr=False)
     operator_numbers: tuple[str, ...]
@@ -75,25 +86,12 @@ class Settings:
     sync_overlap: int = 7200
     sync_first_window: int = 86400
     crm_backend: str = "local"
-    crm_webhook_url: str | None = None
-    crm_webhook_secret: str | None = field(default=None, repr=False)
+    # Plugin name → its settings object: the backend's always, another CRM's when any of its
+    # names is set (the amoCRM widget works beside any backend). Secrets stay out of their repr.
+    crm_settings: Mapping[str, Any] = field(default_factory=dict)
     match_multiple: str = "most_recent"
     match_unknown: str = "skip"
     integration_config: str = "integration.toml"
-    bitrix24_webhook_url: str | None = field(default=None, repr=False)  # its path holds a secret
-    bitrix24_app_token: str | None = field(default=None, repr=False)
-    bitrix24_default_user_id: str = "1"
-    bitrix24_rate: float = 2.0
-    amocrm_base_url: str | None = None
-    amocrm_long_lived_token: str | None = field(default=None, repr=False)
-    amocrm_client_id: str | None = None
-    amocrm_client_secret: str | None = field(default=None, repr=False)
-    amocrm_redirect_uri: str | None = None
-    amocrm_auth_code: str | None = field(default=None, repr=False)
-    amocrm_webhook_secret: str | None = field(default=None, repr=False)
-    amocrm_account_id: str | None = None
-    amocrm_rate: float = 7.0
-    widget_call_limit_per_user: RateLimit = RateLimit(30, 60)
     recordings_dir: str = "var/recordings"
     recording_link_keys: tuple[str, ...] = field(default=(), repr=False)
     recording_link_ttl: int = 0
@@ -129,224 +127,332 @@ class Settings:
         return self.callback_request_from or self.operator_numbers[0]
 
 
+# --- Fields: one per kind of value. Each explains a refusal with "must …" and never echoes it.
+
+
+class SettingField(fields.Field):
+    """A setting's value from text (the environment) or from a document's TOML/JSON value (a
+    number, a boolean, a list): both are read as the same text, so both give the same result."""
+
+    separator = ","  # joins a document's list into the text the environment would hold
+    default_error_messages = {"required": "is required but not set", "null": "is required but not set"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (int, float, str)):
+            text = str(value)
+        elif isinstance(value, (list, tuple)) and all(isinstance(item, (str, int)) for item in value):
+            text = self.separator.join(str(item) for item in value)
+        else:
+            raise ValidationError("must be text, a number, true/false or a list")
+        try:
+            return self.parse(text)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+    def parse(self, text: str) -> Any:
+        raise NotImplementedError
+
+
 def _ascii_whole(value: str) -> bool:
     """ASCII digits only (``str.isdigit`` also takes '²' and other scripts' digits)."""
     return value.strip().isascii() and value.strip().isdigit()
 
 
-def _text(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty")
-    return value.strip()
+class Text(SettingField):
+    def parse(self, text: str) -> str:
+        if not text.strip():
+            raise ValueError("must not be empty")
+        return text.strip()
 
 
-def _url(value: str) -> str:
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("must be an http:// or https:// URL")
-    return value.strip().rstrip("/")
+class Url(SettingField):
+    def parse(self, text: str) -> str:
+        parts = urlsplit(text.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL")
+        return text.strip().rstrip("/")
 
 
-def _redis_url(value: str) -> str:
-    if urlsplit(value.strip()).scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("must be a redis://, rediss:// or unix:// URL")
-    return value.strip()
+class RedisUrl(SettingField):
+    def parse(self, text: str) -> str:
+        if urlsplit(text.strip()).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return text.strip()
 
 
-def _numbers(value: str) -> tuple[str, ...]:
-    numbers = tuple(n.strip() for n in value.split(",") if n.strip())
-    if not numbers:
-        raise ValueError("must list at least one contract number")
-    bad = [n for n in numbers if not CONTRACT_NUMBER.match(n)]
-    if bad:
-        raise ValueError(f"each number must be 10 digits without the leading 8 (e.g. 4990000000); got {', '.join(bad)}")
-    return tuple(dict.fromkeys(numbers))
+class DatabaseUrl(SettingField):
+    def parse(self, text: str) -> str:
+        if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", text.strip()):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return text.strip()
 
 
-def _contract_number(value: str) -> str:
-    if not CONTRACT_NUMBER.match(value.strip()):
-        raise ValueError("must be 10 digits without the leading 8 (e.g. 4990000000)")
-    return value.strip()
+class ContractNumbers(SettingField):
+    def parse(self, text: str) -> tuple[str, ...]:
+        numbers = tuple(n.strip() for n in text.split(",") if n.strip())
+        if not numbers:
+            raise ValueError("must list at least one contract number")
+        bad = [n for n in numbers if not CONTRACT_NUMBER.match(n)]
+        if bad:
+            raise ValueError(
+                f"each number must be 10 digits without the leading 8 (e.g. 4990000000); got {', '.join(bad)}"
+            )
+        return tuple(dict.fromkeys(numbers))
 
 
-def _timezone(value: str) -> str:
-    try:
-        ZoneInfo(value.strip())
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("must be an IANA time zone such as Europe/Moscow") from None
-    return value.strip()
+class ContractNumber(SettingField):
+    def parse(self, text: str) -> str:
+        if not CONTRACT_NUMBER.match(text.strip()):
+            raise ValueError("must be 10 digits without the leading 8 (e.g. 4990000000)")
+        return text.strip()
 
 
-def _region(value: str) -> str:
-    region = value.strip().upper()
-    if region not in phonenumbers.SUPPORTED_REGIONS:
-        raise ValueError("must be a two-letter region code such as RU")
-    return region
-
-
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = 0.0
-    if not number > 0:
-        raise ValueError("must be a positive number of seconds")
-    return number
-
-
-def _count(value: str) -> int:
-    if not _ascii_whole(value):
-        raise ValueError("must be a whole number, 0 or more")
-    return int(value)
-
-
-def _log_level(value: str) -> str:
-    level = value.strip().upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
-    return level
-
-
-def _whole(value: str) -> int:
-    if not _ascii_whole(value):
-        raise ValueError("must be a whole number of seconds")
-    return int(value)
-
-
-def _days(value: str) -> int:
-    if not _ascii_whole(value):
-        raise ValueError("must be a whole number of days (0: keep forever)")
-    return int(value)
-
-
-def _positive_whole(value: str) -> int:
-    if not _ascii_whole(value) or int(value) == 0:
-        raise ValueError("must be a whole number of seconds, at least 1")
-    return int(value)
-
-
-def _boolean(value: str) -> bool:
-    text = value.strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("must be true or false")
-
-
-def _secrets(value: str) -> tuple[str, ...]:
-    secrets = tuple(value.split())
-    for secret in secrets:
-        if not secret.startswith("whsec_"):
-            raise ValueError("must be whsec_… secrets separated by spaces")
+class TimeZone(SettingField):
+    def parse(self, text: str) -> str:
         try:
-            if not base64.b64decode(secret[6:] + "==", validate=False):
-                raise ValueError
-        except (ValueError, binascii.Error):
-            raise ValueError("must be whsec_ followed by base64") from None
-    return secrets
+            ZoneInfo(text.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone such as Europe/Moscow") from None
+        return text.strip()
 
 
-def _link_keys(value: str) -> tuple[str, ...]:
-    keys = tuple(value.split())
-    if not keys or any(len(key) < 32 for key in keys):
-        raise ValueError(
-            "must be keys of at least 32 characters separated by spaces (e.g. from `openssl rand -hex 32`)"
-        )
-    return keys
+class Region(SettingField):
+    def parse(self, text: str) -> str:
+        region = text.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be a two-letter region code such as RU")
+        return region
 
 
-def _rate(value: str) -> RateLimit:
-    count, _, period = value.strip().partition("/")
-    if not _ascii_whole(count) or period.strip().lower() not in _PERIODS:
-        raise ValueError("must look like 3/hour (per second, minute, hour or day)")
-    return RateLimit(int(count), _PERIODS[period.strip().lower()])
+class PositiveSeconds(SettingField):
+    """A positive number (of seconds, or of requests per second for a CRM's pace)."""
+
+    def parse(self, text: str) -> float:
+        try:
+            number = float(text)
+        except ValueError:
+            number = 0.0
+        if not number > 0:
+            raise ValueError("must be a positive number of seconds")
+        return number
 
 
-def _account_id(value: str) -> str:
-    if not re.fullmatch(r"[0-9]+", value.strip()) or int(value) == 0:
-        raise ValueError("must be the amoCRM account's numeric id (account[id] in its webhooks)")
-    return str(int(value))
+class Whole(SettingField):
+    """A whole number, 0 or more; ``unit`` words the refusal (``seconds``, ``days (0: …)``)."""
+
+    def __init__(self, unit: str = "", *, at_least: int = 0, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.unit, self.at_least = unit, at_least
+
+    def parse(self, text: str) -> int:
+        if not _ascii_whole(text) or int(text) < self.at_least:
+            if not self.unit:
+                raise ValueError("must be a whole number, 0 or more")
+            least = f", at least {self.at_least}" if self.at_least else ""
+            raise ValueError(f"must be a whole number of {self.unit}{least}")
+        return int(text)
 
 
-def _origins(value: str) -> tuple[str, ...]:
-    origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
-    if any(o != "*" and urlsplit(o).scheme not in ("http", "https") for o in origins):
-        raise ValueError("must be origins such as https://example.com, comma-separated (or *)")
-    return origins
+class Boolean(SettingField):
+    def parse(self, text: str) -> bool:
+        value = text.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("must be true or false")
 
 
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def parse(value: str) -> str:
-        if value.strip() not in allowed:
-            raise ValueError(f"must be one of: {', '.join(allowed)}")
-        return value.strip()
+class Choice(SettingField):
+    def __init__(self, *allowed: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.allowed = allowed
 
-    return parse
-
-
-def _database_url(value: str) -> str:
-    if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value.strip()):
-        raise ValueError("must be a sqlite:/// or postgresql:// URL")
-    return value.strip()
+    def parse(self, text: str) -> str:
+        if text.strip() not in self.allowed:
+            raise ValueError(f"must be one of: {', '.join(self.allowed)}")
+        return text.strip()
 
 
-# (environment name, Settings field, parser, required); defaults live on the dataclass.
-SETTINGS: list[tuple[str, str, Callable[[str], Any], bool]] = [
-    ("OPERATOR_AUTHORIZATION_TOKEN", "operator_authorization_token", _text, True),
-    ("OPERATOR_NUMBERS", "operator_numbers", _numbers, True),
-    ("REDIS_URL", "redis_url", _redis_url, False),
-    ("OPERATOR_API_URL", "operator_api_url", _url, False),
-    ("OPERATOR_TIMEZONE", "operator_timezone", _timezone, False),
-    ("DEFAULT_REGION", "default_region", _region, False),
-    ("OPERATOR_CONNECT_TIMEOUT", "operator_connect_timeout", _positive_float, False),
-    ("OPERATOR_READ_TIMEOUT", "operator_read_timeout", _positive_float, False),
-    ("OPERATOR_MAX_RETRIES", "operator_max_retries", _count, False),
-    ("LOG_LEVEL", "log_level", _log_level, False),
-    ("DATABASE_URL", "database_url", _database_url, False),
-    ("WEBHOOK_SECRET", "webhook_secrets", _secrets, False),
-    ("API_TOKEN", "api_token", _text, False),
-    ("PUBLIC_URL", "public_url", _url, False),
-    ("CALLBACK_TTL", "callback_ttl", _whole, False),
-    ("CLICK_TO_CALL_DEBOUNCE", "click_to_call_debounce", _whole, False),
-    ("ALLOW_PREMIUM_NUMBERS", "allow_premium_numbers", _boolean, False),
-    ("ALLOW_INTERNATIONAL_NUMBERS", "allow_international_numbers", _boolean, False),
-    ("CALLBACK_REQUEST_FROM", "callback_request_from", _contract_number, False),
-    ("CALLBACK_REQUEST_LIMIT_PER_NUMBER", "callback_request_limit_per_number", _rate, False),
-    ("CALLBACK_REQUEST_LIMIT_PER_IP", "callback_request_limit_per_ip", _rate, False),
-    ("CALLBACK_REQUEST_LIMIT_TOTAL", "callback_request_limit_total", _rate, False),
-    ("CORS_ORIGINS", "cors_origins", _origins, False),
-    ("MAX_BODY_BYTES", "max_body_bytes", _whole, False),
-    ("TRUSTED_PROXIES", "trusted_proxies", _count, False),
-    ("WORKER_CLASS", "worker_class", _choice("simple", "fork"), False),
-    ("SYNC_INTERVAL", "sync_interval", _positive_whole, False),
-    ("SYNC_OVERLAP", "sync_overlap", _whole, False),
-    ("SYNC_FIRST_WINDOW", "sync_first_window", _whole, False),
-    ("CRM_BACKEND", "crm_backend", _choice("local", "webhook", "bitrix24", "amocrm"), False),
-    ("AMOCRM_BASE_URL", "amocrm_base_url", _url, False),
-    ("AMOCRM_LONG_LIVED_TOKEN", "amocrm_long_lived_token", _text, False),
-    ("AMOCRM_CLIENT_ID", "amocrm_client_id", _text, False),
-    ("AMOCRM_CLIENT_SECRET", "amocrm_client_secret", _text, False),
-    ("AMOCRM_REDIRECT_URI", "amocrm_redirect_uri", _url, False),
-    ("AMOCRM_AUTH_CODE", "amocrm_auth_code", _text, False),
-    ("AMOCRM_WEBHOOK_SECRET", "amocrm_webhook_secret", _text, False),
-    ("AMOCRM_ACCOUNT_ID", "amocrm_account_id", _account_id, False),
-    ("AMOCRM_RATE", "amocrm_rate", _positive_float, False),
-    ("WIDGET_CALL_LIMIT_PER_USER", "widget_call_limit_per_user", _rate, False),
-    ("BITRIX24_WEBHOOK_URL", "bitrix24_webhook_url", _url, False),
-    ("BITRIX24_APP_TOKEN", "bitrix24_app_token", _text, False),
-    ("BITRIX24_DEFAULT_USER_ID", "bitrix24_default_user_id", _text, False),
-    ("BITRIX24_RATE", "bitrix24_rate", _positive_float, False),
-    ("CRM_WEBHOOK_URL", "crm_webhook_url", _url, False),
-    ("CRM_WEBHOOK_SECRET", "crm_webhook_secret", lambda value: _secrets(value)[0], False),
-    ("MATCH_MULTIPLE", "match_multiple", _choice("most_recent", "all", "none"), False),
-    ("MATCH_UNKNOWN", "match_unknown", _choice("skip", "create_contact", "create_lead"), False),
-    ("INTEGRATION_CONFIG", "integration_config", _text, False),
-    ("RECORDINGS_DIR", "recordings_dir", _text, False),
-    ("RECORDING_LINK_KEYS", "recording_link_keys", _link_keys, False),
-    ("RECORDING_LINK_TTL", "recording_link_ttl", _whole, False),
-    ("RECORDING_RETENTION_DAYS", "recording_retention_days", _days, False),
-]
+class LogLevel(Choice):
+    def __init__(self, **kwargs: Any):
+        super().__init__("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", **kwargs)
+
+    def parse(self, text: str) -> str:
+        if text.strip().upper() not in self.allowed:
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return text.strip().upper()
+
+
+class WebhookSecrets(SettingField):
+    """``whsec_…`` Standard Webhooks secrets, space-separated (rotation); ``single``: the first."""
+
+    separator = " "
+
+    def __init__(self, *, single: bool = False, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.single = single
+
+    def parse(self, text: str) -> tuple[str, ...] | str:
+        secrets = tuple(text.split())
+        for secret in secrets:
+            if not secret.startswith("whsec_"):
+                raise ValueError("must be whsec_… secrets separated by spaces")
+            try:
+                if not base64.b64decode(secret[6:] + "==", validate=False):
+                    raise ValueError
+            except (ValueError, binascii.Error):
+                raise ValueError("must be whsec_ followed by base64") from None
+        return secrets[0] if self.single else secrets
+
+
+class LinkKeys(SettingField):
+    separator = " "
+
+    def parse(self, text: str) -> tuple[str, ...]:
+        keys = tuple(text.split())
+        if not keys or any(len(key) < 32 for key in keys):
+            raise ValueError(
+                "must be keys of at least 32 characters separated by spaces (e.g. from `openssl rand -hex 32`)"
+            )
+        return keys
+
+
+class Rate(SettingField):
+    def parse(self, text: str) -> RateLimit:
+        count, _, period = text.strip().partition("/")
+        if not _ascii_whole(count) or period.strip().lower() not in _PERIODS:
+            raise ValueError("must look like 3/hour (per second, minute, hour or day)")
+        return RateLimit(int(count), _PERIODS[period.strip().lower()])
+
+
+class Origins(SettingField):
+    def parse(self, text: str) -> tuple[str, ...]:
+        origins = tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
+        if any(o != "*" and urlsplit(o).scheme not in ("http", "https") for o in origins):
+            raise ValueError("must be origins such as https://example.com, comma-separated (or *)")
+        return origins
+
+
+# --- Concern schemas. A field's data_key is the public name; its attribute the Settings name.
+
+
+class ConcernSchema(Schema):
+    """One concern's settings. Names of other concerns are left alone (``EXCLUDE``: the
+    environment holds everything); an empty value counts as not set."""
+
+    scope: ClassVar[str] = ACCOUNT
+
+    class Meta:
+        unknown = EXCLUDE
+
+    @pre_load
+    def _drop_empty(self, data: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return {k: v for k, v in data.items() if v is not None and not (isinstance(v, str) and not v.strip())}
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The public names this schema reads, in order."""
+        return [f.data_key or name for name, f in cls().fields.items()]
+
+
+class OperatorSchema(ConcernSchema):
+    """The operator contract: its token, numbers, stand, and how we talk to it (per account)."""
+
+    operator_authorization_token = Text(data_key="OPERATOR_AUTHORIZATION_TOKEN", required=True)
+    operator_numbers = ContractNumbers(data_key="OPERATOR_NUMBERS", required=True)
+    operator_api_url = Url(data_key="OPERATOR_API_URL")
+    operator_timezone = TimeZone(data_key="OPERATOR_TIMEZONE")
+    default_region = Region(data_key="DEFAULT_REGION")
+    operator_connect_timeout = PositiveSeconds(data_key="OPERATOR_CONNECT_TIMEOUT")
+    operator_read_timeout = PositiveSeconds(data_key="OPERATOR_READ_TIMEOUT")
+    operator_max_retries = Whole(data_key="OPERATOR_MAX_RETRIES")
+
+
+class DeploymentSchema(ConcernSchema):
+    """Where the deployment keeps its data and how it runs (deployment-wide)."""
+
+    scope = DEPLOYMENT
+    redis_url = RedisUrl(data_key="REDIS_URL")
+    database_url = DatabaseUrl(data_key="DATABASE_URL")
+    public_url = Url(data_key="PUBLIC_URL")
+    log_level = LogLevel(data_key="LOG_LEVEL")
+    worker_class = Choice("simple", "fork", data_key="WORKER_CLASS")
+    max_body_bytes = Whole("bytes", data_key="MAX_BODY_BYTES")
+    trusted_proxies = Whole(data_key="TRUSTED_PROXIES")
+    recordings_dir = Text(data_key="RECORDINGS_DIR")
+    integration_config = Text(data_key="INTEGRATION_CONFIG")
+
+
+class WebhooksSchema(ConcernSchema):
+    """Who may call us: inbound webhook signatures and the API's bearer token (per account)."""
+
+    webhook_secrets = WebhookSecrets(data_key="WEBHOOK_SECRET")
+    api_token = Text(data_key="API_TOKEN")
+
+
+class CallsSchema(ConcernSchema):
+    """Click-to-call and the public "call me back" form: expiry, debounce, toll-fraud flags,
+    limits, browser origins (per account)."""
+
+    callback_ttl = Whole("seconds", data_key="CALLBACK_TTL")
+    click_to_call_debounce = Whole("seconds", data_key="CLICK_TO_CALL_DEBOUNCE")
+    allow_premium_numbers = Boolean(data_key="ALLOW_PREMIUM_NUMBERS")
+    allow_international_numbers = Boolean(data_key="ALLOW_INTERNATIONAL_NUMBERS")
+    callback_request_from = ContractNumber(data_key="CALLBACK_REQUEST_FROM")
+    callback_request_limit_per_number = Rate(data_key="CALLBACK_REQUEST_LIMIT_PER_NUMBER")
+    callback_request_limit_per_ip = Rate(data_key="CALLBACK_REQUEST_LIMIT_PER_IP")
+    callback_request_limit_total = Rate(data_key="CALLBACK_REQUEST_LIMIT_TOTAL")
+    cors_origins = Origins(data_key="CORS_ORIGINS")
+
+
+class SyncSchema(ConcernSchema):
+    """Polling the call history (per account)."""
+
+    sync_interval = Whole("seconds", at_least=1, data_key="SYNC_INTERVAL")
+    sync_overlap = Whole("seconds", data_key="SYNC_OVERLAP")
+    sync_first_window = Whole("seconds", data_key="SYNC_FIRST_WINDOW")
+
+
+class MatchingSchema(ConcernSchema):
+    """How a call finds its CRM contact (per account)."""
+
+    match_multiple = Choice("most_recent", "all", "none", data_key="MATCH_MULTIPLE")
+    match_unknown = Choice("skip", "create_contact", "create_lead", data_key="MATCH_UNKNOWN")
+
+
+class RecordingsSchema(ConcernSchema):
+    """Signed recording links and how long recordings are kept (deployment-wide)."""
+
+    scope = DEPLOYMENT
+    recording_link_keys = LinkKeys(data_key="RECORDING_LINK_KEYS")
+    recording_link_ttl = Whole("seconds", data_key="RECORDING_LINK_TTL")
+    recording_retention_days = Whole("days (0: keep forever)", data_key="RECORDING_RETENTION_DAYS")
+
+
+# In the order their problems are listed. CRM_BACKEND and each CRM's schema come from the CRM
+# registry (``integration.settings`` composes them).
+CONCERNS: tuple[type[ConcernSchema], ...] = (
+    OperatorSchema,
+    DeploymentSchema,
+    WebhooksSchema,
+    CallsSchema,
+    SyncSchema,
+    MatchingSchema,
+    RecordingsSchema,
+)
+
+
+def problems_of(error: ValidationError) -> list[str]:
+    """One line per problem of a concern schema's ``ValidationError``: ``"NAME must …"``."""
+    messages = error.messages if isinstance(error.messages, dict) else {"": error.messages}
+    lines = []
+    for name, texts in messages.items():
+        for text in texts if isinstance(texts, list) else [texts]:
+            lines.append(f"{name} {text}" if name and name != "_schema" else str(text))
+    return lines
 
 
 def read_environment(environ: Mapping[str, str] | None = None, dotenv: str | Path = ".env") -> dict[str, str]:
@@ -356,52 +462,23 @@ def read_environment(environ: Mapping[str, str] | None = None, dotenv: str | Pat
     return values
 
 
-BACKEND_SETTINGS = {  # what each CRM backend cannot do without
-    "webhook": [("CRM_WEBHOOK_URL", "crm_webhook_url"), ("CRM_WEBHOOK_SECRET", "crm_webhook_secret")],
-    "bitrix24": [("BITRIX24_WEBHOOK_URL", "bitrix24_webhook_url")],
-    "amocrm": [("AMOCRM_BASE_URL", "amocrm_base_url")],
-}
-
-
-def load_settings(environ: Mapping[str, str] | None = None, dotenv: str | Path = ".env") -> Settings:
-    """Parse and validate every setting; raise ``ConfigError`` listing all problems."""
-    source = read_environment(environ, dotenv)
-    values: dict[str, Any] = {}
-    problems: list[str] = []
-    for name, attr, parse, required in SETTINGS:
-        raw = source.get(name)
-        if raw is None or raw.strip() == "":
-            if required:
-                problems.append(f"{name} is required but not set")
-            continue
-        try:
-            values[attr] = parse(raw)
-        except ValueError as exc:
-            # Parsers explain with "must …" and never echo a secret value.
-            problems.append(f"{name} {exc}")
-    backend = values.get("crm_backend", Settings.crm_backend)
-    for name, attr in BACKEND_SETTINGS.get(backend, ()):
-        if attr not in values and not any(p.startswith(name) for p in problems):
-            problems.append(f"{name} is required when CRM_BACKEND is {backend}")
-    if backend == "webhook" and values.get("match_unknown", "skip") != "skip":
-        problems.append("MATCH_UNKNOWN must be skip with CRM_BACKEND webhook (the receiver creates contacts itself)")
-    oauth = ("amocrm_client_id", "amocrm_client_secret", "amocrm_redirect_uri")
-    if backend == "amocrm" and "amocrm_long_lived_token" not in values and not all(a in values for a in oauth):
-        problems.append(
-            "CRM_BACKEND amocrm needs AMOCRM_LONG_LIVED_TOKEN, or AMOCRM_CLIENT_ID, AMOCRM_CLIENT_SECRET "
-            "and AMOCRM_REDIRECT_URI (with AMOCRM_AUTH_CODE for the first authorization)"
-        )
+def check_calls(values: Mapping[str, Any]) -> list[str]:
+    """Checks across concerns: the form's number must be one of the contract's."""
     numbers = values.get("operator_numbers", ())
     if values.get("callback_request_from") and values["callback_request_from"] not in numbers:
-        problems.append("CALLBACK_REQUEST_FROM must be one of OPERATOR_NUMBERS")
+        return ["CALLBACK_REQUEST_FROM must be one of OPERATOR_NUMBERS"]
+    return []
+
+
+def load_structured(source: Mapping[str, str], values: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
+    """``INTEGRATION_CONFIG``'s tables, when the file is there (its absence is a problem only
+    when the name is set)."""
     path = Path(values.get("integration_config", Settings.integration_config))
     if path.is_file():
-        values.update(_load_config(path, numbers, problems))
-    elif "INTEGRATION_CONFIG" in source and source["INTEGRATION_CONFIG"].strip():
+        return _load_config(path, values.get("operator_numbers", ()), problems)
+    if "INTEGRATION_CONFIG" in source and str(source["INTEGRATION_CONFIG"]).strip():
         problems.append(f"INTEGRATION_CONFIG names {path}, which does not exist")
-    if problems:
-        raise ConfigError(problems)
-    return Settings(**values)
+    return {}
 
 
 def _load_config(path: Path, numbers: tuple[str, ...], problems: list[str]) -> dict[str, Any]:
@@ -456,14 +533,3 @@ def _users(users: Any, path: Path, numbers: tuple[str, ...], problems: list[str]
         else:
             result[str(user)] = number
     return result
-
-
-def settings_or_exit(program: str) -> Settings:
-    """``load_settings()``, or print every problem (one line each) and exit with code 2."""
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        print(f"{program} cannot start; fix these settings:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        raise SystemExit(2) from None

@@ -16,7 +16,6 @@ from rq import get_current_job
 from rq.exceptions import DuplicateJobError
 
 from integration import callbacks, delivery, events, sync
-from integration.config import load_settings
 from integration.crm.base import CrmError, KnowsDeals, TakesEvents
 from integration.crm.webhook.adapter import event_id
 from integration.errors import IntegrationError, OperatorUnavailable
@@ -32,6 +31,7 @@ from integration.queues import (
 )
 from integration.recordings import fetch
 from integration.runtime import Runtime
+from integration.settings import load_settings
 from integration.sync import SyncResult
 from integration.timeutil import utc_now
 from integration.vats.redirects import set_redirect_active

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -80,19 +80,29 @@ class KnownSecrets:
     @classmethod
     def of(cls, settings: DataclassInstance) -> KnownSecrets:
         """The values of a settings dataclass's secret fields (those hidden from its ``repr``)."""
-        values: list[str] = []
-        for field in dataclasses.fields(settings):
-            if field.repr:
-                continue
-            value = getattr(settings, field.name)
-            if isinstance(value, str):
-                values.append(value)
-            elif isinstance(value, (tuple, list)):
-                values.extend(item for item in value if isinstance(item, str))
-        return cls(values)
+        return cls(_secret_values(settings))
 
     def redact(self, text: str) -> str:
         for value in self.values:
             if value in text:
                 text = text.replace(value, REDACTED)
         return text
+
+
+def _secret_values(settings: DataclassInstance) -> list[str]:
+    """The secret fields' values, and those of the settings objects it holds (each CRM plugin's,
+    in ``crm_settings``)."""
+    values: list[str] = []
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        nested = value.values() if isinstance(value, Mapping) else (value,)
+        for item in nested:
+            if dataclasses.is_dataclass(item) and not isinstance(item, type):
+                values.extend(_secret_values(item))
+        if field.repr:
+            continue
+        if isinstance(value, str):
+            values.append(value)
+        elif isinstance(value, (tuple, list)):
+            values.extend(item for item in value if isinstance(item, str))
+    return values

@@ -23,11 +23,12 @@ from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from integration import create_app
-from integration.config import Settings, load_settings
+from integration.config import Settings
 from integration.ledger.db import make_engine, upgrade
 from integration.operator.client import OperatorClient
 from integration.operator.factory import build_operator_client
 from integration.sandbox import SandboxConfig, SandboxServer
+from integration.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

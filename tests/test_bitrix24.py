@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import pytest
 import responses
 
-from integration.config import load_settings
 from integration.crm.base import CrmError
 from integration.crm.bitrix24.adapter import Bitrix24Crm, Bitrix24Rest
 from integration.delivery import Policies, match_call
@@ -19,6 +18,7 @@ from integration.ledger.tables import calls
 from integration.models import Activity, CallStatus, Direction, Match, MatchKind
 from integration.phone import parse_phone
 from integration.ratelimit import Pacer
+from integration.settings import load_settings
 from tests.bitrix_stand_in import BitrixStandIn, fixture
 from tests.conftest import config_file, run_worker, serve
 

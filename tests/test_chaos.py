@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from integration.config import load_settings
 from integration.jobs import reconcile_day
 from integration.ledger.db import make_engine
 from integration.ledger.deliveries import DeliveryLedger
 from integration.runtime import Runtime
+from integration.settings import load_settings
 from tests.conftest import LINK_KEY, SECRET, kill_worker, serve, start_worker
 from tests.receiver import Receiver
 

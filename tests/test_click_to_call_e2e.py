@@ -14,10 +14,10 @@ import requests
 
 from integration import create_app, jobs
 from integration.callbacks import JOB
-from integration.config import load_settings
 from integration.crm.local.adapter import LocalCrm
 from integration.queues import CALLBACKS, make_queue
 from integration.runtime import Runtime
+from integration.settings import load_settings
 from tests.conftest import API_TOKEN, kill_worker, run_worker, serve, start_worker
 from tests.web.helpers import signed
 

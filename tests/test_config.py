@@ -1,7 +1,7 @@
 import pytest
 
-from integration.config import load_settings
 from integration.errors import ConfigError
+from integration.settings import load_settings
 
 REQUIRED = {"OPERATOR_AUTHORIZATION_TOKEN": "secret-token-value", "OPERATOR_NUMBERS": "4990000000, 4950000000"}
 

@@ -234,8 +234,8 @@ def test_worker_syncs_and_writes_every_call_once(service_env, control, redis_con
 
 def test_the_sweeper_finds_calls_without_a_delivery_and_due_retries(service_env, redis_conn):
     from integration import jobs
-    from integration.config import load_settings
     from integration.runtime import Runtime
+    from integration.settings import load_settings
 
     runtime = Runtime(load_settings(service_env, dotenv="/x"))
     jobs.use_runtime(runtime)

@@ -19,7 +19,7 @@ import pytest
 import requests
 from gunicorn.glogging import SafeAtoms
 
-from integration.config import Settings, load_settings
+from integration.config import Settings
 from integration.logs import (
     HANDLER_NAME,
     REQUEST_LINE_REDACTOR,
@@ -30,6 +30,7 @@ from integration.logs import (
     setup_logging,
 )
 from integration.redaction import KnownSecrets
+from integration.settings import load_settings
 from tests.conftest import LINK_KEY, ROOT, app_for, serve
 
 LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) (\S+): (.*)")

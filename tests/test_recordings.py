@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from integration.config import load_settings
 from integration.errors import InvalidResponse, OperatorUnavailable
 from integration.jobs import clean_recordings, fetch_recording_now, run_sync
 from integration.ledger.db import make_engine
@@ -23,6 +22,7 @@ from integration.recordings.fetch import WAIT_WINDOW, fetch_recording
 from integration.recordings.links import LinkSigner
 from integration.recordings.storage import LocalStore
 from integration.runtime import Runtime
+from integration.settings import load_settings
 from tests.conftest import LINK_KEY, ROOT
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from integration.config import load_settings
 from integration.redaction import KnownSecrets, is_secret_name, redact_url
+from integration.settings import load_settings
 
 SECRET = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODk="
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from integration.config import load_settings
 from integration.errors import ConfigError
 from integration.rules import BusinessHours
+from integration.settings import load_settings
 from integration.signatures import sign_headers
 from tests.conftest import SECRET, app_for, config_file
 

@@ -6,11 +6,11 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from integration import jobs
-from integration.config import load_settings
 from integration.models import CallbackRequest, CallbackStatus
 from integration.queues import DEFAULT
 from integration.runtime import Runtime
 from integration.scheduler import Periodic, enqueue_due
+from integration.settings import load_settings
 
 TASK = Periodic("probe", "integration.jobs.reap_stuck_callbacks", every=60)
 

@@ -12,13 +12,13 @@ import pytest
 import requests
 
 from integration import jobs
-from integration.config import load_settings
 from integration.errors import OperatorUnavailable
 from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
 from integration.ledger.db import make_engine, upgrade
 from integration.models import Call, CallbackRequest, CallbackStatus, CallRow, CallStatus, Direction
 from integration.runtime import Runtime
+from integration.settings import load_settings
 from integration.sync import (
     call_from_row,
     call_key,

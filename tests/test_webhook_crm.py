@@ -170,8 +170,8 @@ def test_a_call_made_by_a_click_to_call_carries_its_crm_context():
 
 def test_click_to_call_outcomes_reach_the_crm_as_callback_finished(service_env, control, redis_conn):
     from integration import create_app, jobs
-    from integration.config import load_settings
     from integration.runtime import Runtime
+    from integration.settings import load_settings
     from tests.conftest import run_worker
     from tests.web.helpers import signed
 

@@ -1,13 +1,25 @@
-"""The interface every CRM adapter implements, and its errors."""
+"""The CRM plugin interface: the adapter every CRM implements, its optional capabilities, the
+plugin object each CRM package exposes (``PLUGIN``), and the adapters' errors."""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
-from integration.errors import IntegrationError
+from marshmallow import ValidationError, post_load, validates_schema
+from redis import Redis
+
+from integration.config import ConcernSchema, Settings
+from integration.errors import ConfigError, IntegrationError
 from integration.ledger.deliveries import DELIVERED, PENDING, DeliveryLedger
 from integration.models import Activity, Contact
 from integration.phone import Phone
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine  # annotations only: the ledger builds the engine
+
+T = TypeVar("T")
 
 
 class CrmError(IntegrationError):
@@ -108,3 +120,85 @@ def logged_crm_id(deliveries: DeliveryLedger, call_id: str, crm: str) -> str | N
     if delivery is None or delivery.status == PENDING:
         raise CrmError(f"call {call_id} is not in {crm} yet")
     return delivery.crm_id if delivery.status == DELIVERED and delivery.crm_id else None
+
+
+class Resources(Protocol):
+    """What a plugin's builder may use of the process's resources (``Runtime`` provides them)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def redis(self) -> Redis: ...
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def delivery_ledger(self) -> DeliveryLedger: ...
+
+
+class CrmSettingsSchema(ConcernSchema):
+    """A CRM plugin's settings (per account): loads into ``settings_class``. Its required names
+    are required only when the CRM is the backend: another CRM's settings are loaded with
+    ``partial=True`` (checked when set, never required) and ``check`` is skipped."""
+
+    backend: ClassVar[str]
+    settings_class: ClassVar[type]
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        for field in self.fields.values():
+            field.error_messages["required"] = f"is required when CRM_BACKEND is {self.backend}"
+
+    @validates_schema(skip_on_field_errors=False)
+    def _check_as_backend(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not kwargs.get("partial"):
+            problems = self.check(data)
+            if problems:
+                raise ValidationError(problems)
+
+    def check(self, data: Mapping[str, Any]) -> list[str]:
+        """Problems across this CRM's own names when it is the backend (one line each)."""
+        return []
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Any:
+        return self.settings_class(**data)
+
+
+@dataclass(frozen=True)
+class CrmPlugin:
+    """What a CRM package exposes as ``PLUGIN``; ``crm/registry.py`` lists one line per plugin.
+
+    - ``settings_schema``: its settings (``CrmSettingsSchema``), loaded beside the core concerns;
+    - ``build``: the adapter, from the process's ``Resources`` (its settings are in
+      ``resources.settings.crm_settings[name]``);
+    - ``capabilities``: the capability interfaces below that its adapter implements (a test holds
+      the built adapter to them; callers ask ``isinstance(crm, Capability)``);
+    - ``blueprints``: its Flask blueprints as ``"module:attribute"`` import paths (they live in
+      ``integration.web``, the only package beside the CLI that imports Flask; ``create_app``
+      registers them);
+    - ``check``: problems of the core settings (``Settings`` attribute → value) that this backend
+      cannot work with, one line each.
+    """
+
+    name: str
+    label: str
+    settings_schema: type[CrmSettingsSchema]
+    build: Callable[[Resources], CrmAdapter]
+    capabilities: tuple[type, ...] = ()
+    blueprints: tuple[str, ...] = ()
+    check: Callable[[Mapping[str, Any]], list[str]] | None = None
+
+
+def crm_settings(settings: Settings, name: str, kind: type[T]) -> T | None:
+    """The settings of the CRM plugin ``name`` if they were loaded (it is the backend, or one of
+    its names is set), else None."""
+    value = settings.crm_settings.get(name)
+    return value if isinstance(value, kind) else None
+
+
+def backend_settings(resources: Resources, name: str, kind: type[T]) -> T:
+    """The settings of the backend being built (the loader always loads the backend's)."""
+    value = crm_settings(resources.settings, name, kind)
+    if value is None:
+        raise ConfigError([f"the settings of CRM_BACKEND {name} were not loaded"])
+    return value

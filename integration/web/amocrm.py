@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, jsonify, request
 from marshmallow import ValidationError
 
-from integration.config import Settings
+from integration.crm.amocrm import AmoCrmSettings, settings_of
 from integration.queues import DEFAULT, enqueue_handle_event, make_queue
 from integration.timeutil import utc_now
 from integration.web.errors import Problem
@@ -47,16 +47,16 @@ def php_form(form) -> dict:
     return result
 
 
-def check_account(body: dict, settings: Settings) -> None:
+def check_account(body: dict, settings: AmoCrmSettings) -> None:
     """Refuse (403) a webhook of another amoCRM account than the configured one."""
     account = body.get("account", {})
     if not isinstance(account, dict):
         raise ValidationError({"account": ["must be fields such as account[subdomain], not one value"]})
-    host = (urlsplit(settings.amocrm_base_url).hostname or "") if settings.amocrm_base_url else None
+    host = (urlsplit(settings.base_url).hostname or "") if settings.base_url else None
     subdomain = host.split(".")[0] if host is not None else None
     for key, expected, setting in (
         ("subdomain", subdomain, "AMOCRM_BASE_URL"),
-        ("id", settings.amocrm_account_id, "AMOCRM_ACCOUNT_ID"),
+        ("id", settings.account_id, "AMOCRM_ACCOUNT_ID"),
     ):
         if expected is None:
             continue
@@ -103,11 +103,12 @@ def status_changes(body: dict) -> list[dict]:
 def amocrm_webhook(secret: str):
     """Won and lost leads → ``deal.closed`` events: 200 ``{"accepted": n}``."""
     runtime = web().runtime
-    expected = runtime.settings.amocrm_webhook_secret
-    if not expected or not hmac.compare_digest(secret.encode(), expected.encode()):
+    own = settings_of(runtime.settings)
+    expected = own.webhook_secret if own is not None else None
+    if own is None or not expected or not hmac.compare_digest(secret.encode(), expected.encode()):
         raise Problem(404, "Not Found", "no such page")
     body = php_form(request.form)
-    check_account(body, runtime.settings)
+    check_account(body, own)
     accepted = []
     for change in status_changes(body):
         status = {str(WON): "won", str(LOST): "lost"}.get(str(change.get("status_id")))

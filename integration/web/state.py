@@ -7,6 +7,7 @@ from functools import cached_property
 
 from flask import current_app
 
+from integration.crm.amocrm import settings_of as amocrm_settings
 from integration.crm.amocrm.widget_tokens import WidgetTokens
 from integration.ratelimit import RateLimiter
 from integration.runtime import Runtime
@@ -37,15 +38,15 @@ class WebState:
     @cached_property
     def widget_tokens(self) -> WidgetTokens | None:
         """The amoCRM widget's one-time tokens; None (the endpoint is off) without the settings."""
-        settings = self.runtime.settings
-        if not (settings.amocrm_client_secret and settings.amocrm_base_url):
+        settings = amocrm_settings(self.runtime.settings)
+        if settings is None or not (settings.client_secret and settings.base_url):
             return None
         return WidgetTokens(
-            settings.amocrm_client_secret,
-            settings.amocrm_base_url,
+            settings.client_secret,
+            settings.base_url,
             self.runtime.redis,
-            account_id=settings.amocrm_account_id,
-            audience_url=settings.amocrm_redirect_uri,
+            account_id=settings.account_id,
+            audience_url=settings.redirect_uri,
         )
 
     @cached_property

@@ -15,6 +15,7 @@ from flask import Blueprint, jsonify, request
 from marshmallow import RAISE, ValidationError, fields, post_load
 
 from integration.callbacks import ClickToCall
+from integration.crm.amocrm import AmoCrmSettings, settings_of
 from integration.crm.amocrm.widget_tokens import TokenRefused, WidgetUser
 from integration.web.cors import browser_endpoint, preflight
 from integration.web.errors import Problem
@@ -58,9 +59,8 @@ def click_to_call():
     user = token_user()
     state = web()
     settings = state.runtime.settings
-    wait = state.rate_limiter.hit(
-        [(f"widget-user:{user.account_id}:{user.user_id}", settings.widget_call_limit_per_user)]
-    )
+    limit = (settings_of(settings) or AmoCrmSettings()).widget_call_limit_per_user
+    wait = state.rate_limiter.hit([(f"widget-user:{user.account_id}:{user.user_id}", limit)])
     if wait:
         raise Problem(
             429,

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from integration.config import load_settings
 from integration.errors import AuthorizationRevoked, IntegrationDisabled
 from integration.operator.factory import build_operator_client
+from integration.settings import load_settings
 from tests.conftest import ROOT
 
 PROCESSES = 16

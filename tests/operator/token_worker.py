@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import redis
 
-from integration.config import load_settings
 from integration.errors import OperatorError
 from integration.operator.factory import build_operator_client
+from integration.settings import load_settings
 
 
 def main() -> int:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from integration import create_app
-from integration.config import load_settings
+from integration.settings import load_settings
 from tests.conftest import OLD_SECRET
 from tests.web.helpers import now, post_signed, queued_jobs, signed
 

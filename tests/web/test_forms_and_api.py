@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from integration import create_app
-from integration.config import load_settings
+from integration.settings import load_settings
 from tests.conftest import API_TOKEN
 from tests.web.helpers import post_signed, queued_jobs
 from tests.web.test_click_to_call import assert_problem

@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from integration import create_app
-from integration.config import load_settings
 from integration.errors import AuthorizationRevoked
+from integration.settings import load_settings
 from tests.conftest import API_TOKEN, SECRET, app_for, serve
 from tests.web.helpers import post_signed, queued_jobs, signed
 from tests.web.test_click_to_call import assert_problem

@@ -10,8 +10,10 @@ import time
 
 import pytest
 
-from integration.config import RateLimit, load_settings
+from integration.config import RateLimit
+from integration.crm.amocrm import settings_of
 from integration.errors import ConfigError
+from integration.settings import load_settings
 from tests.conftest import ROOT, app_for, config_file
 from tests.web.helpers import queued_jobs
 from tests.web.test_click_to_call import assert_problem
@@ -181,7 +183,7 @@ def test_a_token_used_here_is_refused_by_another_process(http, env, redis_conn):
     script = (
         "import json, os, sys\n"
         "from integration import create_app\n"
-        "from integration.config import load_settings\n"
+        "from integration.settings import load_settings\n"
         "app = create_app(load_settings(json.loads(sys.argv[1]), dotenv='/nonexistent/.env'))\n"
         "answer = app.test_client().post('/widget/amocrm/click-to-call', json={'to': '89161234567'},\n"
         "                               headers={'X-Auth-Token': sys.argv[2]})\n"
@@ -252,8 +254,10 @@ def test_the_account_origin_may_call_and_read_every_answer(http, redis_conn):
 
 def test_the_widget_settings_are_checked_at_start_up(env):
     settings = load_settings(env, dotenv="/nonexistent/.env")  # CRM_BACKEND local: the widget still works
-    assert (settings.crm_backend, settings.amocrm_account_id) == ("local", ACCOUNT_ID)
-    assert settings.widget_call_limit_per_user == RateLimit(30, 60)
+    amocrm = settings_of(settings)
+    assert amocrm is not None
+    assert (settings.crm_backend, amocrm.account_id) == ("local", ACCOUNT_ID)
+    assert amocrm.widget_call_limit_per_user == RateLimit(30, 60)
     bad = env | {"AMOCRM_ACCOUNT_ID": "example", "WIDGET_CALL_LIMIT_PER_USER": "lots"}
     with pytest.raises(ConfigError) as error:
         load_settings(bad, dotenv="/nonexistent/.env")

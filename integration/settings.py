@@ -1,0 +1,103 @@
+"""Loading the settings: the core concern schemas of ``integration.config`` and the CRM plugins'
+schemas (from ``integration.crm.registry``), composed into one ``Settings``.
+
+It sits above ``crm`` (it needs the plugins) and below everything that starts a process; the
+low layers import only ``integration.config`` (the ``Settings`` type and the schemas).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from marshmallow import ValidationError
+
+from integration.config import (
+    ACCOUNT,
+    CONCERNS,
+    DEPLOYMENT,
+    Choice,
+    ConcernSchema,
+    Settings,
+    check_calls,
+    load_structured,
+    problems_of,
+    read_environment,
+)
+from integration.crm.registry import DEFAULT, PLUGINS
+from integration.errors import ConfigError
+
+
+class CrmBackendSchema(ConcernSchema):
+    """Which CRM the account writes to: one of the registered plugins (per account)."""
+
+    crm_backend = Choice(*PLUGINS, data_key="CRM_BACKEND")
+
+
+# The core concerns with the CRM choice, in the order their problems are listed.
+CORE: tuple[type[ConcernSchema], ...] = (*CONCERNS[:5], CrmBackendSchema, *CONCERNS[5:])
+
+
+def concern_schemas() -> tuple[type[ConcernSchema], ...]:
+    """Every schema: the core concerns, the CRM choice, then each CRM plugin's."""
+    return (*CORE, *(plugin.settings_schema for plugin in PLUGINS.values()))
+
+
+def setting_names(scope: str) -> list[str]:
+    """The public names of the ``deployment``-wide or per-``account`` settings."""
+    if scope not in (DEPLOYMENT, ACCOUNT):
+        raise ValueError(scope)
+    return [name for schema in concern_schemas() if schema.scope == scope for name in schema.names()]
+
+
+def load_document(source: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
+    """The ``Settings`` values of a plain mapping of public names (the environment, or a stored
+    document: the same schemas read both). Problems go to ``problems``, one line each."""
+    values: dict[str, Any] = {}
+    for schema in CORE:
+        try:
+            values.update(schema().load(source))
+        except ValidationError as exc:
+            problems.extend(problems_of(exc))
+            values.update(exc.valid_data if isinstance(exc.valid_data, dict) else {})
+    backend = values.get("crm_backend", DEFAULT)
+    values["crm_backend"] = backend
+    crm: dict[str, Any] = {}
+    for name, plugin in PLUGINS.items():
+        own = plugin.settings_schema
+        if name != backend and not any(key in source for key in own.names()):
+            continue
+        try:  # another CRM's settings (the amoCRM widget's, say) are checked when set, never required
+            crm[name] = own().load(source, partial=name != backend)
+        except ValidationError as exc:
+            problems.extend(problems_of(exc))
+    values["crm_settings"] = crm
+    problems.extend(check_calls(values))
+    check = PLUGINS[backend].check
+    if check is not None:
+        problems.extend(check(values))
+    return values
+
+
+def load_settings(environ: Mapping[str, str] | None = None, dotenv: str | Path = ".env") -> Settings:
+    """Parse and validate every setting; raise ``ConfigError`` listing all problems."""
+    source = read_environment(environ, dotenv)
+    problems: list[str] = []
+    values = load_document(source, problems)
+    values.update(load_structured(source, values, problems))
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**values)
+
+
+def settings_or_exit(program: str) -> Settings:
+    """``load_settings()``, or print every problem (one line each) and exit with code 2."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        print(f"{program} cannot start; fix these settings:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
