@@ -32,8 +32,8 @@ def measure(variant: str, url: str, token: str, record_id: str) -> dict:
     """Runs inside the child process."""
     import requests
 
-    from integration.config import load_settings
     from integration.operator.factory import build_operator_client
+    from integration.settings import load_settings
 
     settings = load_settings(
         {

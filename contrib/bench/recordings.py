@@ -31,9 +31,9 @@ LINK_KEY = "benchmark-recording-link-key-0123456789"
 
 
 def runtime(env: dict[str, str]):
-    from integration.config import load_settings
     from integration.ledger.db import make_engine, upgrade
     from integration.runtime import Runtime
+    from integration.settings import load_settings
 
     upgrade(make_engine(env["DATABASE_URL"]))
     return Runtime(load_settings(env, dotenv="/nonexistent"))

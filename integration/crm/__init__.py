@@ -1,1 +1,2 @@
-"""CRM adapters behind one small interface (``base.CrmAdapter``), chosen by ``CRM_BACKEND``."""
+"""The CRMs: one package per CRM exposing ``PLUGIN`` (``base.CrmPlugin``: settings schema, builder,
+capabilities, blueprints), listed one line each in ``registry``; chosen by ``CRM_BACKEND``."""

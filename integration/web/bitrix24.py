@@ -19,8 +19,7 @@ from flask import Blueprint, jsonify, request
 from marshmallow import ValidationError
 
 from integration.callbacks import ClickToCall, dialable_destination
-from integration.crm.base import crm_settings
-from integration.crm.bitrix24 import Bitrix24Settings
+from integration.crm.bitrix24 import settings_of
 from integration.errors import InvalidPhoneNumber
 from integration.web.errors import Problem
 from integration.web.inputs import json_body
@@ -52,7 +51,7 @@ def bitrix24_event():
     body = json_body(request.get_data()) if request.is_json else None
     auth = body.get("auth") if body is not None else {"application_token": request.form.get("auth[application_token]")}
     token = auth.get("application_token") if isinstance(auth, dict) else None
-    own = crm_settings(web().runtime.settings, "bitrix24", Bitrix24Settings)
+    own = settings_of(web().runtime.settings)
     expected = own.app_token if own is not None else None
     if not expected or not isinstance(token, str) or not hmac.compare_digest(token.encode(), expected.encode()):
         raise Problem(401, "Unauthorized", "auth[application_token] does not match BITRIX24_APP_TOKEN")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from integration.config import PositiveSeconds, Text, Url
+from integration.config import PositiveSeconds, Settings, Text, Url
 from integration.crm.base import (
     CreatesLeads,
     CrmAdapter,
@@ -14,6 +14,7 @@ from integration.crm.base import (
     Resources,
     TakesEvents,
     backend_settings,
+    crm_settings,
 )
 from integration.crm.bitrix24.adapter import Bitrix24Crm, Bitrix24Rest
 from integration.ratelimit import Pacer
@@ -35,6 +36,11 @@ class Bitrix24SettingsSchema(CrmSettingsSchema):
     app_token = Text(data_key="BITRIX24_APP_TOKEN")
     default_user_id = Text(data_key="BITRIX24_DEFAULT_USER_ID")
     rate = PositiveSeconds(data_key="BITRIX24_RATE")
+
+
+def settings_of(settings: Settings) -> Bitrix24Settings | None:
+    """Bitrix24's settings when it is the backend or any BITRIX24_* name is set."""
+    return crm_settings(settings, "bitrix24", Bitrix24Settings)
 
 
 def build(resources: Resources) -> CrmAdapter:
