@@ -1,7 +1,8 @@
 import pytest
 
 from integration.errors import ConfigError
-from integration.settings import load_settings
+from integration.settings import load_document, load_settings, setting_names
+from tests.conftest import ROOT
 
 REQUIRED = {"OPERATOR_AUTHORIZATION_TOKEN": "secret-token-value", "OPERATOR_NUMBERS": "4990000000, 4950000000"}
 
@@ -101,3 +102,93 @@ def test_secrets_of_the_crm_backends_stay_out_of_repr():
     )
     text = repr(settings)
     assert "llt-secret-value" not in text and "hooksecret" not in text and "k" * 40 not in text
+
+
+# Every public name the settings had when they were one table (CONTRACT.md: keep every one).
+PUBLIC_NAMES = set(
+    [
+        "OPERATOR_AUTHORIZATION_TOKEN",
+        "OPERATOR_NUMBERS",
+        "REDIS_URL",
+        "OPERATOR_API_URL",
+        "OPERATOR_TIMEZONE",
+        "DEFAULT_REGION",
+        "OPERATOR_CONNECT_TIMEOUT",
+        "OPERATOR_READ_TIMEOUT",
+        "OPERATOR_MAX_RETRIES",
+        "LOG_LEVEL",
+        "DATABASE_URL",
+        "WEBHOOK_SECRET",
+        "API_TOKEN",
+        "PUBLIC_URL",
+        "CALLBACK_TTL",
+        "CLICK_TO_CALL_DEBOUNCE",
+        "ALLOW_PREMIUM_NUMBERS",
+        "ALLOW_INTERNATIONAL_NUMBERS",
+        "CALLBACK_REQUEST_FROM",
+        "CALLBACK_REQUEST_LIMIT_PER_NUMBER",
+        "CALLBACK_REQUEST_LIMIT_PER_IP",
+        "CALLBACK_REQUEST_LIMIT_TOTAL",
+        "CORS_ORIGINS",
+        "MAX_BODY_BYTES",
+        "TRUSTED_PROXIES",
+        "WORKER_CLASS",
+        "SYNC_INTERVAL",
+        "SYNC_OVERLAP",
+        "SYNC_FIRST_WINDOW",
+        "CRM_BACKEND",
+        "AMOCRM_BASE_URL",
+        "AMOCRM_LONG_LIVED_TOKEN",
+        "AMOCRM_CLIENT_ID",
+        "AMOCRM_CLIENT_SECRET",
+        "AMOCRM_REDIRECT_URI",
+        "AMOCRM_AUTH_CODE",
+        "AMOCRM_WEBHOOK_SECRET",
+        "AMOCRM_ACCOUNT_ID",
+        "AMOCRM_RATE",
+        "WIDGET_CALL_LIMIT_PER_USER",
+        "BITRIX24_WEBHOOK_URL",
+        "BITRIX24_APP_TOKEN",
+        "BITRIX24_DEFAULT_USER_ID",
+        "BITRIX24_RATE",
+        "CRM_WEBHOOK_URL",
+        "CRM_WEBHOOK_SECRET",
+        "MATCH_MULTIPLE",
+        "MATCH_UNKNOWN",
+        "INTEGRATION_CONFIG",
+        "RECORDINGS_DIR",
+        "RECORDING_LINK_KEYS",
+        "RECORDING_LINK_TTL",
+        "RECORDING_RETENTION_DAYS",
+    ]
+)
+
+
+def test_every_public_name_is_read_by_exactly_one_schema_and_documented():
+    names = setting_names("account") + setting_names("deployment")
+    assert sorted(names) == sorted(PUBLIC_NAMES)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert [name for name in sorted(PUBLIC_NAMES) if f"`{name}`" not in readme] == []
+
+
+def test_a_stored_document_loads_as_the_environment_does():
+    env = REQUIRED | {"SYNC_INTERVAL": "30", "ALLOW_PREMIUM_NUMBERS": "yes", "CRM_BACKEND": "bitrix24"}
+    env |= {"BITRIX24_WEBHOOK_URL": "https://portal.bitrix24.ru/rest/1/abc/", "BITRIX24_RATE": "1.5"}
+    document = env | {
+        "OPERATOR_NUMBERS": ["4990000000", "4950000000"],
+        "SYNC_INTERVAL": 30,
+        "ALLOW_PREMIUM_NUMBERS": True,
+        "BITRIX24_RATE": 1.5,
+    }
+    from_env, from_document = [], []
+    assert load_document(env, from_env) == load_document(document, from_document)
+    assert from_env == from_document == []
+
+
+def test_units_are_named_in_problems():
+    with pytest.raises(ConfigError) as caught:
+        load(REQUIRED | {"MAX_BODY_BYTES": "lots", "SYNC_INTERVAL": "0"})
+    assert caught.value.problems == [
+        "MAX_BODY_BYTES must be a whole number of bytes",
+        "SYNC_INTERVAL must be a whole number of seconds, at least 1",
+    ]
