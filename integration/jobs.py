@@ -286,9 +286,8 @@ def handle_event(event_id: str) -> str:
             elif not item.skipped:
                 rt.crm.attach_calls(str(data["deal_id"]), list(item.call_ids), f"{event.id}:{item.rule.name}")
     except IntegrationError as exc:
-        if exc.retryable and now - event.received_at < delivery.RETRY_WINDOW:
+        if rt.event_ledger.fail_attempt(event.id, str(exc), now, retryable=exc.retryable) is not None:
             raise  # the sweeper runs the event again later; every action is idempotent
-        rt.event_ledger.mark_handled(event.id, f"failed: {exc}", now)
         log.error("event failed", extra=fields(event=event.id, type=event.type, error=str(exc)))
         return "failed"
     outcome = "; ".join([item.describe() for item in planned] + results) or "no rule matched"

@@ -187,24 +187,6 @@ def test_a_permanent_error_fails_at_once_and_a_recovered_crm_gets_the_call(engin
     assert deliver(engine, other, crm, NOW + timedelta(seconds=5)) == "delivered"
 
 
-def test_retry_delays_start_quick_then_grow_and_are_jittered():
-    assert all(1.0 <= delivery.retry_delay(attempt) <= 2.0 for attempt in range(5))
-    assert [delivery.retry_delay(attempt, rng=lambda: 1.0) for attempt in range(4, 9)] == [2, 4, 8, 16, 32]
-    assert delivery.retry_delay(6, rng=lambda: 0.0) == 4.0
-    assert delivery.retry_delay(30) <= 1800
-
-
-def test_a_crm_dropping_a_third_of_requests_delays_no_call_by_minutes():
-    # seven failures in a row happen to one call in about 2,000 when a third of the writes fail
-    assert sum(delivery.retry_delay(attempt, rng=lambda: 1.0) for attempt in range(7)) < 30
-    # and the retries still reach across the 24-hour window without hammering the CRM
-    waited, attempts = 0.0, 0
-    while waited < delivery.RETRY_WINDOW.total_seconds():
-        waited += delivery.retry_delay(attempts, rng=lambda: 0.5)
-        attempts += 1
-    assert 50 <= attempts <= 120
-
-
 @pytest.mark.slow
 def test_worker_syncs_and_writes_every_call_once(service_env, control, redis_conn):
     control.post("calls/generate", {"count": 200, "days": 0.8, "seed": 21})
