@@ -85,9 +85,13 @@ def upgrade() -> None:
 
 
 def _restore(table: str, kind: str, assignments: dict[str, str], where: str) -> None:
-    """Copy work state back into ``table`` from its work items (``w``)."""
-    values = ", ".join(f"{column} = {expression}" for column, expression in assignments.items())
-    op.execute(f"UPDATE {table} SET {values} FROM work_items w WHERE w.kind = '{kind}' AND {where}")
+    """Copy work state back into ``table`` from its work items (``w``), one correlated subquery per
+    column (``UPDATE … FROM`` would need SQLite 3.33)."""
+    values = ", ".join(
+        f"{column} = (SELECT {expression} FROM work_items w WHERE w.kind = '{kind}' AND {where})"
+        for column, expression in assignments.items()
+    )
+    op.execute(f"UPDATE {table} SET {values}")
 
 
 def downgrade() -> None:
