@@ -2,14 +2,14 @@
 
 ``deliver_call`` matches the external number to CRM contacts under the configured policies,
 maps the call to an activity and writes it. The ledger's delivery row says what happened; a
-failure schedules the next attempt with exponential backoff and jitter (the first within
-seconds), and after ``RETRY_WINDOW`` the delivery is ``failed`` and visible.
+failure schedules the next attempt under the work items' one retry policy
+(``integration.ledger.work``: quick retries, then doubling waits, for ``RETRY_WINDOW``), after
+which the delivery is ``failed`` and visible.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -19,33 +19,18 @@ from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
 from integration.ledger.deliveries import DELIVERED, Delivery, DeliveryLedger
 from integration.ledger.outbox import INCLUDED, Outbox
+from integration.ledger.work import retry_delay
 from integration.logs import fields, log_failure
 from integration.models import Activity, Call, CallbackRequest, Match, MatchKind
 from integration.phone import RUSSIA_COUNTRY_CODE, phone_from_e164
 
 log = logging.getLogger(__name__)
 
-RETRY_WINDOW = timedelta(hours=24)
-FIRST_RETRY = 2.0  # seconds
-QUICK_RETRIES = 5  # retried this often within seconds before the waits start doubling
-LONGEST_WAIT = 1800.0
-
 
 @dataclass(frozen=True)
 class Policies:
     multiple: str = "most_recent"  # most_recent | all | none
     unknown: str = "skip"  # skip | create_contact | create_lead
-
-
-def retry_delay(attempt: int, rng: Callable[[], float] = random.random) -> float:
-    """Seconds before attempt ``attempt + 1``: 2 for the first five retries, then 4, 8, 16 …
-    capped at 30 min; jittered to 50–100 %.
-
-    The quick retries are for a CRM that drops some requests: even one dropping a third delays
-    no call by minutes (seven failures in a row still wait under half a minute in all).
-    """
-    ceiling = min(LONGEST_WAIT, FIRST_RETRY * 2 ** max(0, attempt - QUICK_RETRIES + 1))
-    return ceiling * (0.5 + 0.5 * rng())
 
 
 def match_call(call: Call, crm: CrmAdapter, policies: Policies, own_numbers: Sequence[str], region: str) -> Match:
@@ -130,9 +115,7 @@ def deliver_call(
         activity = replace(activity_for(call, match, users_by_line, callback), recording_url=link)
         crm_id = crm.write_activity(activity)
     except CrmError as exc:
-        give_up = not exc.retryable or now - delivery.created_at >= RETRY_WINDOW
-        next_at = None if give_up else now + timedelta(seconds=retry_delay(delivery.attempts))
-        deliveries.mark_failed_attempt(call_id, crm.name, str(exc), next_at)
+        next_at = deliveries.fail_attempt(call_id, crm.name, str(exc), now, retryable=exc.retryable)
         log_failure(
             log, "delivery", now, next_at, call=call_id, crm=crm.name, attempt=delivery.attempts + 1, error=str(exc)
         )
@@ -153,7 +136,7 @@ def _carries_recording(delivery: Delivery, deliveries: DeliveryLedger, recording
 def send_event(
     event_id: str, *, outbox: Outbox, crm: TakesEvents, now: datetime, deliveries: DeliveryLedger | None = None
 ) -> str:
-    """Send one outbox event through the CRM (``crm.send``), with the delivery retry rules.
+    """Send one outbox event through the CRM (``crm.send``), under the same retry policy.
 
     ``recording.ready`` follows its call's ``call.completed``: it waits while that is pending, and
     is not sent at all when ``call.completed`` already carried the recording.
@@ -164,7 +147,7 @@ def send_event(
     if event.type == "recording.ready" and deliveries is not None:
         call_delivery = deliveries.get(event.subject, crm.name)
         if call_delivery is not None and call_delivery.status == "pending":
-            outbox.finish(event_id, now, "waiting for call.completed", now + timedelta(seconds=retry_delay(3)))
+            outbox.postpone(event_id, "waiting for call.completed", now + timedelta(seconds=retry_delay(3)))
             return "pending"
         if call_delivery is not None and call_delivery.status == DELIVERED and call_delivery.with_recording:
             outbox.settle(event_id, INCLUDED, now)
@@ -172,9 +155,7 @@ def send_event(
     try:
         crm.send(event.type, event.subject, event.data)
     except CrmError as exc:
-        give_up = not exc.retryable or now - event.created_at >= RETRY_WINDOW
-        next_at = None if give_up else now + timedelta(seconds=retry_delay(event.attempts))
-        outbox.finish(event_id, now, str(exc), next_at)
+        next_at = outbox.fail_attempt(event_id, str(exc), now, retryable=exc.retryable)
         log_failure(
             log,
             "event delivery",
@@ -187,5 +168,5 @@ def send_event(
             error=str(exc),
         )
         return "pending" if next_at else "failed"
-    outbox.finish(event_id, now)
+    outbox.sent(event_id, now)
     return DELIVERED

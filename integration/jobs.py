@@ -7,6 +7,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -19,6 +20,7 @@ from integration import callbacks, delivery, events, sync
 from integration.crm.base import CrmError, KnowsDeals, TakesEvents
 from integration.crm.webhook.adapter import event_id
 from integration.errors import IntegrationError, OperatorUnavailable
+from integration.ledger.work import WorkKind
 from integration.logs import fields
 from integration.queues import (
     DEFAULT,
@@ -26,7 +28,7 @@ from integration.queues import (
     enqueue_delivery,
     enqueue_event,
     enqueue_fetch,
-    enqueue_handle_event,
+    enqueue_work,
     make_queue,
 )
 from integration.recordings import fetch
@@ -286,9 +288,8 @@ def handle_event(event_id: str) -> str:
             elif not item.skipped:
                 rt.crm.attach_calls(str(data["deal_id"]), list(item.call_ids), f"{event.id}:{item.rule.name}")
     except IntegrationError as exc:
-        if exc.retryable and now - event.received_at < delivery.RETRY_WINDOW:
-            raise  # the sweeper runs the event again later; every action is idempotent
-        rt.event_ledger.mark_handled(event.id, f"failed: {exc}", now)
+        if rt.event_ledger.fail_attempt(event.id, str(exc), now, retryable=exc.retryable) is not None:
+            raise  # the sweeper runs the event again when it is due; every action is idempotent
         log.error("event failed", extra=fields(event=event.id, type=event.type, error=str(exc)))
         return "failed"
     outcome = "; ".join([item.describe() for item in planned] + results) or "no rule matched"
@@ -380,33 +381,56 @@ def deliver_call(call_id: str) -> str:
     return status
 
 
+HANDLERS: dict[str, Callable[[str], str]] = {
+    WorkKind.DELIVER_CALL: deliver_call,
+    WorkKind.SEND_EVENT: send_event,
+    WorkKind.FETCH_RECORDING: fetch_recording,
+    WorkKind.HANDLE_EVENT: handle_event,
+}
+"""The handler of each kind of work item: the job of that name, which reports its own metrics."""
+
+
+def run_work_item(kind: str, subject: str, target: str = "") -> str:
+    """The one RQ entry point for work items: run the handler of ``kind`` on ``subject``.
+
+    (The handlers stay entry points of their own: jobs queued under their names still run.)"""
+    handler = HANDLERS.get(kind)
+    if handler is None:
+        log.error("work item of an unknown kind; not run", extra=fields(kind=kind, subject=subject))
+        return f"unknown kind: {kind}"
+    if kind == WorkKind.DELIVER_CALL and target and target != runtime().crm.name:
+        return f"skipped: for {target}, not this CRM"
+    return handler(subject)
+
+
 @measured
 def retry_due_deliveries() -> int:
-    """Queue every pending delivery, event and recording whose next attempt is due (also those
-    Redis lost, and calls whose delivery or recording row was never made)."""
+    """The one sweeper: queue every work item whose next attempt is due, of every kind (also those
+    Redis lost), after making the items a crash cut short: deliveries and recordings of calls
+    that have none, ``recording.ready`` of stored recordings not announced yet."""
     rt = runtime()
-    queue = make_queue(DEFAULT, rt.redis)
-    rt.delivery_ledger.ensure(rt.delivery_ledger.undelivered_calls(rt.crm.name), rt.crm.name, utc_now())
-    due = rt.delivery_ledger.due(rt.crm.name, utc_now())
-    for item in due:
-        enqueue_delivery(queue, item.crm, item.call_id, item.attempts)
-    outgoing = rt.outbox.due(utc_now()) if isinstance(rt.crm, TakesEvents) else []
-    for event in outgoing:
-        enqueue_event(queue, event.id, event.attempts)
+    crm = rt.crm.name
+    rt.delivery_ledger.ensure(rt.delivery_ledger.undelivered_calls(crm), crm, utc_now())
     rt.recording_ledger.ensure(rt.recording_ledger.missing(), utc_now())
-    recordings = rt.recording_ledger.due(utc_now())
-    for recording in recordings:
-        enqueue_fetch(queue, recording.call_id, recording.attempts)
     for recording in rt.recording_ledger.unannounced():
         announce_recording(rt, recording.call_id)
-    unhandled = rt.event_ledger.unhandled(utc_now() - timedelta(seconds=30))
-    for received in unhandled:
-        enqueue_handle_event(queue, received)
-    log.debug(
-        "due work queued",
-        extra=fields(deliveries=len(due), outbox=len(outgoing), recordings=len(recordings), events=len(unhandled)),
-    )
-    return len(due) + len(outgoing) + len(recordings)
+    kinds: dict[str, str | None] = {
+        WorkKind.DELIVER_CALL: crm,  # another CRM's deliveries wait for a deployment of that CRM
+        WorkKind.FETCH_RECORDING: None,
+        WorkKind.HANDLE_EVENT: None,
+    }
+    if isinstance(rt.crm, TakesEvents):
+        kinds[WorkKind.SEND_EVENT] = None
+    due = rt.work_ledger.due(utc_now(), limit=SWEEP_LIMIT * len(kinds), kinds=kinds)
+    queue = make_queue(DEFAULT, rt.redis)
+    for item in due:
+        enqueue_work(queue, item.kind, item.subject, item.target, item.attempts)
+    per_kind = Counter(item.kind for item in due)
+    log.debug("due work queued", extra=fields(**{str(kind): count for kind, count in per_kind.items()}))
+    return len(due)
+
+
+SWEEP_LIMIT = 500  # items per kind and sweep (every 5 s), on average
 
 
 @measured

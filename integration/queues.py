@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -131,7 +130,7 @@ def _lua_string(data: bytes) -> str:
     return '"' + "".join(chr(b) if 32 <= b < 127 and b not in b'"\\' else f"\\{b:03d}" for b in data) + '"'
 
 
-# One job per subject and attempt, however many times it is asked for (unique job ids).
+# One job per work item and attempt, however many times it is asked for (unique job ids).
 
 
 def digest(subject: str) -> str:
@@ -139,27 +138,47 @@ def digest(subject: str) -> str:
     return hashlib.sha1(subject.encode()).hexdigest()[:20]
 
 
-def enqueue_once(queue, func: str, argument: str, job_id: str) -> None:
-    """Enqueue ``func(argument)`` unless a job with ``job_id`` exists (one job per attempt)."""
+WORK_JOB = "integration.jobs.run_work_item"
+
+
+def work_job_id(kind: str, subject: str, target: str, attempt: int) -> str:
+    """A work item's job id for one attempt (the ids each kind had before there was one entry point)."""
+    if kind == "deliver_call":
+        return f"deliver-{target}-{digest(subject)}-{attempt}"
+    if kind == "send_event":
+        return f"event-{subject}-{attempt}"
+    if kind == "fetch_recording":
+        return f"recording-{digest(subject)}-{attempt}"
+    if kind == "handle_event":
+        return f"crm-event-{digest(subject)}-{attempt}"
+    return f"work-{kind}-{digest(f'{subject}:{target}')}-{attempt}"
+
+
+def enqueue_work(queue, kind: str, subject: str, target: str, attempt: int) -> None:
+    """Queue one attempt of a work item unless a job for that attempt exists."""
     with contextlib.suppress(DuplicateJobError):
         queue.enqueue_call(
-            func, args=(argument,), job_id=job_id, unique=True, result_ttl=0, failure_ttl=86400, timeout=120
+            WORK_JOB,
+            args=(kind, subject, target),
+            job_id=work_job_id(kind, subject, target, attempt),
+            unique=True,
+            result_ttl=0,
+            failure_ttl=86400,
+            timeout=120,
         )
 
 
 def enqueue_delivery(queue, crm: str, call_id: str, attempt: int) -> None:
-    enqueue_once(queue, "integration.jobs.deliver_call", call_id, f"deliver-{crm}-{digest(call_id)}-{attempt}")
+    enqueue_work(queue, "deliver_call", call_id, crm, attempt)
 
 
 def enqueue_event(queue, event: str, attempt: int) -> None:
-    enqueue_once(queue, "integration.jobs.send_event", event, f"event-{event}-{attempt}")
+    enqueue_work(queue, "send_event", event, "", attempt)
 
 
 def enqueue_fetch(queue, call_id: str, attempt: int) -> None:
-    enqueue_once(queue, "integration.jobs.fetch_recording", call_id, f"recording-{digest(call_id)}-{attempt}")
+    enqueue_work(queue, "fetch_recording", call_id, "", attempt)
 
 
-def enqueue_handle_event(queue, event_id: str) -> None:
-    """At most one run per event and minute: the sweeper retries an unhandled event once a minute."""
-    minute = int(time.time() // 60)
-    enqueue_once(queue, "integration.jobs.handle_event", event_id, f"crm-event-{digest(event_id)}-{minute}")
+def enqueue_handle_event(queue, event_id: str, attempt: int = 0) -> None:
+    enqueue_work(queue, "handle_event", event_id, "", attempt)

@@ -23,6 +23,7 @@ from integration.ledger.deliveries import DeliveryLedger
 from integration.ledger.events import EventLedger
 from integration.ledger.outbox import Outbox
 from integration.ledger.recordings import RecordingLedger
+from integration.ledger.work import WorkLedger
 from integration.metrics import Metrics
 from integration.operator.client import OperatorClient
 from integration.operator.factory import build_operator_client
@@ -84,6 +85,10 @@ class Runtime:
     @cached_property
     def recording_ledger(self) -> RecordingLedger:
         return RecordingLedger(self.engine)
+
+    @cached_property
+    def work_ledger(self) -> WorkLedger:
+        return WorkLedger(self.engine)
 
     @cached_property
     def recording_store(self) -> LocalStore:

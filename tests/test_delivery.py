@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from rq.serializers import JSONSerializer
 from sqlalchemy import func, select
 
 from integration import delivery
@@ -16,6 +17,7 @@ from integration.ledger.calls import CallLedger
 from integration.ledger.db import make_engine
 from integration.ledger.deliveries import DeliveryLedger
 from integration.ledger.tables import activities, contacts
+from integration.ledger.work import WorkKey, WorkKind
 from integration.models import CallbackRequest, CallRow, Direction, Match, MatchKind
 from integration.phone import parse_phone
 from integration.sync import call_from_row
@@ -187,24 +189,6 @@ def test_a_permanent_error_fails_at_once_and_a_recovered_crm_gets_the_call(engin
     assert deliver(engine, other, crm, NOW + timedelta(seconds=5)) == "delivered"
 
 
-def test_retry_delays_start_quick_then_grow_and_are_jittered():
-    assert all(1.0 <= delivery.retry_delay(attempt) <= 2.0 for attempt in range(5))
-    assert [delivery.retry_delay(attempt, rng=lambda: 1.0) for attempt in range(4, 9)] == [2, 4, 8, 16, 32]
-    assert delivery.retry_delay(6, rng=lambda: 0.0) == 4.0
-    assert delivery.retry_delay(30) <= 1800
-
-
-def test_a_crm_dropping_a_third_of_requests_delays_no_call_by_minutes():
-    # seven failures in a row happen to one call in about 2,000 when a third of the writes fail
-    assert sum(delivery.retry_delay(attempt, rng=lambda: 1.0) for attempt in range(7)) < 30
-    # and the retries still reach across the 24-hour window without hammering the CRM
-    waited, attempts = 0.0, 0
-    while waited < delivery.RETRY_WINDOW.total_seconds():
-        waited += delivery.retry_delay(attempts, rng=lambda: 0.5)
-        attempts += 1
-    assert 50 <= attempts <= 120
-
-
 @pytest.mark.slow
 def test_worker_syncs_and_writes_every_call_once(service_env, control, redis_conn):
     control.post("calls/generate", {"count": 200, "days": 0.8, "seed": 21})
@@ -247,6 +231,44 @@ def test_the_sweeper_finds_calls_without_a_delivery_and_due_retries(service_env,
         assert jobs.retry_due_deliveries() == 1 and redis_conn.llen("rq:queue:default") == 1  # one job per attempt
         assert jobs.deliver_call(orphan.id) == "delivered"
         assert jobs.retry_due_deliveries() == 0
+    finally:
+        jobs.use_runtime(None)
+        runtime.engine.dispose()
+
+
+def test_one_sweeper_queues_every_kind_of_work_through_one_entry_point(service_env, redis_conn):
+    from rq.job import Job
+
+    from integration import jobs
+    from integration.config import load_settings
+    from integration.queues import WORK_JOB, work_job_id
+    from integration.runtime import Runtime
+
+    runtime = Runtime(load_settings(service_env, dotenv="/x"))
+    jobs.use_runtime(runtime)
+    try:
+        now = datetime.now(UTC)
+        call = stored_call(runtime.engine)  # no delivery yet: the sweeper makes it
+        runtime.recording_ledger.ensure([(call.id, "file-1")], now)
+        runtime.event_ledger.add("webhook:msg_1", "contact.updated", {"id": "5"}, now)
+        runtime.outbox.add("evt_1", "callback.finished", "r1", {}, now)  # the local CRM takes no events
+        assert jobs.retry_due_deliveries() == 3
+        assert jobs.retry_due_deliveries() == 3 and redis_conn.llen("rq:queue:default") == 3  # one job per attempt
+        queued = {}
+        for job_id in redis_conn.lrange("rq:queue:default", 0, -1):
+            job = Job.fetch(job_id.decode(), connection=redis_conn, serializer=JSONSerializer)
+            queued[job.id] = (job.func_name, tuple(job.args))
+        items = [
+            ("deliver_call", call.id, "local"),
+            ("fetch_recording", call.id, ""),
+            ("handle_event", "webhook:msg_1", ""),
+        ]
+        assert queued == {work_job_id(*item, 0): (WORK_JOB, item) for item in items}
+        assert jobs.run_work_item("handle_event", "webhook:msg_1", "") == "no rule matched"
+        assert jobs.run_work_item("deliver_call", call.id, "amocrm").startswith("skipped")  # another CRM's
+        assert jobs.run_work_item("deliver_call", call.id, "local") == "delivered"
+        assert runtime.work_ledger.get(WorkKey(WorkKind.HANDLE_EVENT, "webhook:msg_1")).status == "done"
+        assert jobs.deliver_call(call.id) == "delivered"  # a job queued under its own name before still runs
     finally:
         jobs.use_runtime(None)
         runtime.engine.dispose()

@@ -8,8 +8,10 @@ from datetime import datetime
 from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.pool import SingletonThreadPool
 
+from integration.ledger import deliveries
 from integration.ledger.db import dialect_module, insert_new
-from integration.ledger.tables import calls, deliveries, sync_cursors
+from integration.ledger.tables import calls, sync_cursors, work_items
+from integration.ledger.work import joined_on
 from integration.models import Call, CallStatus, Direction
 
 _COLUMNS = (
@@ -112,9 +114,9 @@ class CallLedger:
 
     def page(self, conditions: list, limit: int, offset: int, crm: str) -> list[tuple[Call, str | None]]:
         """Calls newest first, each with its delivery status for ``crm``."""
-        joined = calls.outerjoin(deliveries, (deliveries.c.call_id == calls.c.id) & (deliveries.c.crm == crm))
+        joined = calls.outerjoin(work_items, joined_on(deliveries.KIND, calls.c.id, crm))
         statement = (
-            select(calls, deliveries.c.status.label("delivery"))
+            select(calls, deliveries.delivery_status().label("delivery"))
             .select_from(joined)
             .where(*conditions)
             .order_by(calls.c.started_at.desc(), calls.c.id)

@@ -1,4 +1,5 @@
-"""CRM events as received (``POST /webhooks/events``), once each, and what the rules did."""
+"""CRM events as received (``POST /webhooks/events``), once each; handling one is its
+``handle_event`` work item, whose result is what the rules did."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 
-from integration.ledger.db import insert_ignoring_duplicates
-from integration.ledger.tables import crm_events
+from integration.ledger import work
+from integration.ledger.db import dialect_module
+from integration.ledger.tables import crm_events, work_items
+from integration.ledger.work import WorkKey, WorkKind, WorkStatus
+
+KIND = WorkKind.HANDLE_EVENT
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,22 @@ class CrmEvent:
     received_at: datetime
     handled_at: datetime | None = None
     outcome: str | None = None
+    attempts: int = 0
+
+
+def key(event_id: str) -> WorkKey:
+    return WorkKey(KIND, event_id)
+
+
+_SELECTED = select(
+    crm_events.c.id,
+    crm_events.c.type,
+    crm_events.c.data,
+    crm_events.c.received_at,
+    work_items.c.finished_at.label("handled_at"),
+    work_items.c.result.label("outcome"),
+    work_items.c.attempts,
+).select_from(crm_events.join(work_items, work.joined_on(KIND, crm_events.c.id)))
 
 
 def _event(row) -> CrmEvent:
@@ -32,32 +53,39 @@ class EventLedger:
         self.engine = engine
 
     def add(self, event_id: str, event_type: str, data: dict, now: datetime) -> bool:
-        """Record an event once; True when it is new (a redelivery returns False)."""
+        """Record an event once, and the work of handling it; True when it is new (a redelivery returns False)."""
         row = {"id": event_id, "type": event_type, "data": json.dumps(data, ensure_ascii=False), "received_at": now}
-        return bool(insert_ignoring_duplicates(self.engine, crm_events, [row]))
+        insert = dialect_module(self.engine).insert(crm_events).on_conflict_do_nothing().returning(crm_events.c.id)
+        with self.engine.begin() as connection:
+            new = connection.execute(insert, row).first() is not None
+            if new:
+                work.add_items(connection, [key(event_id)], now)
+        return new
 
     def get(self, event_id: str) -> CrmEvent | None:
         with self.engine.connect() as connection:
-            row = connection.execute(select(crm_events).where(crm_events.c.id == event_id)).first()
+            row = connection.execute(_SELECTED.where(crm_events.c.id == event_id)).first()
         return _event(row) if row else None
 
     def mark_handled(self, event_id: str, outcome: str, now: datetime) -> bool:
         """True for the first run only: the rules act once per event."""
-        statement = (
-            update(crm_events)
-            .where(crm_events.c.id == event_id, crm_events.c.handled_at.is_(None))
-            .values(handled_at=now, outcome=outcome[:4000])
-        )
         with self.engine.begin() as connection:
-            return connection.execute(statement).rowcount == 1
+            return work.finish(connection, key(event_id), now, outcome)
+
+    def fail_attempt(self, event_id: str, error: str, now: datetime, *, retryable: bool) -> datetime | None:
+        """Count a failed run under the retry policy; returns the next run's time, or None when the
+        event is given up (its outcome then says ``failed: …``)."""
+        ledger = work.WorkLedger(self.engine)
+        return ledger.fail_attempt(key(event_id), error, now, retryable=retryable, given_up=f"failed: {error}")
 
     def unhandled(self, received_before: datetime, limit: int = 500) -> list[str]:
-        """Events accepted but not handled (their job was lost): for the sweeper."""
+        """Events accepted but not handled yet."""
         with self.engine.connect() as connection:
             return list(
                 connection.execute(
                     select(crm_events.c.id)
-                    .where(crm_events.c.handled_at.is_(None), crm_events.c.received_at < received_before)
+                    .select_from(crm_events.join(work_items, work.joined_on(KIND, crm_events.c.id)))
+                    .where(work_items.c.status == WorkStatus.PENDING.value, crm_events.c.received_at < received_before)
                     .limit(limit)
                 ).scalars()
             )

@@ -1,4 +1,5 @@
-"""Events waiting to be sent to the CRM (``callback.finished``), with the same retry rules as calls."""
+"""Events waiting to be sent to the CRM (``callback.finished``): the event here, its sending a
+``send_event`` work item (the same retry policy as calls)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, case, select
 
-from integration.ledger.db import insert_ignoring_duplicates
-from integration.ledger.tables import outbox
+from integration.ledger import work
+from integration.ledger.db import dialect_module
+from integration.ledger.tables import outbox, work_items
+from integration.ledger.work import WorkKey, WorkKind, WorkStatus
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 INCLUDED = "included"  # not sent: what it says already reached the CRM another way
+SENT = "sent"  # the work item's result when the event was sent
+KIND = WorkKind.SEND_EVENT
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,26 @@ class Event:
     status: str
     attempts: int
     created_at: datetime
+
+
+def key(event_id: str) -> WorkKey:
+    return WorkKey(KIND, event_id)
+
+
+_STATUS = case(
+    (work_items.c.status != WorkStatus.DONE.value, work_items.c.status),
+    (work_items.c.result == INCLUDED, INCLUDED),
+    else_=DELIVERED,
+)
+_SELECTED = select(
+    outbox.c.id,
+    outbox.c.type,
+    outbox.c.subject,
+    outbox.c.data,
+    _STATUS.label("status"),
+    work_items.c.attempts,
+    outbox.c.created_at,
+).select_from(outbox.join(work_items, work.joined_on(KIND, outbox.c.id)))
 
 
 def _event(row) -> Event:
@@ -50,46 +75,42 @@ class Outbox:
             "type": event_type,
             "subject": subject,
             "data": json.dumps(data, ensure_ascii=False),
-            "status": PENDING,
-            "attempts": 0,
-            "next_attempt_at": now,
             "created_at": now,
         }
-        return bool(insert_ignoring_duplicates(self.engine, outbox, [row]))
+        insert = dialect_module(self.engine).insert(outbox).on_conflict_do_nothing().returning(outbox.c.id)
+        with self.engine.begin() as connection:
+            new = connection.execute(insert, row).first() is not None
+            if new:
+                work.add_items(connection, [key(event_id)], now)
+        return new
 
     def get(self, event_id: str) -> Event | None:
         with self.engine.connect() as connection:
-            row = connection.execute(select(outbox).where(outbox.c.id == event_id)).first()
+            row = connection.execute(_SELECTED.where(outbox.c.id == event_id)).first()
         return _event(row) if row else None
 
-    def finish(
-        self, event_id: str, now: datetime, error: str | None = None, next_attempt_at: datetime | None = None
-    ) -> None:
-        """Record an attempt: sent (no ``error``), to be retried at ``next_attempt_at``, or given up."""
-        if error is None:
-            values = {"status": DELIVERED, "delivered_at": now, "next_attempt_at": None}
-        else:
-            values = {
-                "status": PENDING if next_attempt_at else FAILED,
-                "last_error": error[:2000],
-                "next_attempt_at": next_attempt_at,
-            }
-        statement = update(outbox).where(outbox.c.id == event_id, outbox.c.status == PENDING)
-        with self.engine.begin() as connection:
-            connection.execute(statement.values(attempts=outbox.c.attempts + 1, **values))
+    def sent(self, event_id: str, now: datetime) -> None:
+        """The CRM took the event."""
+        work.WorkLedger(self.engine).finish(key(event_id), now, SENT)
+
+    def fail_attempt(self, event_id: str, error: str, now: datetime, *, retryable: bool) -> datetime | None:
+        """Count a failed attempt under the retry policy; returns the next attempt's time, or None
+        when the event is given up (``failed``)."""
+        return work.WorkLedger(self.engine).fail_attempt(key(event_id), error, now, retryable=retryable)
+
+    def postpone(self, event_id: str, reason: str, until: datetime) -> None:
+        """Not sent yet, on purpose (it waits for something else): tried again at ``until``."""
+        work.WorkLedger(self.engine).postpone(key(event_id), reason, until)
 
     def settle(self, event_id: str, status: str, now: datetime) -> None:
-        """Close a pending event without sending it (e.g. ``included``)."""
-        statement = update(outbox).where(outbox.c.id == event_id, outbox.c.status == PENDING)
-        with self.engine.begin() as connection:
-            connection.execute(statement.values(status=status, delivered_at=now, next_attempt_at=None))
+        """Close a pending event without sending it (e.g. ``included``): done, with ``status`` as its result."""
+        work.WorkLedger(self.engine).finish(key(event_id), now, status, attempted=False)
 
     def due(self, now: datetime, limit: int = 500) -> list[Event]:
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(outbox)
-                .where(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now)
-                .order_by(outbox.c.next_attempt_at)
+                _SELECTED.where(work_items.c.status == WorkStatus.PENDING.value, work_items.c.next_attempt_at <= now)
+                .order_by(work_items.c.next_attempt_at)
                 .limit(limit)
             )
             return [_event(row) for row in rows]

@@ -1,4 +1,7 @@
-"""Recordings per call: pending → stored (→ deleted by retention), or failed."""
+"""Recordings per call: pending → stored (→ deleted by retention), or failed.
+
+A recording's own state (``stored``, ``deleted``; NULL before) and file are here; fetching it is
+its ``fetch_recording`` work item, whose state (pending, failed) a recording not stored shows."""
 
 from __future__ import annotations
 
@@ -9,10 +12,13 @@ from datetime import datetime
 
 from sqlalchemy import Engine, func, select, update
 
-from integration.ledger.db import insert_ignoring_duplicates
-from integration.ledger.tables import calls, recordings
+from integration.ledger import work
+from integration.ledger.db import dialect_module
+from integration.ledger.tables import calls, recordings, work_items
+from integration.ledger.work import WorkKey, WorkKind, WorkStatus
 
 PENDING, STORED, FAILED, DELETED = "pending", "stored", "failed", "deleted"
+KIND = WorkKind.FETCH_RECORDING
 
 
 @dataclass(frozen=True)
@@ -38,26 +44,52 @@ def public_id(call_id: str) -> str:
     return hashlib.sha256(f"recording:{call_id}".encode()).hexdigest()[:32]
 
 
+def key(call_id: str) -> WorkKey:
+    return WorkKey(KIND, call_id)
+
+
+_JOINED = recordings.join(work_items, work.joined_on(KIND, recordings.c.call_id))
+_STATUS = func.coalesce(recordings.c.status, work_items.c.status)  # its own state, else its fetch's
+_SELECTED = select(
+    recordings.c.call_id,
+    recordings.c.id,
+    recordings.c.record_file_id,
+    _STATUS.label("status"),
+    work_items.c.attempts,
+    recordings.c.created_at,
+    work_items.c.last_error,
+    work_items.c.next_attempt_at,
+    recordings.c.size,
+    recordings.c.sha256,
+    recordings.c.storage_key,
+    recordings.c.stored_at,
+    recordings.c.deleted_at,
+    recordings.c.announced,
+).select_from(_JOINED)
+
+
 class RecordingLedger:
     def __init__(self, engine: Engine):
         self.engine = engine
 
     def ensure(self, found: Iterable[tuple[str, str]], now: datetime) -> None:
-        """A pending recording for each (call id, operator record file id) not known yet."""
+        """A pending recording (and its fetch) for each (call id, operator record file id) not known yet."""
+        found = list(found)
         rows = [
             {
                 "call_id": call_id,
                 "id": public_id(call_id),
                 "record_file_id": record_file_id,
-                "status": PENDING,
-                "attempts": 0,
-                "next_attempt_at": now,
                 "created_at": now,
                 "announced": False,
             }
             for call_id, record_file_id in found
         ]
-        insert_ignoring_duplicates(self.engine, recordings, rows)
+        if not rows:
+            return
+        with self.engine.begin() as connection:
+            connection.execute(dialect_module(self.engine).insert(recordings).on_conflict_do_nothing(), rows)
+            work.add_items(connection, [key(call_id) for call_id, _ in found], now)
 
     def missing(self, limit: int = 500) -> list[tuple[str, str]]:
         """Calls with a recording id that have no recording row yet."""
@@ -83,39 +115,31 @@ class RecordingLedger:
             return {}
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(recordings).where(recordings.c.call_id.in_(call_ids), recordings.c.status == STORED)
+                _SELECTED.where(recordings.c.call_id.in_(call_ids), recordings.c.status == STORED)
             )
             return {row.call_id: Recording(**row._mapping) for row in rows}
 
     def mark_stored(self, call_id: str, size: int, sha256: str, storage_key: str, now: datetime) -> bool:
-        return self._move(
-            call_id,
-            [PENDING],
-            status=STORED,
-            size=size,
-            sha256=sha256,
-            storage_key=storage_key,
-            stored_at=now,
-            next_attempt_at=None,
-            last_error=None,
-            attempts=recordings.c.attempts + 1,
-        )
+        """The file, together with its fetch done (one transaction)."""
+        with self.engine.begin() as connection:
+            if not work.finish(connection, key(call_id), now):
+                return False
+            connection.execute(
+                update(recordings)
+                .where(recordings.c.call_id == call_id)
+                .values(status=STORED, size=size, sha256=sha256, storage_key=storage_key, stored_at=now)
+            )
+            return True
 
-    def mark_attempt(self, call_id: str, error: str, next_attempt_at: datetime | None) -> None:
-        """Count a failed attempt; without ``next_attempt_at`` the recording is given up (``failed``)."""
-        self._move(
-            call_id,
-            [PENDING],
-            status=PENDING if next_attempt_at else FAILED,
-            last_error=error[:2000],
-            next_attempt_at=next_attempt_at,
-            attempts=recordings.c.attempts + 1,
-        )
+    def fail_attempt(self, call_id: str, error: str, now: datetime, *, retryable: bool) -> datetime | None:
+        """Count a failed attempt under the retry policy; returns the next attempt's time, or None
+        when the recording is given up (``failed``)."""
+        return work.WorkLedger(self.engine).fail_attempt(key(call_id), error, now, retryable=retryable)
 
     def unannounced(self, limit: int = 500) -> list[Recording]:
         """Stored recordings whose ``recording.ready`` event is not in the outbox yet."""
         return self._many(
-            select(recordings).where(recordings.c.status == STORED, recordings.c.announced.is_(False)).limit(limit)
+            _SELECTED.where(recordings.c.status == STORED, recordings.c.announced.is_(False)).limit(limit)
         )
 
     def mark_announced(self, call_id: str) -> None:
@@ -128,33 +152,42 @@ class RecordingLedger:
     def retry(self, call_ids: list[str], now: datetime) -> None:
         """Failed recordings of these calls become pending again (a backfill asks once more)."""
         with self.engine.begin() as connection:
-            connection.execute(
-                update(recordings)
-                .where(recordings.c.call_id.in_(call_ids), recordings.c.status == FAILED)
-                .values(status=PENDING, next_attempt_at=now, created_at=now)
+            failed = list(
+                connection.execute(
+                    select(work_items.c.subject).where(
+                        work_items.c.kind == KIND,
+                        work_items.c.subject.in_(call_ids),
+                        work_items.c.status == WorkStatus.FAILED.value,
+                    )
+                ).scalars()
             )
+            if not failed:
+                return
+            connection.execute(
+                update(work_items)
+                .where(work_items.c.kind == KIND, work_items.c.subject.in_(failed))
+                .values(status=WorkStatus.PENDING.value, next_attempt_at=now, created_at=now, finished_at=None)
+            )
+            connection.execute(update(recordings).where(recordings.c.call_id.in_(failed)).values(created_at=now))
 
     def due(self, now: datetime, limit: int = 500) -> list[Recording]:
         return self._many(
-            select(recordings)
-            .where(recordings.c.status == PENDING, recordings.c.next_attempt_at <= now)
-            .order_by(recordings.c.next_attempt_at)
+            _SELECTED.where(work_items.c.status == WorkStatus.PENDING.value, work_items.c.next_attempt_at <= now)
+            .order_by(work_items.c.next_attempt_at)
             .limit(limit)
         )
 
     def stored_before(self, moment: datetime, limit: int = 500) -> list[Recording]:
-        return self._many(
-            select(recordings).where(recordings.c.status == STORED, recordings.c.stored_at < moment).limit(limit)
-        )
+        return self._many(_SELECTED.where(recordings.c.status == STORED, recordings.c.stored_at < moment).limit(limit))
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as connection:
-            rows = connection.execute(select(recordings.c.status, func.count()).group_by(recordings.c.status))
+            rows = connection.execute(select(_STATUS, func.count()).select_from(_JOINED).group_by(_STATUS))
             return {status: count for status, count in rows}
 
     def _one(self, condition) -> Recording | None:
         with self.engine.connect() as connection:
-            row = connection.execute(select(recordings).where(condition)).first()
+            row = connection.execute(_SELECTED.where(condition)).first()
         return Recording(**row._mapping) if row else None
 
     def _many(self, statement) -> list[Recording]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 from integration.ledger.db import UTCDateTime
 
@@ -65,18 +65,12 @@ deliveries = Table(
     metadata,
     Column("call_id", String(64), ForeignKey("calls.id"), primary_key=True),
     Column("crm", String(32), primary_key=True),
-    Column("status", String(12), nullable=False),  # pending, delivered, failed
     Column("crm_id", String(128)),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("last_error", Text),
-    Column("next_attempt_at", UTCDateTime),
     Column("match", String(16)),  # how the number was matched: contact, multiple, created, none, internal, own
     Column("candidates", Text),  # JSON list of the CRM contact ids considered
     Column("created_at", UTCDateTime, nullable=False),
-    Column("delivered_at", UTCDateTime),
     Column("with_recording", Boolean),  # the delivered activity already carried the recording link
-)
-Index("ix_deliveries_due", deliveries.c.status, deliveries.c.next_attempt_at)
+)  # its work state: the work item (deliver_call, call id, CRM)
 
 # The embedded "local" CRM: contacts and the call activities written to them.
 contacts = Table(
@@ -119,14 +113,8 @@ outbox = Table(
     Column("type", String(40), nullable=False),
     Column("subject", String(64), nullable=False),
     Column("data", Text, nullable=False),
-    Column("status", String(12), nullable=False),  # pending, delivered, failed
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("last_error", Text),
-    Column("next_attempt_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
-    Column("delivered_at", UTCDateTime),
-)
-Index("ix_outbox_due", outbox.c.status, outbox.c.next_attempt_at)
+)  # its work state: the work item (send_event, event id)
 
 recordings = Table(
     "recordings",
@@ -134,10 +122,7 @@ recordings = Table(
     Column("call_id", String(64), ForeignKey("calls.id"), primary_key=True),
     Column("id", String(32), nullable=False, unique=True),  # public id, in links
     Column("record_file_id", String(64), nullable=False),
-    Column("status", String(12), nullable=False),  # pending, stored, failed, deleted
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("last_error", Text),
-    Column("next_attempt_at", UTCDateTime),
+    Column("status", String(12)),  # stored, deleted; NULL until stored (the fetch is a work item)
     Column("size", Integer),
     Column("sha256", String(64)),
     Column("storage_key", String(80)),
@@ -145,8 +130,7 @@ recordings = Table(
     Column("stored_at", UTCDateTime),
     Column("deleted_at", UTCDateTime),
     Column("announced", Boolean, nullable=False, default=False),  # recording.ready is in the outbox
-    Index("ix_recordings_due", "status", "next_attempt_at"),
-)
+)  # the fetch's work state: the work item (fetch_recording, call id)
 
 crm_events = Table(
     "crm_events",
@@ -155,9 +139,7 @@ crm_events = Table(
     Column("type", String(64), nullable=False),
     Column("data", Text, nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
-    Column("handled_at", UTCDateTime),
-    Column("outcome", Text),  # what the rules did
-)
+)  # handling it is a work item (handle_event, event id): what the rules did is its result
 
 deal_calls = Table(  # the local CRM: calls attached to deals by the attach_calls rule action
     "deal_calls",
@@ -166,3 +148,22 @@ deal_calls = Table(  # the local CRM: calls attached to deals by the attach_call
     Column("call_id", String(64), ForeignKey("calls.id"), primary_key=True),
     Column("attached_at", UTCDateTime, nullable=False),
 )
+
+# Everything the workers must do until it is done: see integration/ledger/work.py.
+work_items = Table(
+    "work_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(24), nullable=False),  # deliver_call, send_event, fetch_recording, handle_event
+    Column("subject", String(160), nullable=False),  # a call, outbox event or CRM event id
+    Column("target", String(32), nullable=False),  # the CRM a call goes to, or ""
+    Column("status", String(12), nullable=False),  # pending, done, failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("result", Text),  # what the handler returned, where the domain row does not say it
+    Column("created_at", UTCDateTime, nullable=False),  # the retry window starts here
+    Column("finished_at", UTCDateTime),
+    UniqueConstraint("kind", "subject", "target", name="uq_work_items_key"),
+)
+Index("ix_work_items_due", work_items.c.status, work_items.c.next_attempt_at)

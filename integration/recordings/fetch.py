@@ -3,25 +3,26 @@
 ``fetch_recording`` downloads a call's recording with the client's streaming decode, which checks
 that it is audio and hashes it on the way, into the store under a temporary name that becomes
 visible only when complete; then the ledger records size and sha256. "Not ready yet" (the
-operator answers 404) and operator faults are retried with backoff for ``WAIT_WINDOW``; answers
-that will never become a recording fail at once. A stored recording is never fetched again.
+operator answers 404) and operator faults are retried under the work items' retry policy, for
+``WAIT_WINDOW`` (the fetch's window in ``integration.ledger.work``); answers that will never
+become a recording fail at once. A stored recording is never fetched again.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from integration.delivery import retry_delay
 from integration.errors import OperatorError, RequestRejected
-from integration.ledger.recordings import PENDING, STORED, RecordingLedger
+from integration.ledger.recordings import KIND, PENDING, STORED, RecordingLedger
+from integration.ledger.work import window
 from integration.logs import fields, log_failure
 from integration.operator.client import OperatorClient
 from integration.recordings.storage import RecordingStore
 
 log = logging.getLogger(__name__)
 
-WAIT_WINDOW = timedelta(hours=48)  # how long a recording may take to appear, faults included
+WAIT_WINDOW = window(KIND)  # how long a recording may take to appear, faults included
 
 
 def fetch_recording(
@@ -36,11 +37,9 @@ def fetch_recording(
         with store.writer(key) as sink:
             downloaded = operator.download_recording(recording.record_file_id, sink)
     except OperatorError as exc:
-        give_up = not exc.retryable or now - recording.created_at >= WAIT_WINDOW
-        next_at = None if give_up else now + timedelta(seconds=retry_delay(recording.attempts))
         not_ready = isinstance(exc, RequestRejected) and exc.status == 404
         reason = "not ready yet" if not_ready else str(exc)
-        ledger.mark_attempt(call_id, reason, next_at)
+        next_at = ledger.fail_attempt(call_id, reason, now, retryable=exc.retryable)
         about = {"call": call_id, "recording": recording.id, "attempt": recording.attempts + 1, "error": reason}
         if not_ready and next_at:  # routine: the operator makes a recording available after a while
             log.debug("recording not ready yet", extra=fields(**about))
