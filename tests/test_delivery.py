@@ -240,9 +240,9 @@ def test_one_sweeper_queues_every_kind_of_work_through_one_entry_point(service_e
     from rq.job import Job
 
     from integration import jobs
-    from integration.settings import load_settings
     from integration.queues import WORK_JOB, work_job_id
     from integration.runtime import Runtime
+    from integration.settings import load_settings
 
     runtime = Runtime(load_settings(service_env, dotenv="/x"))
     jobs.use_runtime(runtime)
