@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     from integration.web.api import api
     from integration.web.cors import add_cors_headers
-    from integration.web.errors import problem_response, register_error_handlers
+    from integration.web.errors import register_error_handlers, too_large
     from integration.web.forms import forms
     from integration.web.health import health
     from integration.web.inputs import ChunkedBodyLimit
@@ -53,9 +53,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json = OrderedJSON(app)
-    too_large = problem_response(413, "Payload Too Large", f"the body is larger than {settings.max_body_bytes} bytes")
     # WSGI middleware wraps wsgi_app, as Flask documents (mypy sees a method being replaced).
-    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, settings.max_body_bytes, too_large)  # type: ignore[method-assign]
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, settings.max_body_bytes, too_large(settings.max_body_bytes))  # type: ignore[method-assign]
     if settings.trusted_proxies:
         proxied = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
         app.wsgi_app = proxied  # type: ignore[method-assign]

@@ -44,6 +44,11 @@ def problem_response(
     return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM, headers=headers)
 
 
+def too_large(limit: int | None) -> Response:
+    """413: the body (read whole, or chunked and counted) is over ``MAX_BODY_BYTES``."""
+    return problem_response(413, "Payload Too Large", f"the body is larger than {limit} bytes")
+
+
 def validation_problem(messages: Any) -> Response:
     """422 with per-field messages, e.g. ``{"to": ["too few digits"]}``."""
     errors = messages if isinstance(messages, dict) else {"_schema": messages}
@@ -62,8 +67,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
+        if exc.code == 413:
+            return too_large(app.config.get("MAX_CONTENT_LENGTH"))
         detail = {
-            413: f"the body is larger than {app.config.get('MAX_CONTENT_LENGTH')} bytes",
             404: "no such resource",
             405: "this method is not allowed here",
         }.get(exc.code or 500, exc.description)
