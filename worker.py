@@ -18,7 +18,7 @@ import sys
 from rq import SimpleWorker, Worker
 from rq.serializers import JSONSerializer
 
-from integration import jobs
+from integration.jobs import RuntimeJob
 from integration.logs import fields, rq_level, setup_logging
 from integration.queues import QUEUE_NAMES, queues
 from integration.runtime import Runtime
@@ -35,10 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_or_exit("vats-bridge worker")
     setup_logging(settings)
     runtime = Runtime(settings)
-    jobs.use_runtime(runtime)
     connection = runtime.redis
     worker_class = SimpleWorker if settings.worker_class == "simple" else Worker
-    worker = worker_class(queues(connection), connection=connection, serializer=JSONSerializer)
+    worker = worker_class(
+        queues(connection), connection=connection, serializer=JSONSerializer, job_class=RuntimeJob.bound_to(runtime)
+    )
     scheduler = Scheduler(connection, periodic_tasks(settings))
     log.info(
         "worker starting",

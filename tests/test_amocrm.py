@@ -339,7 +339,7 @@ LOST_LEAD = {
 
 @responses.activate
 def test_a_lost_deal_in_amocrm_schedules_a_callback_in_business_hours(amo_app, redis_conn, monkeypatch):
-    import integration.jobs as jobs
+    import integration.services.rules as service
 
     responses.add_passthru("http://127.0.0.1")
     http = amo_app.test_client()
@@ -354,18 +354,17 @@ def test_a_lost_deal_in_amocrm_schedules_a_callback_in_business_hours(amo_app, r
         json={"id": 25399013, "responsible_user_id": 8375357, "_embedded": {"contacts": [{"id": 406322}]}},
     )
     responses.get(f"{BASE}/api/v4/contacts", json=fixture("contacts_list.json"))
-    monkeypatch.setattr(jobs, "_runtime", rt)
     saturday = datetime(2026, 11, 28, 12, 0, tzinfo=ZoneInfo("Europe/Moscow"))
-    monkeypatch.setattr(jobs, "utc_now", lambda: saturday.astimezone(UTC))
-    outcome = jobs.handle_event(event_id)
+    monkeypatch.setattr(service, "utc_now", lambda: saturday.astimezone(UTC))
+    outcome = service.handle_event(rt, event_id)
     assert "callback 4990000000 → +79161234567 at 2026-11-30T06:00:00+00:00" in outcome  # Monday 09:00 MSK
     assert responses.calls[0].request.headers["Authorization"] == "Bearer llt"
     assert rt.event_ledger.get(event_id).data == {"deal_id": "25399013", "status": "lost", "source": "amocrm"}
     # Monday 09:00 MSK: the scheduled job places the callback from the responsible user's number.
     monday = datetime(2026, 11, 30, 9, 0, tzinfo=ZoneInfo("Europe/Moscow")).astimezone(UTC)
-    monkeypatch.setattr(jobs, "utc_now", lambda: monday)
+    monkeypatch.setattr(service, "utc_now", lambda: monday)
     monkeypatch.setattr(rt.intake, "clock", lambda: monday)
-    placed = jobs.rule_callback(event_id, "call back lost deals")
+    placed = service.rule_callback(rt, event_id, "call back lost deals")
     assert placed.startswith("queued: ")
     record = rt.intake.accepted(placed.split(": ")[1])
     assert (record.phone_from, record.phone_to, record.crm_user) == ("4990000000", "+79161234567", "8375357")

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from integration.jobs import reconcile_day
 from integration.ledger.db import make_engine
 from integration.ledger.deliveries import DeliveryLedger
 from integration.runtime import Runtime
+from integration.services.calls import reconcile_day
 from integration.settings import load_settings
 from tests.conftest import LINK_KEY, SECRET, kill_worker, serve, start_worker
 from tests.receiver import Receiver
@@ -87,7 +87,8 @@ def through_chaos(env: dict[str, str], crm: str, stand_in) -> Runtime:
     faults stop, a reconcile delivers what is left, and the recordings and their events follow.
     Returns the runtime (its engine disposed) for the checks."""
     from integration import delivery
-    from integration.jobs import announce_recording, fetch_recording_now
+    from integration.services.recordings import announce_recording
+    from integration.services.recordings import fetch_recording as fetch_recording_now
 
     runtime = Runtime(load_settings(env, dotenv="/x"))
     deliveries = runtime.delivery_ledger

@@ -12,11 +12,12 @@ from datetime import timedelta
 import pytest
 import requests
 
-from integration import create_app, jobs
+from integration import create_app
 from integration.callbacks import JOB
 from integration.crm.local.adapter import LocalCrm
 from integration.queues import CALLBACKS, make_queue
 from integration.runtime import Runtime
+from integration.services import calls, deliveries
 from integration.settings import load_settings
 from tests.conftest import API_TOKEN, kill_worker, run_worker, serve, start_worker
 from tests.web.helpers import signed
@@ -159,12 +160,12 @@ def test_the_call_a_click_to_call_made_is_linked_to_it(http, service_env, contro
     control.post("calls/generate", {"count": 5, "days": 0.05, "seed": 14})  # other calls around it
     runtime = Runtime(load_settings(service_env, dotenv="/x"))
     try:
-        result = jobs.run_sync(runtime)
+        result = calls.run_sync(runtime)
         linked = [c for c in map(runtime.call_ledger.get, result.new_ids) if c.callback_request_id]
         assert [(c.callback_request_id, c.ext_e164, c.line) for c in linked] == [
             (request_id, "+79161234567", "4990000000")
         ]
-        assert jobs.deliver_now(runtime, linked[0].id) == "delivered"
+        assert deliveries.deliver_call(runtime, linked[0].id) == "delivered"
         activity = LocalCrm(runtime.engine).activities_page(10, 0)
         assert [a["callback_request_id"] for a in activity] == [request_id]
         # The same request is never linked twice.

@@ -222,17 +222,17 @@ def test_the_sweeper_finds_calls_without_a_delivery_and_due_retries(service_env,
     from integration.settings import load_settings
 
     runtime = Runtime(load_settings(service_env, dotenv="/x"))
-    jobs.use_runtime(runtime)
     try:
         orphan = stored_call(runtime.engine)  # as if the sync died before recording its delivery
-        assert jobs.retry_due_deliveries() == 1
+        assert jobs.retry_due_deliveries(runtime) == 1
         assert runtime.delivery_ledger.get(orphan.id, "local").status == "pending"
         assert redis_conn.llen("rq:queue:default") == 1
-        assert jobs.retry_due_deliveries() == 1 and redis_conn.llen("rq:queue:default") == 1  # one job per attempt
-        assert jobs.deliver_call(orphan.id) == "delivered"
-        assert jobs.retry_due_deliveries() == 0
+        assert (
+            jobs.retry_due_deliveries(runtime) == 1 and redis_conn.llen("rq:queue:default") == 1
+        )  # one job per attempt
+        assert jobs.deliver_call(runtime, orphan.id) == "delivered"
+        assert jobs.retry_due_deliveries(runtime) == 0
     finally:
-        jobs.use_runtime(None)
         runtime.engine.dispose()
 
 
@@ -245,15 +245,16 @@ def test_one_sweeper_queues_every_kind_of_work_through_one_entry_point(service_e
     from integration.settings import load_settings
 
     runtime = Runtime(load_settings(service_env, dotenv="/x"))
-    jobs.use_runtime(runtime)
     try:
         now = datetime.now(UTC)
         call = stored_call(runtime.engine)  # no delivery yet: the sweeper makes it
         runtime.recording_ledger.ensure([(call.id, "file-1")], now)
         runtime.event_ledger.add("webhook:msg_1", "contact.updated", {"id": "5"}, now)
         runtime.outbox.add("evt_1", "callback.finished", "r1", {}, now)  # the local CRM takes no events
-        assert jobs.retry_due_deliveries() == 3
-        assert jobs.retry_due_deliveries() == 3 and redis_conn.llen("rq:queue:default") == 3  # one job per attempt
+        assert jobs.retry_due_deliveries(runtime) == 3
+        assert (
+            jobs.retry_due_deliveries(runtime) == 3 and redis_conn.llen("rq:queue:default") == 3
+        )  # one job per attempt
         queued = {}
         for job_id in redis_conn.lrange("rq:queue:default", 0, -1):
             job = Job.fetch(job_id.decode(), connection=redis_conn, serializer=JSONSerializer)
@@ -264,11 +265,10 @@ def test_one_sweeper_queues_every_kind_of_work_through_one_entry_point(service_e
             ("handle_event", "webhook:msg_1", ""),
         ]
         assert queued == {work_job_id(*item, 0): (WORK_JOB, item) for item in items}
-        assert jobs.run_work_item("handle_event", "webhook:msg_1", "") == "no rule matched"
-        assert jobs.run_work_item("deliver_call", call.id, "amocrm").startswith("skipped")  # another CRM's
-        assert jobs.run_work_item("deliver_call", call.id, "local") == "delivered"
+        assert jobs.run_work_item(runtime, "handle_event", "webhook:msg_1", "") == "no rule matched"
+        assert jobs.run_work_item(runtime, "deliver_call", call.id, "amocrm").startswith("skipped")  # another CRM's
+        assert jobs.run_work_item(runtime, "deliver_call", call.id, "local") == "delivered"
         assert runtime.work_ledger.get(WorkKey(WorkKind.HANDLE_EVENT, "webhook:msg_1")).status == "done"
-        assert jobs.deliver_call(call.id) == "delivered"  # a job queued under its own name before still runs
+        assert jobs.deliver_call(runtime, call.id) == "delivered"  # a job queued under its own name before still runs
     finally:
-        jobs.use_runtime(None)
         runtime.engine.dispose()

@@ -52,10 +52,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from integration.jobs import deliver_now
 from integration.ledger.tables import calls
 from integration.phone import parse_phone
 from integration.runtime import Runtime
+from integration.services.deliveries import deliver_call as deliver_now
 from integration.settings import load_settings
 from integration.signatures import sign_headers
 from tests.conftest import API_TOKEN, LINK_KEY, ROOT, SECRET

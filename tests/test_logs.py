@@ -310,7 +310,7 @@ def test_a_worker_at_debug_logs_its_ticks(service_env, redis_conn, tmp_path):
     env = service_env | {"LOG_LEVEL": "DEBUG", "SYNC_INTERVAL": "1", "RECORDINGS_DIR": str(tmp_path / "recordings")}
     with running(["worker.py"], env) as (worker, output):
         output.wait_for(lambda line: "integration.sync: no new calls" in line, count=2)
-        output.wait_for(lambda line: "integration.jobs: due work queued" in line)
+        output.wait_for(lambda line: "integration.services.sweeper: due work queued" in line)
         output.wait_for(lambda line: "integration.scheduler: periodic job enqueued job=periodic-sync_calls-" in line)
         output.wait_for(lambda line: re.search(r"rq\.worker: .*Job OK \(periodic-sync_calls-", line) is not None)
         stop(worker)

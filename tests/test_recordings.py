@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from integration.errors import InvalidResponse, OperatorUnavailable
-from integration.jobs import clean_recordings, fetch_recording_now, run_sync
 from integration.ledger.db import make_engine
 from integration.ledger.recordings import RecordingLedger, public_id
 from integration.ledger.tables import calls
@@ -22,6 +21,9 @@ from integration.recordings.fetch import WAIT_WINDOW, fetch_recording
 from integration.recordings.links import LinkSigner
 from integration.recordings.storage import LocalStore
 from integration.runtime import Runtime
+from integration.services.calls import run_sync
+from integration.services.recordings import clean_recordings
+from integration.services.recordings import fetch_recording as fetch_recording_now
 from integration.settings import load_settings
 from tests.conftest import LINK_KEY, ROOT
 
@@ -252,19 +254,18 @@ def test_bad_signatures_are_403_whether_or_not_the_recording_exists(served, app)
 
 def test_a_signed_link_to_a_deleted_recording_is_404_after_retention(served, app, rt, monkeypatch):
     path, _, call_id = served
-    import integration.jobs as jobs
+    import integration.services.recordings as recordings
 
-    monkeypatch.setattr(jobs, "_runtime", rt)
     object.__setattr__(rt.settings, "recording_retention_days", 1)
-    monkeypatch.setattr(jobs, "utc_now", lambda: datetime.now(UTC) + timedelta(days=2))
-    assert clean_recordings() == 1
+    monkeypatch.setattr(recordings, "utc_now", lambda: datetime.now(UTC) + timedelta(days=2))
+    assert clean_recordings(rt) == 1
     assert rt.recording_ledger.get(call_id).status == "deleted" and not list(Path(rt.settings.recordings_dir).iterdir())
     answer = app.test_client().get(path)
     assert answer.status_code == 404 and answer.mimetype == "application/problem+json"
 
 
 def test_the_local_crm_shows_the_link_on_the_activity(served, app, rt):
-    from integration.jobs import deliver_now
+    from integration.services.deliveries import deliver_call as deliver_now
     from tests.conftest import API_TOKEN
 
     _, _, call_id = served
@@ -282,7 +283,10 @@ def test_killed_mid_download_leaves_nothing_visible_and_the_backfill_finishes(rt
     call_id = _add_call(rt, spec["id"])
     env = service_env | {"RECORDINGS_DIR": rt.settings.recordings_dir, "RECORDING_LINK_KEYS": LINK_KEY}
     full_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
-    code = f"from integration.jobs import fetch_recording; fetch_recording({call_id!r})"
+    code = (
+        "from integration.jobs import fetch_recording; from integration.runtime import Runtime; "
+        f"from integration.settings import load_settings; fetch_recording(Runtime(load_settings()), {call_id!r})"
+    )
     process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=full_env, start_new_session=True)
     folder = Path(rt.settings.recordings_dir)
     deadline = time.time() + 60

@@ -169,33 +169,30 @@ def test_events_are_accepted_once_and_validated(events_app, redis_conn):
 def test_a_lost_deal_schedules_a_callback_inside_business_hours(
     events_app, rules_env, redis_conn, monkeypatch, control
 ):
-    from rq.registry import ScheduledJobRegistry
-
-    import integration.jobs as jobs
-    from integration.queues import DEFAULT, make_queue
+    import integration.services.rules as service
+    from integration.ledger.work import WorkKey, WorkKind
 
     rt = events_app.extensions["vats"]
-    monkeypatch.setattr(jobs, "_runtime", rt)
     friday_evening = datetime(2026, 11, 27, 18, 30, tzinfo=MSK)  # + 2 h = 20:30: closed until Monday 09:00
-    monkeypatch.setattr(jobs, "utc_now", lambda: friday_evening.astimezone(UTC))
+    monkeypatch.setattr(service, "utc_now", lambda: friday_evening.astimezone(UTC))
     post_event(events_app.test_client(), LOST)
-    outcome = jobs.handle_event("webhook:msg_deal_1")
+    outcome = service.handle_event(rt, "webhook:msg_deal_1")
     assert "callback 4990000000 → +79161234567 at 2026-11-30T06:00:00+00:00" in outcome  # 09:00 MSK
-    assert jobs.handle_event("webhook:msg_deal_1") == outcome  # handled once
-    queue = make_queue(DEFAULT, redis_conn)
-    scheduled = ScheduledJobRegistry(queue=queue)
-    [job_id] = scheduled.get_job_ids()
-    assert redis_conn.zscore(scheduled.key, job_id) == datetime(2026, 11, 30, 6, 0, tzinfo=UTC).timestamp()
+    assert service.handle_event(rt, "webhook:msg_deal_1") == outcome  # handled once
+    item = rt.work_ledger.get(WorkKey(WorkKind.RULE_CALLBACK, "webhook:msg_deal_1", "call back lost deals"))
+    assert item.status == "pending" and item.next_attempt_at == datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
     # Run early by mistake (Sunday 03:00): the callback moves, nothing rings.
-    monkeypatch.setattr(jobs, "utc_now", lambda: datetime(2026, 11, 29, 3, 0, tzinfo=MSK).astimezone(UTC))
-    assert jobs.rule_callback("webhook:msg_deal_1", "call back lost deals").startswith("moved to 2026-11-30T06:00")
+    monkeypatch.setattr(service, "utc_now", lambda: datetime(2026, 11, 29, 3, 0, tzinfo=MSK).astimezone(UTC))
+    assert service.rule_callback(rt, "webhook:msg_deal_1", "call back lost deals").startswith(
+        "moved to 2026-11-30T06:00"
+    )
     # At Monday 09:00 it places the callback, once, through the click-to-call path.
     monday = datetime(2026, 11, 30, 9, 0, tzinfo=MSK).astimezone(UTC)
-    monkeypatch.setattr(jobs, "utc_now", lambda: monday)
+    monkeypatch.setattr(service, "utc_now", lambda: monday)
     monkeypatch.setattr(rt.intake, "clock", lambda: monday)
-    placed = jobs.rule_callback("webhook:msg_deal_1", "call back lost deals")
+    placed = service.rule_callback(rt, "webhook:msg_deal_1", "call back lost deals")
     assert placed.startswith("queued: ")
-    assert jobs.rule_callback("webhook:msg_deal_1", "call back lost deals").startswith("already requested: ")
+    assert service.rule_callback(rt, "webhook:msg_deal_1", "call back lost deals") == placed  # placed once
     record = rt.intake.accepted(placed.split(": ")[1])
     assert (record.phone_from, record.phone_to, record.source, record.crm_user) == (
         "4990000000",
@@ -206,13 +203,51 @@ def test_a_lost_deal_schedules_a_callback_inside_business_hours(
     assert record.crm_context == {"event": "webhook:msg_deal_1", "rule": "call back lost deals", "deal": "42"}
 
 
-def test_a_won_deal_gets_its_contacts_calls_attached(events_app, redis_conn, monkeypatch, control):
-    import integration.jobs as jobs
+def test_a_scheduled_callback_survives_an_emptied_redis_and_a_real_worker_places_it(
+    events_app, redis_conn, monkeypatch
+):
+    """The callback's time is kept in the ledger (a work item), not in Redis, which keeps nothing
+    on disk: the sweeper queues it when due, and an RQ worker runs it with its runtime."""
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    import integration.services.rules as service
+    import integration.services.sweeper as sweeper
+    from integration.jobs import RuntimeJob
+    from integration.queues import DEFAULT, make_queue
 
     rt = events_app.extensions["vats"]
-    monkeypatch.setattr(jobs, "_runtime", rt)
+    friday_evening = datetime(2026, 11, 27, 18, 30, tzinfo=MSK)
+    monday = datetime(2026, 11, 30, 9, 0, tzinfo=MSK).astimezone(UTC)
+    monkeypatch.setattr(service, "utc_now", lambda: friday_evening.astimezone(UTC))
+    post_event(events_app.test_client(), LOST)
+    service.handle_event(rt, "webhook:msg_deal_1")
+    redis_conn.flushdb()  # a Redis restart: every queued and scheduled job is gone
+    monkeypatch.setattr(sweeper, "utc_now", lambda: monday - timedelta(seconds=1))
+    assert sweeper.sweep(rt) == 0  # not due yet
+    for module in (sweeper, service):
+        monkeypatch.setattr(module, "utc_now", lambda: monday)
+    monkeypatch.setattr(rt.intake, "clock", lambda: monday)
+    assert sweeper.sweep(rt) == 1
+    queue = make_queue(DEFAULT, redis_conn)
+    plain = queue.enqueue_call("integration.phone.ascii_digits", args=("٤٢",))  # not an entry point
+    job_class = RuntimeJob.bound_to(rt)
+    SimpleWorker([queue], connection=redis_conn, serializer=JSONSerializer, job_class=job_class).work(burst=True)
+    item = rt.work_ledger.get(service.callback_key("webhook:msg_deal_1", "call back lost deals"))
+    assert item.status == "done" and item.result.startswith("queued: ")
+    record = rt.intake.accepted(item.result.split(": ")[1])
+    assert (record.phone_from, record.phone_to, record.source) == ("4990000000", "+79161234567", "rule")
+    assert job_class.fetch(plain.id, connection=redis_conn, serializer=JSONSerializer).return_value() == "42"
+    assert sweeper.sweep(rt) == 0  # done: never placed twice
+
+
+def test_a_won_deal_gets_its_contacts_calls_attached(events_app, redis_conn, monkeypatch, control):
+    import integration.services.calls as calls
+    import integration.services.rules as service
+
+    rt = events_app.extensions["vats"]
     control.post("calls/generate", {"count": 40, "days": 10, "seed": 12})
-    jobs.run_sync(rt, datetime.now(UTC) - timedelta(days=11))
+    calls.run_sync(rt, datetime.now(UTC) - timedelta(days=11))
     known = next(c for c in control.get("calls") if c["ext_e164"] and c["ext_e164"].startswith("+79"))
     expected = [c for c in control.get("calls") if c["ext_e164"] == known["ext_e164"]]
     won = {
@@ -220,7 +255,7 @@ def test_a_won_deal_gets_its_contacts_calls_attached(events_app, redis_conn, mon
         "data": {"deal_id": "77", "status": "won", "phones": [known["ext_num"]], "responsible_user": "7"},
     }
     post_event(events_app.test_client(), won, "msg_won")
-    outcome = jobs.handle_event("webhook:msg_won")
+    outcome = service.handle_event(rt, "webhook:msg_won")
     attached = rt.crm.deal_call_ids("77")
     assert f"{len(attached)} call(s) attached" in outcome and attached
     assert all(rt.call_ledger.get(call_id).ext_e164 == known["ext_e164"] for call_id in attached)
@@ -228,12 +263,11 @@ def test_a_won_deal_gets_its_contacts_calls_attached(events_app, redis_conn, mon
 
 
 def test_an_event_no_rule_matches_is_recorded_as_such(events_app, monkeypatch):
-    import integration.jobs as jobs
+    import integration.services.rules as service
 
     rt = events_app.extensions["vats"]
-    monkeypatch.setattr(jobs, "_runtime", rt)
     post_event(events_app.test_client(), {"type": "contact.updated", "data": {"id": "5"}}, "msg_other")
-    assert jobs.handle_event("webhook:msg_other") == "no rule matched"
+    assert service.handle_event(rt, "webhook:msg_other") == "no rule matched"
     assert rt.event_ledger.get("webhook:msg_other").handled_at is not None
     assert rt.event_ledger.unhandled(datetime.now(UTC) + timedelta(minutes=5)) == []
 
@@ -241,7 +275,7 @@ def test_an_event_no_rule_matches_is_recorded_as_such(events_app, monkeypatch):
 def test_attach_to_a_webhook_crm_is_retried_until_taken(rules_env, redis_conn, monkeypatch):
     import responses
 
-    import integration.jobs as jobs
+    import integration.services.rules as service
     from integration.crm.webhook.adapter import event_id
     from integration.runtime import Runtime
 
@@ -251,16 +285,15 @@ def test_attach_to_a_webhook_crm_is_retried_until_taken(rules_env, redis_conn, m
         "CRM_WEBHOOK_SECRET": SECRET,
     }
     rt = Runtime(load_settings(env, dotenv="/nonexistent"))
-    monkeypatch.setattr(jobs, "_runtime", rt)
     won = {"deal_id": "9", "status": "won", "phones": ["+79161234567"]}
     rt.event_ledger.add("webhook:msg_w", "deal.closed", won, datetime.now(UTC))
     with responses.RequestsMock() as mock:
         mock.post("https://crm.test/hook", status=503)
         with pytest.raises(Exception, match="HTTP 503"):
-            jobs.handle_event("webhook:msg_w")
+            service.handle_event(rt, "webhook:msg_w")
         assert rt.event_ledger.get("webhook:msg_w").handled_at is None  # the sweeper runs it again
         mock.replace("POST", "https://crm.test/hook", json={"ok": True})
-        assert "0 call(s) attached" in jobs.handle_event("webhook:msg_w")
+        assert "0 call(s) attached" in service.handle_event(rt, "webhook:msg_w")
         ids = {call.request.headers["webhook-id"] for call in mock.calls}
         sent = json.loads(mock.calls[-1].request.body)
     expected_id = event_id("deal.calls_attached", "webhook:msg_w:attach calls to won deals")

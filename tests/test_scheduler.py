@@ -47,7 +47,6 @@ def test_reaper_job_marks_stuck_placing_unknown(service_env, redis_conn):
             dotenv="/x",
         )
     )
-    jobs.use_runtime(runtime)
     try:
         ledger = runtime.callback_ledger
         old = datetime.now(UTC) - timedelta(minutes=5)
@@ -62,11 +61,10 @@ def test_reaper_job_marks_stuck_placing_unknown(service_env, redis_conn):
             )
         )
         ledger.transition("stuck", [CallbackStatus.QUEUED], CallbackStatus.PLACING, placing_at=old)
-        assert jobs.reap_stuck_callbacks() == 1
+        assert jobs.reap_stuck_callbacks(runtime) == 1
         assert ledger.get("stuck").status is CallbackStatus.UNKNOWN
-        assert jobs.reap_stuck_callbacks() == 0
+        assert jobs.reap_stuck_callbacks(runtime) == 0
     finally:
-        jobs.use_runtime(None)
         runtime.engine.dispose()
 
 

@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from integration import jobs
 from integration.errors import OperatorUnavailable
 from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
 from integration.ledger.db import make_engine, upgrade
 from integration.models import Call, CallbackRequest, CallbackStatus, CallRow, CallStatus, Direction
 from integration.runtime import Runtime
+from integration.services import calls
 from integration.settings import load_settings
 from integration.sync import (
     call_from_row,
@@ -293,9 +293,9 @@ def canonical(control) -> dict[str, dict]:
 
 def test_first_sync_stores_every_call_once_with_canonical_values(rt, control):
     control.post("calls/generate", {"count": 300, "days": 21, "seed": 11})
-    result = jobs.run_sync(rt)
+    result = calls.run_sync(rt)
     assert (result.found, len(result.new_ids)) == (300, 300) and result.moved_cursor
-    again = jobs.run_sync(rt, result.start, result.end)  # the same window once more: nothing new
+    again = calls.run_sync(rt, result.start, result.end)  # the same window once more: nothing new
     assert again.found == 300 and again.new_ids == []
     expected = canonical(control)
     for call in rt.call_ledger.between(T - timedelta(days=60), T + timedelta(days=60)):
@@ -307,7 +307,7 @@ def test_first_sync_stores_every_call_once_with_canonical_values(rt, control):
 
 
 def test_overlap_catches_late_rows_and_the_nightly_recheck_the_rest(rt, control):
-    jobs.run_sync(rt)
+    calls.run_sync(rt)
     now = datetime.now(UTC)
     control.post(
         "calls/generate",
@@ -317,13 +317,13 @@ def test_overlap_catches_late_rows_and_the_nightly_recheck_the_rest(rt, control)
             "until": (now - timedelta(minutes=60)).isoformat(),
         },
     )
-    assert len(jobs.run_sync(rt).new_ids) == 3  # an hour late: inside the 2-hour overlap
+    assert len(calls.run_sync(rt).new_ids) == 3  # an hour late: inside the 2-hour overlap
     control.post(
         "calls/generate",
         {"count": 2, "since": (now - timedelta(hours=5)).isoformat(), "until": (now - timedelta(hours=4)).isoformat()},
     )
-    assert jobs.run_sync(rt).new_ids == []  # four hours late: outside the overlap
-    backfill = jobs.run_sync(rt, now - timedelta(hours=6), now)
+    assert calls.run_sync(rt).new_ids == []  # four hours late: outside the overlap
+    backfill = calls.run_sync(rt, now - timedelta(hours=6), now)
     assert len(backfill.new_ids) == 2
 
 
@@ -331,19 +331,19 @@ def test_the_cursor_moves_only_after_the_calls_are_committed(rt, control):
     control.post("calls/generate", {"count": 20, "days": 3, "seed": 5})
     control.post("faults", {"method": "request/getcalllist", "kind": "html502", "count": None})
     with pytest.raises(OperatorUnavailable):
-        jobs.run_sync(rt)
+        calls.run_sync(rt)
     assert rt.call_ledger.cursors(rt.settings.operator_numbers) == {}
     requests.delete(control.url + "/_sandbox/faults", timeout=5)
-    result = jobs.run_sync(rt)
+    result = calls.run_sync(rt)
     assert len(result.new_ids) == 20 and rt.call_ledger.count() == 20
 
 
 def test_backfill_beyond_the_operator_depth_says_so_and_keeps_the_cursor(rt, control):
-    jobs.run_sync(rt)
+    calls.run_sync(rt)
     cursor = rt.call_ledger.cursors(rt.settings.operator_numbers)
     now = datetime.now(UTC)
     control.post("calls/generate", {"count": 10, "days": 25, "seed": 2})
-    result = jobs.run_sync(rt, now - timedelta(days=40), now - timedelta(days=1))
+    result = calls.run_sync(rt, now - timedelta(days=40), now - timedelta(days=1))
     assert result.out_of_reach_before is not None and result.out_of_reach_before > now - timedelta(days=32)
     assert not result.moved_cursor
     assert rt.call_ledger.cursors(rt.settings.operator_numbers) == cursor
@@ -352,7 +352,7 @@ def test_backfill_beyond_the_operator_depth_says_so_and_keeps_the_cursor(rt, con
 def test_a_backfill_after_a_gap_does_not_move_the_cursor(rt, control):
     now = datetime.now(UTC)
     rt.call_ledger.advance(rt.settings.operator_numbers, now - timedelta(days=10), now)
-    result = jobs.run_sync(rt, now - timedelta(days=3), now - timedelta(days=2))
+    result = calls.run_sync(rt, now - timedelta(days=3), now - timedelta(days=2))
     assert not result.moved_cursor
     assert set(rt.call_ledger.cursors(rt.settings.operator_numbers).values()) == {now - timedelta(days=10)}
 
@@ -371,7 +371,7 @@ def test_midnight_and_month_boundary_in_the_operator_zone(rt, control):
             "seed": 9,
         },
     )
-    jobs.run_sync(rt, boundary - timedelta(minutes=1), boundary + timedelta(minutes=1))
+    calls.run_sync(rt, boundary - timedelta(minutes=1), boundary + timedelta(minutes=1))
     stored = sorted(
         c.started_at for c in rt.call_ledger.between(boundary - timedelta(minutes=1), boundary + timedelta(minutes=1))
     )
@@ -381,10 +381,10 @@ def test_midnight_and_month_boundary_in_the_operator_zone(rt, control):
 
 
 def test_only_one_sync_runs_at_a_time(rt, redis_conn):
-    lock = redis_conn.lock(jobs.SYNC_LOCK, timeout=30)
+    lock = redis_conn.lock(calls.SYNC_LOCK, timeout=30)
     assert lock.acquire()
     try:
-        assert jobs.run_sync(rt) is None
+        assert calls.run_sync(rt) is None
     finally:
         lock.release()
 

@@ -405,10 +405,7 @@ active = true
 
 @pytest.fixture
 def away_app(service_env, tmp_path, redis_conn, monkeypatch):
-    import integration.jobs as jobs
-
     with app_for(service_env | config_file(tmp_path, AWAY_RULES)) as app:
-        monkeypatch.setattr(jobs, "_runtime", app.extensions["vats"])
         yield app
 
 
@@ -419,29 +416,31 @@ def employee_2(client) -> int:
 
 
 def test_an_absent_user_stops_ringing_and_rings_again_when_back(away_app, client):
-    from integration.jobs import handle_event
+    from integration.services.rules import handle_event
     from tests.test_rules import post_event
 
     http = away_app.test_client()
     post_event(http, {"type": "user.status", "data": {"user": "7", "status": "absent"}}, "msg_away_1")
-    outcome = handle_event("webhook:msg_away_1")
+    outcome = handle_event(away_app.extensions["vats"], "webhook:msg_away_1")
     assert "away: forwarding 9990000001 set inactive on 4990000000" in outcome
     assert "4990000000: 1 of 1 entries set inactive" in outcome
     assert employee_2(client) == 0 and "4950000000" not in outcome  # only the rule's number
-    assert handle_event("webhook:msg_away_1") == outcome  # handled once
+    assert handle_event(away_app.extensions["vats"], "webhook:msg_away_1") == outcome  # handled once
     post_event(http, {"type": "user.status", "data": {"user": "7", "status": "absent"}}, "msg_away_2")
-    assert "4990000000: already inactive" in handle_event("webhook:msg_away_2")  # nothing written twice
+    assert "4990000000: already inactive" in handle_event(
+        away_app.extensions["vats"], "webhook:msg_away_2"
+    )  # nothing written twice
     post_event(http, {"type": "user.status", "data": {"phone": "+79990000001", "status": "present"}}, "msg_back")
-    back = handle_event("webhook:msg_back")
+    back = handle_event(away_app.extensions["vats"], "webhook:msg_back")
     assert "4990000000: 1 of 1 entries set active" in back and employee_2(client) == 1
     assert "4950000000: not forwarded to 9990000001" in back  # "back" has no numbers: every line
     post_event(http, {"type": "user.status", "data": {"user": "8", "status": "absent"}}, "msg_nobody")
-    assert "skipped (no forwarding number" in handle_event("webhook:msg_nobody")
+    assert "skipped (no forwarding number" in handle_event(away_app.extensions["vats"], "webhook:msg_nobody")
 
 
 def test_a_redirect_rule_retries_when_the_settings_changed_under_it(away_app, client, monkeypatch):
     import integration.vats.redirects as redirects
-    from integration.jobs import handle_event
+    from integration.services.rules import handle_event
     from integration.vats.plan import PlanRefused
     from tests.test_rules import post_event
 
@@ -457,10 +456,14 @@ def test_a_redirect_rule_retries_when_the_settings_changed_under_it(away_app, cl
     monkeypatch.setattr(redirects, "read_live", read_then_cabinet_edit)
     post_event(away_app.test_client(), {"type": "user.status", "data": {"user": "7", "status": "absent"}}, "msg_x")
     with pytest.raises(PlanRefused):
-        handle_event("webhook:msg_x")  # left for the sweeper: the next run reads the new settings
+        handle_event(
+            away_app.extensions["vats"], "webhook:msg_x"
+        )  # left for the sweeper: the next run reads the new settings
     assert employee_2(client) == 1
     monkeypatch.setattr(redirects, "read_live", real_read)
-    assert "entries set inactive" in handle_event("webhook:msg_x") and employee_2(client) == 0
+    assert (
+        "entries set inactive" in handle_event(away_app.extensions["vats"], "webhook:msg_x") and employee_2(client) == 0
+    )
 
 
 def test_redirect_rules_are_checked_at_start_up(tmp_path):

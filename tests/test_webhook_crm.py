@@ -187,11 +187,7 @@ def test_click_to_call_outcomes_reach_the_crm_as_callback_finished(service_env, 
         assert runtime.outbox.get(event).status == "pending" and receiver.attempts[event] == 1
         receiver.stop_failing()
         time.sleep(2.1)  # the first retry is due within 2 s
-        jobs.use_runtime(runtime)
-        try:
-            assert jobs.retry_due_deliveries() == 1
-        finally:
-            jobs.use_runtime(None)
+        assert jobs.retry_due_deliveries(runtime) == 1
         assert run_worker(env).returncode == 0
         runtime.engine.dispose()
     assert list(receiver.events) == [event]

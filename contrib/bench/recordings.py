@@ -57,7 +57,7 @@ def add_call(rt, record_file_id: str) -> str:
 
 def fetch(env: dict[str, str], record_file_id: str) -> dict:
     """Runs inside the child process: the job's fetch path, start to finish."""
-    from integration.jobs import fetch_recording_now
+    from integration.services.recordings import fetch_recording as fetch_recording_now
 
     rt = runtime(env)
     call_id = add_call(rt, record_file_id)
@@ -114,7 +114,7 @@ def main() -> int:
         rt = runtime(env)
         small = sandbox.control("recordings", {"size": int(args.serve_mb * 2**20), "seed": 51})
         call_id = add_call(rt, small["id"])
-        from integration.jobs import fetch_recording_now
+        from integration.services.recordings import fetch_recording as fetch_recording_now
 
         assert fetch_recording_now(rt, call_id) == "stored"
         signed = rt.recording_url(call_id)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-from datetime import datetime, timedelta
 
 import click
 from flask.cli import AppGroup
@@ -19,7 +18,6 @@ from integration.cli.common import (
     local,
     parse_moment,
 )
-from integration.timeutil import utc_now
 
 db_group = AppGroup("db", help="The ledger database (DATABASE_URL).")
 
@@ -40,7 +38,7 @@ def db_upgrade_command() -> None:
 @friendly_errors
 def sync_command(since: str | None, until: str | None) -> None:
     """Bring the call ledger up to date now (the same code the scheduled sync runs)."""
-    from integration.jobs import run_sync
+    from integration.services.calls import run_sync
 
     runtime = current_runtime()
     tz = runtime.settings.tz
@@ -69,7 +67,7 @@ def sync_command(since: str | None, until: str | None) -> None:
 @friendly_errors
 def reconcile_command(day: str) -> None:
     """Compare a day's calls at the operator with the CRM and deliver what is missing, now."""
-    from integration.jobs import reconcile_day
+    from integration.services.calls import reconcile_day
 
     moment = day_option(day)
     runtime = current_runtime()
@@ -92,24 +90,13 @@ recordings_group = AppGroup("recordings", help="Call recordings.")
 @friendly_errors
 def recordings_fetch_command(day: str) -> None:
     """Fetch every recording of a day's calls now (failed ones are asked for once more)."""
-    from integration.jobs import SYNC_LOCK_LEASE, fetch_recording_now, run_sync
+    from integration.services.recordings import fetch_day
 
     runtime = current_runtime()
-    start = datetime.combine(day_option(day), datetime.min.time(), runtime.settings.tz)
-    end = start + timedelta(days=1)
-    if run_sync(runtime, start, end, wait=SYNC_LOCK_LEASE) is None:
-        fail("another sync held the lock for too long; try again", EXIT_FAILED)
-    call_ids = [call.id for call in runtime.call_ledger.between(start, end)]
-    found = runtime.call_ledger.with_recordings(call_ids)
-    ledger = runtime.recording_ledger
-    ledger.ensure(found, utc_now())
-    ledger.retry([call_id for call_id, _ in found], utc_now())
-    counts: dict[str, int] = {}
-    for call_id, _ in found:
-        status = fetch_recording_now(runtime, call_id)
-        counts[status] = counts.get(status, 0) + 1
+    moment = day_option(day)
+    found, counts = fetch_day(runtime, moment)
     click.echo(
-        f"{start.date()} ({runtime.settings.tz.key}): {len(found)} call(s) with a recording; "
+        f"{moment} ({runtime.settings.tz.key}): {found} call(s) with a recording; "
         + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("stored", "pending", "failed", "deleted"))
     )
     if counts.get("pending") or counts.get("failed"):
@@ -124,15 +111,17 @@ contacts_group = AppGroup("contacts", help="The local CRM's contacts.")
 @friendly_errors
 def contacts_import_command(path: str) -> None:
     """Add contacts from a CSV file with a header row: name,phone (any phone format)."""
-    from integration.crm.local.adapter import LocalCrm, import_contacts
+    from integration.crm.base import BrowsesContacts
 
+    crm = current_runtime().crm
+    if not isinstance(crm, BrowsesContacts):
+        fail(f"CRM_BACKEND {crm.name} keeps its contacts itself: import them there", EXIT_USAGE)
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or "phone" not in [f.strip().lower() for f in reader.fieldnames]:
             fail(f"{path}: the first line must be a header with a 'phone' column (and optionally 'name')", EXIT_USAGE)
         rows = [{(k or "").strip().lower(): (v or "") for k, v in row.items()} for row in reader]
-    runtime = current_runtime()
-    added, errors = import_contacts(LocalCrm(runtime.engine), rows, runtime.settings.default_region)
+    added, errors = crm.import_contacts(rows, current_runtime().settings.default_region)
     for error in errors:
         click.echo(f"{path}: {error}", err=True)
     click.echo(f"{added} contact(s) added, {len(errors)} row(s) skipped")

@@ -98,10 +98,14 @@ class KnowsDeals(Protocol):
 
 @runtime_checkable
 class BrowsesContacts(Protocol):
-    """Lists its own contacts and activities (the embedded CRM, for ``/api/contacts`` and
-    ``/api/activities``)."""
+    """Keeps its own contacts and activities (the embedded CRM): lists them for ``/api/contacts``
+    and ``/api/activities``, and takes contacts from a file (``contacts import``)."""
 
     def contacts_page(self, limit: int, offset: int, phone: Phone | None = None) -> list[dict]: ...
+
+    def import_contacts(self, rows: list[dict[str, str]], region: str) -> tuple[int, list[str]]:
+        """Add contacts from CSV rows (``name``, ``phone``); returns (added, one error line per bad row)."""
+        ...
 
     def activities_page(self, limit: int, offset: int, contact_id: str | None = None) -> list[dict]: ...
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,11 @@ class Event:
     status: str
     attempts: int
     created_at: datetime
+
+
+def event_id(event_type: str, subject: str) -> str:
+    """An event's id, which is its ``webhook-id``: the same for every delivery attempt of that event."""
+    return f"msg_{event_type.replace('.', '_')}_{hashlib.sha256(subject.encode()).hexdigest()[:32]}"
 
 
 def key(event_id: str) -> WorkKey:

@@ -1,14 +1,15 @@
 """Work items: everything a worker must do until it is done, in one table, with one retry policy.
 
 A work item is one ``kind`` of work on one ``subject`` for one ``target`` (a CRM, or ``""``):
-deliver a call to a CRM, send an outbox event, fetch a call's recording, handle a CRM event. It
-is ``pending`` until its handler succeeds (``done``, with what it returned as ``result``) or the
-retry policy gives up (``failed``, with the ``last_error``). The sweeper queues every pending
+deliver a call to a CRM, send an outbox event, fetch a call's recording, handle a CRM event,
+place a rule's callback at its time. It is ``pending`` until its handler succeeds (``done``, with
+what it returned as ``result``) or the retry policy gives up (``failed``, with the ``last_error``). The sweeper queues every pending
 item whose ``next_attempt_at`` has come, so an emptied Redis loses nothing.
 
 The retry policy is the same for every kind: a few quick retries, then doubling waits capped at
 30 minutes, for ``window(kind)`` (24 hours; 48 for a recording, which the operator may make
-available late) from the item's creation; an error that is not ``retryable`` gives up at once.
+available late) from the item's ``created_at`` (when it was first due); an error that is not
+``retryable`` gives up at once.
 
 The domain ledgers (``deliveries``, ``outbox``, ``recordings``, ``crm_events``) keep their own
 data and read and write their work state here, in the same transaction where the two must agree.
@@ -41,6 +42,7 @@ class WorkKind(StrEnum):
     SEND_EVENT = "send_event"  # subject: the outbox event id
     FETCH_RECORDING = "fetch_recording"  # subject: the call id
     HANDLE_EVENT = "handle_event"  # subject: the CRM event id
+    RULE_CALLBACK = "rule_callback"  # subject: the CRM event id; target: the rule's name
 
 
 # The one retry policy.
@@ -128,7 +130,8 @@ def status_as(names: Mapping[str, str]):
 
 
 def add_items(connection: Connection, keys: Iterable[WorkKey], now: datetime, due: datetime | None = None) -> None:
-    """Pending items for the keys that have none yet (in the caller's transaction)."""
+    """Pending items for the keys that have none yet (in the caller's transaction), first due at
+    ``due`` (default: now), which is also where their retry window starts."""
     rows = [
         {
             "kind": key.kind,
@@ -137,7 +140,7 @@ def add_items(connection: Connection, keys: Iterable[WorkKey], now: datetime, du
             "status": WorkStatus.PENDING.value,
             "attempts": 0,
             "next_attempt_at": due or now,
-            "created_at": now,
+            "created_at": due or now,
         }
         for key in keys
     ]
@@ -207,6 +210,11 @@ class WorkLedger:
     def ensure(self, keys: Iterable[WorkKey], now: datetime) -> None:
         with self.engine.begin() as connection:
             add_items(connection, keys, now)
+
+    def schedule(self, key: WorkKey, at: datetime, now: datetime) -> None:
+        """A pending item first due at ``at`` (the sweeper queues it then), unless the key has one."""
+        with self.engine.begin() as connection:
+            add_items(connection, [key], now, due=at)
 
     def get(self, key: WorkKey) -> WorkItem | None:
         with self.engine.connect() as connection:

@@ -7,8 +7,6 @@ from functools import cached_property
 
 from flask import current_app
 
-from integration.crm.amocrm import settings_of as amocrm_settings
-from integration.crm.amocrm.widget_tokens import WidgetTokens
 from integration.ratelimit import RateLimiter
 from integration.runtime import Runtime
 from integration.signatures import SignatureVerifier
@@ -34,20 +32,6 @@ class WebState:
     @cached_property
     def rate_limiter(self) -> RateLimiter:
         return RateLimiter(self.runtime.redis)
-
-    @cached_property
-    def widget_tokens(self) -> WidgetTokens | None:
-        """The amoCRM widget's one-time tokens; None (the endpoint is off) without the settings."""
-        settings = amocrm_settings(self.runtime.settings)
-        if settings is None or not (settings.client_secret and settings.base_url):
-            return None
-        return WidgetTokens(
-            settings.client_secret,
-            settings.base_url,
-            self.runtime.redis,
-            account_id=settings.account_id,
-            audience_url=settings.redirect_uri,
-        )
 
     @cached_property
     def _stored_recordings(self) -> dict[str, tuple[str, str]]:

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from integration import jobs
 from integration.crm.local.adapter import LocalCrm
 from integration.phone import parse_phone
-from tests.conftest import API_TOKEN, run_cli
+from integration.services import calls, deliveries
+from tests.conftest import API_TOKEN, SECRET, run_cli
 from tests.web.test_click_to_call import assert_problem
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -22,13 +22,9 @@ def synced(app, control):
     LocalCrm(runtime.engine).create_contact(
         parse_phone(next(c["ext_e164"] for c in control.get("calls") if c["ext_e164"])), "Anna"
     )
-    jobs.use_runtime(runtime)
-    try:
-        result = jobs.run_sync(runtime)
-        for call_id in result.new_ids:
-            jobs.deliver_now(runtime, call_id)
-    finally:
-        jobs.use_runtime(None)
+    result = calls.run_sync(runtime)
+    for call_id in result.new_ids:
+        deliveries.deliver_call(runtime, call_id)
     return control.get("calls")
 
 
@@ -110,6 +106,9 @@ def test_contacts_import(service_env, tmp_path):
     headless.write_text("89161234567\n")
     bad = run_cli("contacts", "import", str(headless), env=service_env)
     assert bad.returncode == 2 and "header" in bad.stderr
+    webhook_crm = service_env | {"CRM_BACKEND": "webhook", "CRM_WEBHOOK_URL": "https://crm.test/hook"}
+    elsewhere = run_cli("contacts", "import", str(csv), env=webhook_crm | {"CRM_WEBHOOK_SECRET": SECRET})
+    assert elsewhere.returncode == 2 and "CRM_BACKEND webhook keeps its contacts itself" in elsewhere.stderr
 
 
 def test_reconcile_command(service_env, control):

@@ -48,6 +48,9 @@ class LocalCrm:
         assert inserted is not None  # an INSERT always has a key
         return Contact(id=str(inserted[0]), name=name, phones=(phone.e164,) if phone.e164 else (), updated_at=now)
 
+    def import_contacts(self, rows: list[dict[str, str]], region: str) -> tuple[int, list[str]]:
+        return add_contacts(self, rows, region)
+
     def contacts_page(self, limit: int, offset: int, phone: Phone | None = None) -> list[dict]:
         statement = select(contacts).order_by(contacts.c.id).limit(limit).offset(offset)
         if phone is not None:
@@ -130,7 +133,7 @@ class LocalCrm:
             )
 
 
-def import_contacts(crm: LocalCrm, rows: list[dict[str, str]], region: str) -> tuple[int, list[str]]:
+def add_contacts(crm: LocalCrm, rows: list[dict[str, str]], region: str) -> tuple[int, list[str]]:
     """Add contacts from CSV rows (``name``, ``phone``); returns (added, one error line per bad row).
 
     Row numbers count the header as line 1, as a spreadsheet shows them.

@@ -6,7 +6,6 @@ stored an event but answered with an error, and then gets the retry, can tell it
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from datetime import datetime
@@ -15,17 +14,13 @@ import requests
 
 from integration.crm.base import CrmError
 from integration.crm.schemas import CallCompletedDataSchema
+from integration.ledger.outbox import event_id
 from integration.models import Activity, Contact
 from integration.phone import Phone
 from integration.signatures import sign_headers
 from integration.timeutil import utc_now
 
 RETRYABLE_STATUSES = {408, 409, 425, 429}
-
-
-def event_id(event_type: str, subject: str) -> str:
-    """The ``webhook-id`` of an event: the same for every delivery attempt of that event."""
-    return f"msg_{event_type.replace('.', '_')}_{hashlib.sha256(subject.encode()).hexdigest()[:32]}"
 
 
 class WebhookCrm:
