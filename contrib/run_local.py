@@ -24,6 +24,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from integration.secretbox import new_key  # noqa: E402
 from integration.signatures import sign_headers  # noqa: E402
 
 SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "8090"))
@@ -36,9 +37,10 @@ def say(text: str) -> None:
 
 
 def remembered(name: str, make) -> str:
-    """A demo secret kept in var/ so it stays the same between runs."""
+    """A demo secret kept in var/ (readable by its owner only) so it stays the same between runs."""
     path = VAR / name
     if not path.exists():
+        path.touch(mode=0o600)
         path.write_text(make())
     return path.read_text().strip()
 
@@ -86,6 +88,7 @@ def main() -> int:
         )
         api_token = remembered("demo-api-token", lambda: secrets.token_urlsafe(24))
         link_key = remembered("demo-recording-link-key", lambda: secrets.token_hex(32))
+        secret_keys = os.environ.get("SECRET_KEYS") or remembered("secret-keys", new_key)
         env |= {
             "OPERATOR_API_URL": f"http://127.0.0.1:{SANDBOX_PORT}",
             "OPERATOR_AUTHORIZATION_TOKEN": token_file.read_text(),
@@ -95,6 +98,7 @@ def main() -> int:
             "API_TOKEN": api_token,
             "CORS_ORIGINS": "*",
             "RECORDING_LINK_KEYS": link_key,
+            "SECRET_KEYS": secret_keys,
             "RECORDINGS_DIR": str(ROOT / "var" / "recordings"),
             "SYNC_INTERVAL": "5",
             "SYNC_FIRST_WINDOW": str(8 * 86400),

@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         operator_group,
         reconcile_command,
         recordings_group,
+        secrets_group,
         sync_command,
         vats_group,
     )
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.cli.add_command(contacts_group)
     app.cli.add_command(recordings_group)
     app.cli.add_command(vats_group)
+    app.cli.add_command(secrets_group)
 
     @app.before_request
     def _start_clock() -> None:

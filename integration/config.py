@@ -34,6 +34,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load
 from integration.errors import InvalidPhoneNumber
 from integration.phone import contract_number, forwarding_digits
 from integration.rules import BusinessHours, Rule, parse_business_hours, parse_rules
+from integration.secretbox import key_problem
 
 CONTRACT_NUMBER = re.compile(r"^[0-9]{10}$")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -94,6 +95,7 @@ class Settings:
     integration_config: str = "integration.toml"
     recordings_dir: str = "var/recordings"
     recording_link_keys: tuple[str, ...] = field(default=(), repr=False)
+    secret_keys: tuple[str, ...] = field(default=(), repr=False)
     recording_link_ttl: int = 0
     recording_retention_days: int = 0
     users: dict[str, str] = field(default_factory=dict)
@@ -320,6 +322,22 @@ class LinkKeys(SettingField):
         return keys
 
 
+class SecretKeys(SettingField):
+    """Fernet keys (``integration.secretbox``), space-separated: the first seals, every one opens."""
+
+    separator = " "
+
+    def parse(self, text: str) -> tuple[str, ...]:
+        keys = tuple(text.split())
+        for number, key in enumerate(keys, start=1):
+            problem = key_problem(key)
+            if problem:
+                raise ValueError(
+                    f"must be keys of 32 url-safe base64 bytes separated by spaces: key {number} {problem}"
+                )
+        return keys
+
+
 class Rate(SettingField):
     def parse(self, text: str) -> RateLimit:
         count, _, period = text.strip().partition("/")
@@ -384,6 +402,7 @@ class DeploymentSchema(ConcernSchema):
     trusted_proxies = Whole(data_key="TRUSTED_PROXIES")
     recordings_dir = Text(data_key="RECORDINGS_DIR")
     integration_config = Text(data_key="INTEGRATION_CONFIG")
+    secret_keys = SecretKeys(data_key="SECRET_KEYS", required=True)
 
 
 class WebhooksSchema(ConcernSchema):

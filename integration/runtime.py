@@ -25,11 +25,13 @@ from integration.ledger.outbox import Outbox
 from integration.ledger.recordings import RecordingLedger
 from integration.ledger.work import WorkLedger
 from integration.metrics import Metrics
+from integration.operator.auth import RedisTokenStore
 from integration.operator.client import OperatorClient
 from integration.operator.factory import build_operator_client
 from integration.queues import CALLBACKS, Enqueuer, make_queue
 from integration.recordings.links import LinkSigner
 from integration.recordings.storage import LocalStore
+from integration.secretbox import SecretBox
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine  # annotations only: the ledger builds the engine
@@ -44,13 +46,17 @@ class Runtime:
         return redis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=5, health_check_interval=30)
 
     @cached_property
+    def secret_box(self) -> SecretBox:
+        return SecretBox(self.settings.secret_keys)
+
+    @cached_property
     def metrics(self) -> Metrics:
         return Metrics(self.redis)
 
     @cached_property
     def operator(self) -> OperatorClient:
         """Tokens live in Redis, so this process never invalidates another's pair."""
-        client = build_operator_client(self.settings, self.redis)
+        client = build_operator_client(self.settings, self.redis, store=RedisTokenStore(self.redis, self.secret_box))
         client.on_call = self._record_operator_call
         return client
 

@@ -138,8 +138,12 @@ def control(sandbox: SandboxServer) -> SandboxControl:
     return SandboxControl(sandbox.url)
 
 
+SECRET_KEYS = base64.urlsafe_b64encode(b"vats-bridge-tests-sealing-key-01").decode()  # a Fernet key
+
+
 def make_env(url: str, token: str, **extra: str) -> dict[str, str]:
     return {
+        "SECRET_KEYS": SECRET_KEYS,
         "OPERATOR_API_URL": url,
         "OPERATOR_AUTHORIZATION_TOKEN": token,
         "OPERATOR_NUMBERS": ",".join(NUMBERS),

@@ -15,7 +15,10 @@ from flask import Flask, request
 
 from integration.crm.amocrm.auth import AmoOAuth, AmoTokens, TokenPair
 from integration.crm.base import CrmError
-from tests.conftest import ROOT, TEST_REDIS_URL, serve
+from integration.secretbox import SecretBox, new_key
+from tests.conftest import ROOT, SECRET_KEYS, TEST_REDIS_URL, serve
+
+BOX = SecretBox([SECRET_KEYS])
 
 FIXTURES = Path(__file__).parent / "fixtures" / "amocrm"
 
@@ -58,8 +61,9 @@ WORKER = """
 import sys
 import redis
 from integration.crm.amocrm.auth import AmoOAuth, AmoTokens
+from integration.secretbox import SecretBox, new_key
 oauth = AmoOAuth(sys.argv[1], "client", "secret", "https://bridge.example/amocrm/oauth")
-tokens = AmoTokens(redis.Redis.from_url(sys.argv[2]), oauth)
+tokens = AmoTokens(redis.Redis.from_url(sys.argv[2]), oauth, box=SecretBox([sys.argv[3]]))
 print(tokens.access_token())
 """
 
@@ -71,7 +75,10 @@ def test_eight_workers_after_expiry_make_exactly_one_refresh(oauth_url, redis_co
     )
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, url, TEST_REDIS_URL], cwd=ROOT, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", WORKER, url, TEST_REDIS_URL, SECRET_KEYS],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for _ in range(8)
     ]
@@ -81,7 +88,9 @@ def test_eight_workers_after_expiry_make_exactly_one_refresh(oauth_url, redis_co
     assert [g["grant_type"] for g in stand_in.grants] == ["refresh_token"]
     expected = json.loads((FIXTURES / "token_request_refresh.json").read_text()).keys()
     assert set(stand_in.grants[0]) == set(expected)  # the documented request body
-    stored = json.loads(redis_conn.get("vats:amocrm:tokens"))
+    sealed = redis_conn.get("vats:amocrm:tokens")
+    assert b"refresh-1" not in sealed and b"access-1" not in sealed  # sealed with SECRET_KEYS
+    stored = json.loads(BOX.open(sealed))
     assert stored["refresh_token"] == "refresh-1"  # stored before use: the next refresh works
 
 
@@ -89,7 +98,7 @@ def test_first_authorization_then_refresh_then_a_refused_token(oauth_url, redis_
     stand_in, url = oauth_url
     clock = [1000.0]
     oauth = AmoOAuth(url, "client", "secret", "https://bridge.example/amocrm/oauth")
-    tokens = AmoTokens(redis_conn, oauth, auth_code="good-code", clock=lambda: clock[0])
+    tokens = AmoTokens(redis_conn, oauth, box=BOX, auth_code="good-code", clock=lambda: clock[0])
     assert tokens.access_token() == "access-1" and tokens.access_token() == "access-1"
     clock[0] += 86400  # expired
     assert tokens.access_token() == "access-2"
@@ -104,7 +113,9 @@ def test_a_dead_refresh_token_asks_for_a_new_authorization_without_leaking_secre
     _, url = oauth_url
     pair = TokenPair("old", "refresh-used-elsewhere", 0)
     redis_conn.set("vats:amocrm:tokens", json.dumps(pair.__dict__))
-    tokens = AmoTokens(redis_conn, AmoOAuth(url, "client", "top-secret", "https://bridge.example/amocrm/oauth"))
+    tokens = AmoTokens(
+        redis_conn, AmoOAuth(url, "client", "top-secret", "https://bridge.example/amocrm/oauth"), box=BOX
+    )
     with pytest.raises(CrmError) as caught:
         tokens.access_token()
     assert not caught.value.retryable and "AMOCRM_AUTH_CODE" in str(caught.value)
@@ -112,6 +123,19 @@ def test_a_dead_refresh_token_asks_for_a_new_authorization_without_leaking_secre
 
 
 def test_a_long_lived_token_needs_no_oauth(redis_conn):
-    assert AmoTokens(redis_conn, None, long_lived="llt").access_token() == "llt"
+    assert AmoTokens(redis_conn, None, box=BOX, long_lived="llt").access_token() == "llt"
     with pytest.raises(CrmError, match="AMOCRM_AUTH_CODE"):
-        AmoTokens(redis_conn, None).access_token()
+        AmoTokens(redis_conn, None, box=BOX).access_token()
+
+
+def test_the_stored_pair_is_sealed_and_rotates_to_a_new_key(redis_conn):
+    redis_conn.set(
+        "vats:amocrm:tokens", BOX.seal(json.dumps({"access_token": "a1", "refresh_token": "r1", "expires_at": 9e9}))
+    )
+    new = new_key()
+    rotating = AmoTokens(redis_conn, None, box=SecretBox([new, SECRET_KEYS]))
+    assert rotating.access_token() == "a1" and rotating.reseal() == 1
+    assert AmoTokens(redis_conn, None, box=SecretBox([new])).access_token() == "a1"
+    assert AmoTokens(redis_conn, None, box=SecretBox([new])).reseal() == 1
+    redis_conn.delete("vats:amocrm:tokens")
+    assert rotating.reseal() == 0

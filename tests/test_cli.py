@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import run_cli
+from integration.operator.auth import RedisTokenStore
+from integration.secretbox import SecretBox
+from tests.conftest import SECRET_KEYS, run_cli
 
 
 def assert_clean(result, *secrets: str) -> None:
@@ -23,8 +25,8 @@ def test_token_shows_state_never_the_token(sandbox_env, control, redis_conn):
     assert "token pair: valid (generation 1, made by create" in result.stdout
     assert "access token expires:" in result.stdout and "authorization token expires:" in result.stdout
     [key] = [k for k in redis_conn.scan_iter("vats:tokens:*") if not k.endswith(b":lock")]
-    state = json.loads(redis_conn.get(key))
-    assert_clean(result, sandbox_env["OPERATOR_AUTHORIZATION_TOKEN"], state["access_token"], state["refresh_token"])
+    state = RedisTokenStore(redis_conn, SecretBox([SECRET_KEYS])).load(key.decode().removeprefix("vats:tokens:"))
+    assert_clean(result, sandbox_env["OPERATOR_AUTHORIZATION_TOKEN"], state.access_token, state.refresh_token)
     as_json = json.loads(run_cli("operator", "token", "--json", env=sandbox_env).stdout)
     assert as_json["generation"] == 1  # the second process reused the stored pair
     assert control.get("stats")["auth.create"] == 1

@@ -2,9 +2,13 @@ import pytest
 
 from integration.errors import ConfigError
 from integration.settings import load_document, load_settings, setting_names
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SECRET_KEYS
 
-REQUIRED = {"OPERATOR_AUTHORIZATION_TOKEN": "secret-token-value", "OPERATOR_NUMBERS": "4990000000, 4950000000"}
+REQUIRED = {
+    "OPERATOR_AUTHORIZATION_TOKEN": "secret-token-value",
+    "OPERATOR_NUMBERS": "4990000000, 4950000000",
+    "SECRET_KEYS": SECRET_KEYS,
+}
 
 
 def load(env, tmp_path=None):
@@ -40,7 +44,8 @@ def test_every_problem_is_reported_on_its_own_line():
     assert any(p.startswith("OPERATOR_READ_TIMEOUT") for p in problems)
     assert any(p.startswith("DEFAULT_REGION") for p in problems)
     assert any(p.startswith("OPERATOR_MAX_RETRIES") for p in problems)
-    assert len(problems) == 7
+    assert "SECRET_KEYS is required but not set" in problems
+    assert len(problems) == 8
 
 
 def test_secret_values_never_appear_in_errors_or_repr():
@@ -56,7 +61,7 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path):
     (tmp_path / ".env").write_text(
         "OPERATOR_AUTHORIZATION_TOKEN=from-file\nOPERATOR_NUMBERS=4990000000\nDEFAULT_REGION=KZ\n"
     )
-    settings = load({"DEFAULT_REGION": "RU"}, tmp_path)
+    settings = load({"DEFAULT_REGION": "RU", "SECRET_KEYS": SECRET_KEYS}, tmp_path)
     assert settings.operator_authorization_token == "from-file"
     assert settings.default_region == "RU"
 
@@ -160,6 +165,7 @@ PUBLIC_NAMES = set(
         "RECORDING_LINK_KEYS",
         "RECORDING_LINK_TTL",
         "RECORDING_RETENTION_DAYS",
+        "SECRET_KEYS",
     ]
 )
 

@@ -13,14 +13,14 @@ import pytest
 from marshmallow import ValidationError
 
 from integration.config import CONCERNS, problems_of
-from integration.crm.base import BrowsesContacts, CreatesLeads, CrmPlugin, KnowsDeals, TakesEvents
+from integration.crm.base import BrowsesContacts, CreatesLeads, CrmPlugin, KnowsDeals, StoresSecrets, TakesEvents
 from integration.crm.registry import PLUGINS, _registry
 from integration.errors import ConfigError
 from integration.runtime import Runtime
 from integration.settings import CrmBackendSchema, load_settings, setting_names
-from tests.conftest import ROOT, SECRET
+from tests.conftest import ROOT, SECRET, SECRET_KEYS
 
-CAPABILITIES = (TakesEvents, CreatesLeads, KnowsDeals, BrowsesContacts)
+CAPABILITIES = (TakesEvents, CreatesLeads, KnowsDeals, BrowsesContacts, StoresSecrets)
 BACKEND_ENV = {
     "local": {},
     "webhook": {"CRM_WEBHOOK_URL": "https://crm.example/hook", "CRM_WEBHOOK_SECRET": SECRET},
@@ -48,7 +48,7 @@ EXPECTED = {
     "local": {BrowsesContacts},
     "webhook": {TakesEvents},
     "bitrix24": {TakesEvents, CreatesLeads},
-    "amocrm": {TakesEvents, CreatesLeads, KnowsDeals},
+    "amocrm": {TakesEvents, CreatesLeads, KnowsDeals, StoresSecrets},
 }
 
 
@@ -97,6 +97,7 @@ def test_each_plugin_schema_reads_a_document_as_it_reads_the_environment(backend
 
 def test_core_concerns_read_a_document_as_they_read_the_environment():
     env = {
+        "SECRET_KEYS": SECRET_KEYS,
         "OPERATOR_AUTHORIZATION_TOKEN": "t",
         "OPERATOR_NUMBERS": "4990000000, 4950000000",
         "OPERATOR_READ_TIMEOUT": "12.5",
@@ -120,7 +121,7 @@ def test_core_concerns_read_a_document_as_they_read_the_environment():
 
 
 def test_a_crm_is_required_only_when_it_is_the_backend():
-    base = {"OPERATOR_AUTHORIZATION_TOKEN": "t", "OPERATOR_NUMBERS": "4990000000"}
+    base = {"OPERATOR_AUTHORIZATION_TOKEN": "t", "OPERATOR_NUMBERS": "4990000000", "SECRET_KEYS": SECRET_KEYS}
     # Another CRM's names set beside the backend: checked, never required.
     settings = load(base | {"AMOCRM_CLIENT_SECRET": "s", "BITRIX24_APP_TOKEN": "tok"})
     assert set(settings.crm_settings) == {"local", "bitrix24", "amocrm"}

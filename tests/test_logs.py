@@ -31,7 +31,7 @@ from integration.logs import (
 )
 from integration.redaction import KnownSecrets
 from integration.settings import load_settings
-from tests.conftest import LINK_KEY, ROOT, app_for, serve
+from tests.conftest import LINK_KEY, ROOT, SECRET_KEYS, app_for, serve
 
 LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) (\S+): (.*)")
 AMO_SECRET = "amo-path-secret-7f3e9a"
@@ -42,6 +42,7 @@ def make_settings(**env: str) -> Settings:
     return load_settings(
         {
             "OPERATOR_AUTHORIZATION_TOKEN": "operator-authorization-token",
+            "SECRET_KEYS": SECRET_KEYS,
             "OPERATOR_NUMBERS": "4990000000",
             "API_TOKEN": "api-token-for-the-crm",
             **env,

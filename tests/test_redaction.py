@@ -6,6 +6,7 @@ import pytest
 
 from integration.redaction import KnownSecrets, is_secret_name, redact_url
 from integration.settings import load_settings
+from tests.conftest import SECRET_KEYS
 
 SECRET = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODk="
 
@@ -52,6 +53,7 @@ def test_known_secrets_are_the_settings_hidden_from_repr():
     settings = load_settings(
         {
             "OPERATOR_AUTHORIZATION_TOKEN": "operator-authorization-token",
+            "SECRET_KEYS": SECRET_KEYS,
             "OPERATOR_NUMBERS": "4990000000",
             "API_TOKEN": "api-token-for-the-crm",
             "WEBHOOK_SECRET": SECRET,

@@ -14,7 +14,7 @@ from integration.errors import ConfigError
 from integration.rules import BusinessHours
 from integration.settings import load_settings
 from integration.signatures import sign_headers
-from tests.conftest import SECRET, app_for, config_file
+from tests.conftest import SECRET, SECRET_KEYS, app_for, config_file
 
 MSK = ZoneInfo("Europe/Moscow")
 RULES = """
@@ -43,7 +43,11 @@ days = 30
 
 
 def settings_with(tmp_path, toml: str, env: dict | None = None):
-    base = {"OPERATOR_AUTHORIZATION_TOKEN": "x" * 20, "OPERATOR_NUMBERS": "4990000000,4950000000"}
+    base = {
+        "OPERATOR_AUTHORIZATION_TOKEN": "x" * 20,
+        "OPERATOR_NUMBERS": "4990000000,4950000000",
+        "SECRET_KEYS": SECRET_KEYS,
+    }
     return load_settings(base | (env or {}) | config_file(tmp_path, toml), dotenv="/nonexistent")
 
 

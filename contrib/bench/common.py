@@ -127,6 +127,7 @@ def service_env(sandbox: SandboxProcess, workdir: str, **extra: str) -> dict[str
         "REDIS_URL": "redis://127.0.0.1:6379/12",
         "DATABASE_URL": f"sqlite:///{workdir}/bench.db",
         "WEBHOOK_SECRET": BENCH_SECRET,
+        "SECRET_KEYS": BENCH_SECRET_KEYS,
         "CLICK_TO_CALL_DEBOUNCE": "0",
         "LOG_LEVEL": "WARNING",
         **extra,
@@ -134,3 +135,4 @@ def service_env(sandbox: SandboxProcess, workdir: str, **extra: str) -> dict[str
 
 
 BENCH_SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC1iZW5jaG1hcmstc2VjcmV0"
+BENCH_SECRET_KEYS = "YmVuY2htYXJrLXNlYWxpbmcta2V5LTMyLWJ5dGVzISE="  # a Fernet key (32 bytes)

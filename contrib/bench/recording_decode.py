@@ -33,6 +33,7 @@ def measure(variant: str, url: str, token: str, record_id: str) -> dict:
     import requests
 
     from integration.operator.factory import build_operator_client
+    from integration.secretbox import new_key
     from integration.settings import load_settings
 
     settings = load_settings(
@@ -41,6 +42,7 @@ def measure(variant: str, url: str, token: str, record_id: str) -> dict:
             "OPERATOR_AUTHORIZATION_TOKEN": token,
             "OPERATOR_NUMBERS": "4990000000",
             "OPERATOR_READ_TIMEOUT": "120",
+            "SECRET_KEYS": new_key(),
         },
         dotenv="/nonexistent",
     )

@@ -2,12 +2,14 @@
 
 ``common`` holds what every command module shares (exit codes, ``fail``, ``friendly_errors``,
 the runtime, dates in options); ``operator`` calls the operator by hand; ``ledger`` runs the
-ledger's work at once; ``vats`` reviews and applies PBX routing settings. The services they call
-(``integration.vats``, ``integration.jobs``…) know nothing of Flask or click.
+ledger's work at once; ``vats`` reviews and applies PBX routing settings; ``keys`` re-seals
+stored secrets. The services they call (``integration.vats``, ``integration.services``…) know
+nothing of Flask or click.
 """
 
 from __future__ import annotations
 
+from integration.cli.keys import secrets_group
 from integration.cli.ledger import contacts_group, db_group, reconcile_command, recordings_group, sync_command
 from integration.cli.operator import operator_group
 from integration.cli.vats import vats_group
@@ -18,6 +20,7 @@ __all__ = [
     "operator_group",
     "reconcile_command",
     "recordings_group",
+    "secrets_group",
     "sync_command",
     "vats_group",
 ]

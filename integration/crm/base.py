@@ -15,6 +15,7 @@ from integration.errors import ConfigError, IntegrationError
 from integration.ledger.deliveries import DELIVERED, PENDING, DeliveryLedger
 from integration.models import Activity, Contact
 from integration.phone import Phone
+from integration.secretbox import SecretBox
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine  # annotations only: the ledger builds the engine
@@ -97,6 +98,15 @@ class KnowsDeals(Protocol):
 
 
 @runtime_checkable
+class StoresSecrets(Protocol):
+    """Keeps secrets of its own in Redis (OAuth tokens), sealed with ``SECRET_KEYS``."""
+
+    def reseal_secrets(self) -> int:
+        """Seal them again with the first key (``secrets rotate``); returns how many."""
+        ...
+
+
+@runtime_checkable
 class BrowsesContacts(Protocol):
     """Keeps its own contacts and activities (the embedded CRM): lists them for ``/api/contacts``
     and ``/api/activities``, and takes contacts from a file (``contacts import``)."""
@@ -137,6 +147,8 @@ class Resources(Protocol):
     def engine(self) -> Engine: ...
     @property
     def delivery_ledger(self) -> DeliveryLedger: ...
+    @property
+    def secret_box(self) -> SecretBox: ...
 
 
 class CrmSettingsSchema(ConcernSchema):

@@ -32,6 +32,7 @@ from integration.errors import (
 from integration.logs import fields
 from integration.models import TokenPair
 from integration.operator.schemas import parse_operator_datetime
+from integration.secretbox import SecretBox
 from integration.timeutil import utc_now
 
 log = logging.getLogger(__name__)
@@ -162,10 +163,15 @@ class MemoryTokenStore:
             lock.release()
 
 
+# The stored value is "<generation>:<sealed state>" (a JSON state in clear: written before sealing).
 _CAS_SCRIPT = """
 local current = redis.call('GET', KEYS[1])
 local generation = 0
-if current then generation = tonumber(cjson.decode(current)['generation']) or 0 end
+if current and string.sub(current, 1, 1) == '{' then
+  generation = tonumber(cjson.decode(current)['generation']) or 0
+elseif current then
+  generation = tonumber(string.match(current, '^(%d+):')) or 0
+end
 if generation == tonumber(ARGV[1]) then
   redis.call('SET', KEYS[1], ARGV[2])
   return 1
@@ -175,19 +181,38 @@ return 0
 
 
 class RedisTokenStore:
-    """Token state in Redis, shared by every web and worker process."""
+    """Token state in Redis, shared by every web and worker process, sealed with ``SECRET_KEYS``
+    (only the generation, which the compare-and-set reads, is in clear)."""
 
-    def __init__(self, redis, prefix: str = "vats:tokens:"):
+    def __init__(self, redis, box: SecretBox, prefix: str = "vats:tokens:"):
         self.redis = redis
+        self.box = box
         self.prefix = prefix
         self._cas = redis.register_script(_CAS_SCRIPT)
 
     def load(self, key: str) -> TokenState | None:
         raw = self.redis.get(self.prefix + key)
-        return TokenState.from_json(raw) if raw else None
+        if not raw:
+            return None
+        if raw.startswith(b"{"):
+            return TokenState.from_json(raw)
+        return TokenState.from_json(self.box.open(raw.partition(b":")[2]))
 
     def compare_and_set(self, key: str, state: TokenState, expected_generation: int) -> bool:
-        return bool(self._cas(keys=[self.prefix + key], args=[expected_generation, state.to_json()]))
+        stored = f"{state.generation}:{self.box.seal(state.to_json())}"
+        return bool(self._cas(keys=[self.prefix + key], args=[expected_generation, stored]))
+
+    def reseal(self) -> int:
+        """Seal every stored state with the first key (``secrets rotate``); returns how many."""
+        count = 0
+        for name in self.redis.scan_iter(match=f"{self.prefix}*", count=500):
+            if name.endswith(b":lock"):
+                continue
+            state = self.load(name.decode()[len(self.prefix) :])
+            if state is not None:  # a renewal meanwhile wrote a sealed state already: the CAS skips it
+                stored = f"{state.generation}:{self.box.seal(state.to_json())}"
+                count += int(self._cas(keys=[name], args=[state.generation, stored]))
+        return count
 
     @contextmanager
     def lock(self, key: str, lease: float, wait: float) -> Iterator[None]:

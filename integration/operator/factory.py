@@ -7,12 +7,14 @@ import requests
 from integration.config import Settings
 from integration.operator.auth import MemoryTokenStore, RedisTokenStore, TokenManager, TokenStore
 from integration.operator.client import AuthApi, OperatorClient, RetryPolicy, Transport
+from integration.secretbox import SecretBox
 
 
 def build_operator_client(
     settings: Settings, redis=None, *, store: TokenStore | None = None, session: requests.Session | None = None
 ) -> OperatorClient:
-    """A client whose tokens live in Redis (shared by every process) when ``redis`` is given."""
+    """A client whose tokens live in Redis (shared by every process, sealed with ``SECRET_KEYS``)
+    when ``redis`` is given."""
     transport = Transport(
         settings.operator_api_url,
         session=session,
@@ -20,7 +22,7 @@ def build_operator_client(
         read_timeout=settings.operator_read_timeout,
     )
     if store is None:
-        store = RedisTokenStore(redis) if redis is not None else MemoryTokenStore()
+        store = RedisTokenStore(redis, SecretBox(settings.secret_keys)) if redis is not None else MemoryTokenStore()
     # The lock lease outlives one auth request (connect + read timeout) with room to spare.
     lease = 2 * (settings.operator_connect_timeout + settings.operator_read_timeout) + 5
     tokens = TokenManager(

@@ -20,6 +20,8 @@ from integration.operator.auth import (
     parse_expiry,
 )
 from integration.sandbox.tokens import mint
+from integration.secretbox import SecretBox
+from tests.conftest import SECRET_KEYS
 from tests.operator.helpers import TZ
 
 
@@ -72,7 +74,7 @@ class Issuer:
 def store(request):
     if request.param == "memory":
         return MemoryTokenStore()
-    return RedisTokenStore(request.getfixturevalue("redis_conn"))
+    return RedisTokenStore(request.getfixturevalue("redis_conn"), SecretBox([SECRET_KEYS]))
 
 
 def manager(store, issuer, clock, token="authorization-token", **kw) -> TokenManager:
@@ -187,7 +189,7 @@ def test_threads_share_one_refresh(store):
 
 
 def test_lock_wait_timeout_is_operator_unavailable(redis_conn):
-    store = RedisTokenStore(redis_conn)
+    store = RedisTokenStore(redis_conn, SecretBox([SECRET_KEYS]))
     with (
         store.lock("k", lease=5, wait=5),
         pytest.raises(OperatorUnavailable, match="renewing"),

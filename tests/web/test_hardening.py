@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import pytest
 import requests
@@ -253,7 +254,7 @@ def test_readiness_tells_the_token_state_and_nothing_secret(service_env, redis_c
         tokens = app.extensions["vats"].operator.tokens
         tokens.access_token()  # a pair is stored
         ready = app.test_client().get("/readyz").get_data(as_text=True)
-        pair = json.loads(redis_conn.get("vats:tokens:" + tokens.key))
+        pair = asdict(tokens.store.load(tokens.key))
     redis_conn.delete("vats:tokens:" + tokens.key)
     control.post("authorization-token/revoke")
     with app_for(service_env) as app:

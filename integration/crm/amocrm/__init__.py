@@ -21,11 +21,13 @@ from integration.crm.base import (
     CrmSettingsSchema,
     KnowsDeals,
     Resources,
+    StoresSecrets,
     TakesEvents,
     backend_settings,
     crm_settings,
 )
 from integration.ratelimit import Pacer
+from integration.secretbox import SecretBox
 
 
 @dataclass(frozen=True)
@@ -79,19 +81,19 @@ def settings_of(settings: Settings) -> AmoCrmSettings | None:
     return crm_settings(settings, "amocrm", AmoCrmSettings)
 
 
-def amocrm_tokens(settings: AmoCrmSettings, redis: Redis) -> AmoTokens:
+def amocrm_tokens(settings: AmoCrmSettings, redis: Redis, box: SecretBox) -> AmoTokens:
     """amoCRM's token pair in Redis: OAuth 2 credentials, or a long-lived token."""
     oauth = None
     if settings.client_id and settings.base_url and settings.client_secret and settings.redirect_uri:
         oauth = AmoOAuth(settings.base_url, settings.client_id, settings.client_secret, settings.redirect_uri)
-    return AmoTokens(redis, oauth, auth_code=settings.auth_code, long_lived=settings.long_lived_token)
+    return AmoTokens(redis, oauth, box=box, auth_code=settings.auth_code, long_lived=settings.long_lived_token)
 
 
 def build(resources: Resources) -> CrmAdapter:
     settings = backend_settings(resources, "amocrm", AmoCrmSettings)
     assert settings.base_url is not None  # required when it is the backend
     pacer = Pacer(resources.redis, "vats:amocrm:pace", settings.rate, burst=7)
-    rest = AmoRest(settings.base_url, amocrm_tokens(settings, resources.redis), pacer)
+    rest = AmoRest(settings.base_url, amocrm_tokens(settings, resources.redis, resources.secret_box), pacer)
     return AmoCrm(rest, resources.delivery_ledger)
 
 
@@ -100,6 +102,6 @@ PLUGIN = CrmPlugin(
     label="amoCRM / Kommo (REST API v4)",
     settings_schema=AmoCrmSettingsSchema,
     build=build,
-    capabilities=(TakesEvents, CreatesLeads, KnowsDeals),
+    capabilities=(TakesEvents, CreatesLeads, KnowsDeals, StoresSecrets),
     blueprints=("integration.web.amocrm:amocrm", "integration.web.widget:widget"),
 )

@@ -135,6 +135,9 @@ class AmoCrm:
         self.rest = rest
         self.deliveries = deliveries
 
+    def reseal_secrets(self) -> int:
+        return self.rest.tokens.reseal()
+
     def find_contacts(self, phone: Phone) -> list[Contact]:
         body = self.rest.request("GET", "/api/v4/contacts", params={"query": phone.match_key, "limit": 50})
         contacts = ((body or {}).get("_embedded") or {}).get("contacts") or []

@@ -18,6 +18,7 @@ import requests
 from redis import Redis
 
 from integration.crm.base import CrmError
+from integration.secretbox import SecretBox
 
 RENEW_MARGIN = 300  # seconds before expiry when a token counts as expired
 
@@ -73,12 +74,13 @@ class AmoTokens:
         redis: Redis,
         oauth: AmoOAuth | None,
         *,
+        box: SecretBox,
         key: str = "vats:amocrm:tokens",
         auth_code: str | None = None,
         long_lived: str | None = None,
         clock: Callable[[], float] = time.time,
     ):
-        self.redis, self.oauth, self.key = redis, oauth, key
+        self.redis, self.oauth, self.box, self.key = redis, oauth, box, key
         self._auth_code, self._long_lived = auth_code, long_lived
         self.clock = clock
 
@@ -103,7 +105,7 @@ class AmoTokens:
                 raise CrmError(
                     "no amoCRM tokens yet: set AMOCRM_AUTH_CODE (or AMOCRM_LONG_LIVED_TOKEN)", retryable=False
                 )
-            self.redis.set(self.key, json.dumps(asdict(fresh)))  # stored before anyone uses it
+            self._store(fresh)  # stored before anyone uses it
             return fresh.access_token
 
     def expire(self, access_token: str) -> None:
@@ -111,8 +113,19 @@ class AmoTokens:
         with self.redis.lock(f"{self.key}:lock", timeout=60, blocking_timeout=60):
             pair = self._load()  # under the lock: never write back a pair someone just replaced
             if pair is not None and pair.access_token == access_token:
-                self.redis.set(self.key, json.dumps(asdict(pair) | {"expires_at": 0}))
+                self._store(TokenPair(pair.access_token, pair.refresh_token, 0))
+
+    def reseal(self) -> int:
+        """Seal the stored pair with the first key (``secrets rotate``); returns 1 if there is one."""
+        with self.redis.lock(f"{self.key}:lock", timeout=60, blocking_timeout=60):
+            pair = self._load()
+            if pair is not None:
+                self._store(pair)
+        return int(pair is not None)
+
+    def _store(self, pair: TokenPair) -> None:
+        self.redis.set(self.key, self.box.seal(json.dumps(asdict(pair))))
 
     def _load(self) -> TokenPair | None:
         raw = self.redis.get(self.key)
-        return TokenPair(**json.loads(raw)) if raw else None
+        return TokenPair(**json.loads(self.box.open(raw))) if raw else None
