@@ -12,10 +12,12 @@ from typing import Any, ClassVar
 from rq import get_current_job
 from rq.job import Job
 
-from integration.ledger.work import WorkKind
+from integration.errors import IntegrationError
+from integration.ledger.work import WorkKey, WorkKind
 from integration.logs import fields
 from integration.runtime import Runtime
 from integration.services import callbacks, calls, deliveries, recordings, rules, sweeper
+from integration.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -138,14 +140,16 @@ def rule_callback(rt: Runtime, event_id: str, rule_name: str) -> str:
     return rules.rule_callback(rt, event_id, rule_name)
 
 
-HANDLERS: dict[str, Callable[[Runtime, str, str], str]] = {
-    WorkKind.DELIVER_CALL: lambda rt, subject, target: deliver_call(rt, subject),
-    WorkKind.SEND_EVENT: lambda rt, subject, target: send_event(rt, subject),
-    WorkKind.FETCH_RECORDING: lambda rt, subject, target: fetch_recording(rt, subject),
-    WorkKind.HANDLE_EVENT: lambda rt, subject, target: handle_event(rt, subject),
+HANDLERS: dict[str, Callable[..., str]] = {
+    WorkKind.DELIVER_CALL: deliver_call,
+    WorkKind.SEND_EVENT: send_event,
+    WorkKind.FETCH_RECORDING: fetch_recording,
+    WorkKind.HANDLE_EVENT: handle_event,
     WorkKind.RULE_CALLBACK: rule_callback,
 }
-"""The handler of each kind of work item: the entry point of that name, which reports its own metrics."""
+"""The handler of each kind of work item: the entry point of that name, which reports its own
+metrics and counts an attempt that failed with an ``IntegrationError`` under the retry policy."""
+TARGETED = {WorkKind.RULE_CALLBACK}  # kinds whose handler takes the target (the rule) too
 
 
 @takes_runtime  # the handler it runs counts itself
@@ -159,7 +163,15 @@ def run_work_item(rt: Runtime, kind: str, subject: str, target: str = "") -> str
         return f"unknown kind: {kind}"
     if kind == WorkKind.DELIVER_CALL and target and target != rt.crm.name:
         return f"skipped: for {target}, not this CRM"
-    return handler(rt, subject, target)
+    try:
+        return handler(rt, subject, *([target] if kind in TARGETED else []))
+    except IntegrationError:
+        raise  # the handler counted the attempt under the retry policy
+    except Exception as exc:
+        # Unforeseen (Redis, the database): count the attempt, so the sweeper queues the next one
+        # under a new job id instead of waiting for this failed job to expire.
+        rt.work_ledger.fail_attempt(WorkKey(kind, subject, target), type(exc).__name__, utc_now(), retryable=True)
+        raise
 
 
 @entry_point

@@ -137,5 +137,9 @@ def test_the_stored_pair_is_sealed_and_rotates_to_a_new_key(redis_conn):
     assert rotating.access_token() == "a1" and rotating.reseal() == 1
     assert AmoTokens(redis_conn, None, box=SecretBox([new])).access_token() == "a1"
     assert AmoTokens(redis_conn, None, box=SecretBox([new])).reseal() == 1
+    with pytest.raises(CrmError, match="cannot be opened with any key of SECRET_KEYS") as unreadable:
+        AmoTokens(redis_conn, None, box=BOX).access_token()  # the new key was dropped too early
+    assert unreadable.value.retryable and "a1" not in repr(unreadable.value)
+    assert "a1" not in repr(TokenPair("a1", "r1", 0)) and "r1" not in repr(TokenPair("a1", "r1", 0))
     redis_conn.delete("vats:amocrm:tokens")
     assert rotating.reseal() == 0

@@ -270,5 +270,19 @@ def test_one_sweeper_queues_every_kind_of_work_through_one_entry_point(service_e
         assert jobs.run_work_item(runtime, "deliver_call", call.id, "local") == "delivered"
         assert runtime.work_ledger.get(WorkKey(WorkKind.HANDLE_EVENT, "webhook:msg_1")).status == "done"
         assert jobs.deliver_call(runtime, call.id) == "delivered"  # a job queued under its own name before still runs
+        # An unforeseen failure (not an IntegrationError) still counts the attempt: the sweeper's
+        # next job gets a new id instead of waiting a day for the failed job to expire.
+        other = stored_call(runtime.engine, ext="89161230000")
+        runtime.delivery_ledger.ensure([other.id], "local", datetime.now(UTC))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("integration.services.deliveries.delivery.deliver_call", _broken_database)
+            with pytest.raises(RuntimeError):
+                jobs.run_work_item(runtime, "deliver_call", other.id, "local")
+        item = runtime.work_ledger.get(WorkKey(WorkKind.DELIVER_CALL, other.id, "local"))
+        assert item.status == "pending" and item.attempts == 1 and item.last_error == "RuntimeError"
     finally:
         runtime.engine.dispose()
+
+
+def _broken_database(*args, **kwargs):
+    raise RuntimeError("the database went away mid-write")

@@ -190,6 +190,8 @@ def test_a_lost_deal_schedules_a_callback_inside_business_hours(
     assert service.rule_callback(rt, "webhook:msg_deal_1", "call back lost deals").startswith(
         "moved to 2026-11-30T06:00"
     )
+    moved = rt.work_ledger.get(WorkKey(WorkKind.RULE_CALLBACK, "webhook:msg_deal_1", "call back lost deals"))
+    assert moved.created_at == moved.next_attempt_at == datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # a full window there
     # At Monday 09:00 it places the callback, once, through the click-to-call path.
     monday = datetime(2026, 11, 30, 9, 0, tzinfo=MSK).astimezone(UTC)
     monkeypatch.setattr(service, "utc_now", lambda: monday)

@@ -263,10 +263,14 @@ class WorkLedger:
             record_attempt(connection, key, error, at, now, given_up)
             return at
 
-    def postpone(self, key: WorkKey, reason: str, until: datetime) -> None:
-        """Count an attempt that waited on something else (not a failure of the item): tried again at ``until``."""
+    def postpone(self, key: WorkKey, reason: str, until: datetime, *, restart_window: bool = False) -> None:
+        """Count an attempt that waited on something else (not a failure of the item): tried again
+        at ``until`` — where its retry window starts again when ``restart_window`` (a callback
+        moved to the next business hours gets its full window there)."""
         with self.engine.begin() as connection:
             record_attempt(connection, key, reason, until, until)
+            if restart_window:
+                connection.execute(update(work_items).where(of(key)).values(created_at=until))
 
     def retry(self, keys: Iterable[WorkKey], now: datetime) -> None:
         """Failed items become pending again, due now, with a fresh retry window."""

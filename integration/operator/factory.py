@@ -11,7 +11,12 @@ from integration.secretbox import SecretBox
 
 
 def build_operator_client(
-    settings: Settings, redis=None, *, store: TokenStore | None = None, session: requests.Session | None = None
+    settings: Settings,
+    redis=None,
+    *,
+    store: TokenStore | None = None,
+    box: SecretBox | None = None,
+    session: requests.Session | None = None,
 ) -> OperatorClient:
     """A client whose tokens live in Redis (shared by every process, sealed with ``SECRET_KEYS``)
     when ``redis`` is given."""
@@ -22,7 +27,8 @@ def build_operator_client(
         read_timeout=settings.operator_read_timeout,
     )
     if store is None:
-        store = RedisTokenStore(redis, SecretBox(settings.secret_keys)) if redis is not None else MemoryTokenStore()
+        box = box or SecretBox(settings.secret_keys)
+        store = RedisTokenStore(redis, box) if redis is not None else MemoryTokenStore()
     # The lock lease outlives one auth request (connect + read timeout) with room to spare.
     lease = 2 * (settings.operator_connect_timeout + settings.operator_read_timeout) + 5
     tokens = TokenManager(

@@ -99,7 +99,7 @@ def rule_callback(rt: Runtime, event_id: str, rule_name: str) -> str:
     if planned.order is None or planned.at is None:
         return settle(rt, key, f"skipped: {planned.skipped}")
     if planned.at > now + timedelta(seconds=1):  # a late run (worker down) fell outside the hours
-        rt.work_ledger.postpone(key, "outside business hours", planned.at)
+        rt.work_ledger.postpone(key, "outside business hours", planned.at, restart_window=True)
         return f"moved to {planned.at.isoformat()}"
     accepted, new = rt.intake.submit(planned.order)
     return settle(rt, key, f"{'queued' if new else 'already requested'}: {accepted.id}")

@@ -10,23 +10,26 @@ meanwhile), and stores the new pair before anyone uses it. A long-lived token (a
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import requests
 from redis import Redis
 
 from integration.crm.base import CrmError
-from integration.secretbox import SecretBox
+from integration.secretbox import SecretBox, SecretKeyError
+
+log = logging.getLogger(__name__)
 
 RENEW_MARGIN = 300  # seconds before expiry when a token counts as expired
 
 
 @dataclass(frozen=True)
 class TokenPair:
-    access_token: str
-    refresh_token: str
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
     expires_at: float
 
 
@@ -128,4 +131,10 @@ class AmoTokens:
 
     def _load(self) -> TokenPair | None:
         raw = self.redis.get(self.key)
-        return TokenPair(**json.loads(self.box.open(raw))) if raw else None
+        if not raw:
+            return None
+        try:
+            return TokenPair(**json.loads(self.box.open(raw)))
+        except SecretKeyError:
+            log.error("the stored amoCRM token pair cannot be opened: check SECRET_KEYS")
+            raise CrmError("the stored amoCRM token pair cannot be opened with any key of SECRET_KEYS") from None
