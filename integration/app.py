@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     setup_logging(settings)
 
     from integration.cli import (
+        accounts_group,
         contacts_group,
         db_group,
         operator_group,
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.cli.add_command(recordings_group)
     app.cli.add_command(vats_group)
     app.cli.add_command(secrets_group)
+    app.cli.add_command(accounts_group)
 
     @app.before_request
     def _start_clock() -> None:

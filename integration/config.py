@@ -507,14 +507,24 @@ def _load_config(path: Path, numbers: tuple[str, ...], problems: list[str]) -> d
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         problems.append(f"INTEGRATION_CONFIG ({path}) is not valid TOML: {exc}")
         return {}
-    where = f"INTEGRATION_CONFIG ({path})"
+    return load_tables(document, f"INTEGRATION_CONFIG ({path})", numbers, problems)
+
+
+TABLES = ("users", "forwarding", "business_hours", "rules")
+
+
+def load_tables(
+    document: Mapping[str, Any], where: str, numbers: tuple[str, ...], problems: list[str]
+) -> dict[str, Any]:
+    """The structured settings of a TOML document (``INTEGRATION_CONFIG``, or an account file):
+    ``[users]``, ``[forwarding]``, ``[business_hours]`` and ``[[rules]]``."""
     rules = parse_rules(document.get("rules"), problems, where)
     for rule in rules:
         for number in rule.numbers:
             if number not in numbers:
                 problems.append(f"{where}: rule {rule.name!r}: {number} is not one of OPERATOR_NUMBERS")
     return {
-        "users": _users(document.get("users", {}), path, numbers, problems),
+        "users": _users(document.get("users", {}), where, numbers, problems),
         "forwarding": _forwarding(document.get("forwarding", {}), where, problems),
         "business_hours": parse_business_hours(document.get("business_hours"), problems, where),
         "rules": rules,
@@ -538,17 +548,15 @@ def _forwarding(table: Any, where: str, problems: list[str]) -> dict[str, str]:
     return result
 
 
-def _users(users: Any, path: Path, numbers: tuple[str, ...], problems: list[str]) -> dict[str, str]:
+def _users(users: Any, where: str, numbers: tuple[str, ...], problems: list[str]) -> dict[str, str]:
     """``[users]``: CRM user id → the contract number that rings for them."""
     if not isinstance(users, dict):
-        problems.append(f'INTEGRATION_CONFIG ({path}): [users] must be a table of user id = "contract number"')
+        problems.append(f'{where}: [users] must be a table of user id = "contract number"')
         return {}
     result = {}
     for user, number in users.items():
         if not isinstance(number, str) or number not in numbers:
-            problems.append(
-                f"INTEGRATION_CONFIG ({path}): users.{user} must be one of OPERATOR_NUMBERS, got {number!r}"
-            )
+            problems.append(f"{where}: users.{user} must be one of OPERATOR_NUMBERS, got {number!r}")
         else:
             result[str(user)] = number
     return result

@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ACTIONS = ("callback", "attach_calls", "set_redirect_active")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+RULE_NAME_LENGTH = 200  # a rule callback's work item names its rule (work_items.target)
 _DURATION = re.compile(r"^([0-9]+)\s*([smhd]?)$")
 _CLOCK = re.compile(r"^([01][0-9]|2[0-4]):([0-5][0-9])$")
 _EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
@@ -161,6 +162,8 @@ def parse_rules(items: Any, problems: list[str], where: str) -> tuple[Rule, ...]
             isinstance(n, str) and re.fullmatch(r"[0-9]{10}", n) for n in numbers
         ):
             problems.append(f'{label}: numbers must be a list of contract numbers such as ["4990000000"]')
+        if len(str(item.get("name") or "")) > RULE_NAME_LENGTH:
+            problems.append(f"{label}: name must be at most {RULE_NAME_LENGTH} characters")
         unknown = set(item) - {"name", "event", "when", "action", "delay", "days", "active", "numbers"}
         if unknown:
             problems.append(f"{label}: unknown keys: {', '.join(sorted(unknown))}")

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from integration.accounts import Accounts
 from integration.callbacks import JOB, CallbackIntake, job_options
 from integration.config import Settings
 from integration.crm.base import CrmAdapter
 from integration.crm.registry import build_crm
+from integration.ledger.accounts import AccountLedger, AuditLog
 from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
 from integration.ledger.db import make_engine
@@ -25,7 +27,6 @@ from integration.ledger.outbox import Outbox
 from integration.ledger.recordings import RecordingLedger
 from integration.ledger.work import WorkLedger
 from integration.metrics import Metrics
-from integration.operator.auth import RedisTokenStore
 from integration.operator.client import OperatorClient
 from integration.operator.factory import build_operator_client
 from integration.queues import CALLBACKS, Enqueuer, make_queue
@@ -46,6 +47,11 @@ class Runtime:
         return redis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=5, health_check_interval=30)
 
     @cached_property
+    def accounts(self) -> Accounts:
+        """The stored accounts (the environment's is ``default``)."""
+        return Accounts(AccountLedger(self.engine), AuditLog(self.engine), self.secret_box, self.settings)
+
+    @cached_property
     def secret_box(self) -> SecretBox:
         return SecretBox(self.settings.secret_keys)
 
@@ -56,7 +62,7 @@ class Runtime:
     @cached_property
     def operator(self) -> OperatorClient:
         """Tokens live in Redis, so this process never invalidates another's pair."""
-        client = build_operator_client(self.settings, self.redis, store=RedisTokenStore(self.redis, self.secret_box))
+        client = build_operator_client(self.settings, self.redis, box=self.secret_box)
         client.on_call = self._record_operator_call
         return client
 

@@ -1,4 +1,5 @@
-"""Secrets at rest: sealed with ``SECRET_KEYS`` before they reach Redis or the database.
+"""Secrets at rest: sealed with ``SECRET_KEYS`` before they reach Redis or the database (the
+token pairs in Redis, stored accounts' secrets).
 
 ``cryptography``'s Fernet (AES-128-CBC with HMAC-SHA256, a timestamp, url-safe text) under
 MultiFernet: the first key seals, every key opens, so keys rotate without downtime (add a new
@@ -46,7 +47,7 @@ def key_problem(key: str) -> str | None:
 
 
 class SecretBox:
-    """Seals and opens secrets with ``SECRET_KEYS``; without keys it is ``None`` at its callers."""
+    """Seals and opens secrets with ``SECRET_KEYS`` (at least one key)."""
 
     def __init__(self, keys: Sequence[str]):
         if not keys:

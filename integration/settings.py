@@ -18,11 +18,13 @@ from integration.config import (
     ACCOUNT,
     CONCERNS,
     DEPLOYMENT,
+    TABLES,
     Choice,
     ConcernSchema,
     Settings,
     check_calls,
     load_structured,
+    load_tables,
     problems_of,
     read_environment,
 )
@@ -52,11 +54,14 @@ def setting_names(scope: str) -> list[str]:
     return [name for schema in concern_schemas() if schema.scope == scope for name in schema.names()]
 
 
-def load_document(source: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
+def load_document(source: Mapping[str, Any], problems: list[str], scope: str | None = None) -> dict[str, Any]:
     """The ``Settings`` values of a plain mapping of public names (the environment, or a stored
-    document: the same schemas read both). Problems go to ``problems``, one line each."""
+    document: the same schemas read both), of one ``scope`` or of both. Problems go to
+    ``problems``, one line each."""
     values: dict[str, Any] = {}
     for schema in CORE:
+        if scope is not None and schema.scope != scope:
+            continue
         try:
             values.update(schema().load(source))
         except ValidationError as exc:
@@ -79,6 +84,45 @@ def load_document(source: Mapping[str, Any], problems: list[str]) -> dict[str, A
     if check is not None:
         problems.extend(check(values))
     return values
+
+
+def secret_names() -> set[str]:
+    """The public names whose values are secrets (the settings hidden from ``repr``)."""
+    names = set()
+    for schema in concern_schemas():
+        target = getattr(schema, "settings_class", Settings)
+        hidden = {name for name, spec in target.__dataclass_fields__.items() if not spec.repr}
+        names |= {field.data_key or name for name, field in schema().fields.items() if name in hidden}
+    return names
+
+
+def account_settings(document: Mapping[str, Any], deployment: Settings, where: str = "account file") -> Settings:
+    """An account's ``Settings``: the deployment-wide values of ``deployment`` (the environment)
+    with the account document's per-account names and tables (``[users]``, ``[[rules]]``, …),
+    read by the same schemas as the environment. Raises ``ConfigError`` listing every problem."""
+    problems: list[str] = []
+    deployment_names, account_names = set(setting_names(DEPLOYMENT)), set(setting_names(ACCOUNT))
+    source = {}
+    for name, value in document.items():
+        if name in TABLES:
+            continue
+        if name in deployment_names:
+            problems.append(f"{name} is deployment-wide: set it in the environment, not in an {where}")
+        elif name not in account_names:
+            problems.append(f"{name} is not a setting of an account")
+        else:
+            source[name] = value
+    values = load_document(source, problems, scope=ACCOUNT)
+    values.update(load_tables(document, where, values.get("operator_numbers", ()), problems))
+    if problems:
+        raise ConfigError(problems)
+    shared = {name: getattr(deployment, name) for name in deployment_attributes()}
+    return Settings(**shared | values)
+
+
+def deployment_attributes() -> list[str]:
+    """The ``Settings`` attributes of the deployment-wide concerns."""
+    return [name for schema in CORE if schema.scope == DEPLOYMENT for name in schema().fields]
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv: str | Path = ".env") -> Settings:

@@ -88,7 +88,7 @@ def test_a_pair_stored_in_clear_before_sealing_is_read_then_sealed(service_env, 
     redis_conn.set("vats:tokens:" + key, legacy.to_json())
     store = RedisTokenStore(redis_conn, SecretBox([SECRET_KEYS]))
     assert store.load(key) == legacy
-    assert store.reseal() == 1
+    assert store.reseal() == (1, 0)
     assert b"clear-access-token" not in redis_conn.get("vats:tokens:" + key)
     assert store.load(key) == legacy
     assert not store.compare_and_set(key, TokenState(generation=4), expected_generation=2)  # generations still count

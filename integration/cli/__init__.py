@@ -9,12 +9,14 @@ nothing of Flask or click.
 
 from __future__ import annotations
 
+from integration.cli.accounts import accounts_group
 from integration.cli.keys import secrets_group
 from integration.cli.ledger import contacts_group, db_group, reconcile_command, recordings_group, sync_command
 from integration.cli.operator import operator_group
 from integration.cli.vats import vats_group
 
 __all__ = [
+    "accounts_group",
     "contacts_group",
     "db_group",
     "operator_group",

@@ -19,7 +19,7 @@ import redis
 from flask import current_app
 
 from integration import timeutil
-from integration.errors import IntegrationError, InvalidPhoneNumber, OutcomeUnknown, PeriodError
+from integration.errors import ConfigError, IntegrationError, InvalidPhoneNumber, OutcomeUnknown, PeriodError
 from integration.ledger.db import DatabaseError
 from integration.runtime import Runtime
 
@@ -47,6 +47,11 @@ def friendly_errors(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except (InvalidPhoneNumber, PeriodError) as exc:
             fail(str(exc), EXIT_USAGE)
+        except ConfigError as exc:
+            click.echo("error: fix these and try again:", err=True)
+            for problem in exc.problems:
+                click.echo(f"  - {problem}", err=True)
+            raise SystemExit(EXIT_USAGE) from None
         except OutcomeUnknown as exc:
             fail(f"{exc}. Check the phone before trying again.", EXIT_UNKNOWN)
         except IntegrationError as exc:

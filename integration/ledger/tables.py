@@ -154,9 +154,11 @@ work_items = Table(
     "work_items",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(24), nullable=False),  # deliver_call, send_event, fetch_recording, handle_event
+    Column(
+        "kind", String(24), nullable=False
+    ),  # deliver_call, send_event, fetch_recording, handle_event, rule_callback
     Column("subject", String(160), nullable=False),  # a call, outbox event or CRM event id
-    Column("target", String(32), nullable=False),  # the CRM a call goes to, or ""
+    Column("target", String(200), nullable=False),  # the CRM a call goes to, a rule's name, or ""
     Column("status", String(12), nullable=False),  # pending, done, failed
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UTCDateTime),
@@ -167,3 +169,31 @@ work_items = Table(
     UniqueConstraint("kind", "subject", "target", name="uq_work_items_key"),
 )
 Index("ix_work_items_due", work_items.c.status, work_items.c.next_attempt_at)
+
+# Accounts stored in the database (the environment's ``default`` is not): the account file's
+# settings in clear (``settings``, JSON) and its secrets sealed with SECRET_KEYS (``secrets``).
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(63), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("settings", Text, nullable=False),
+    Column("secrets", Text, nullable=False),
+    Column("version", Integer, nullable=False),  # one more on every change: workers reload on it
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Who changed what, when, with what result (never a secret's value).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("account", String(63)),
+    Column("action", String(40), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("result", String(200), nullable=False),
+)
+Index("ix_audit_log_account_at", audit_log.c.account, audit_log.c.at)

@@ -32,7 +32,7 @@ from integration.errors import (
 from integration.logs import fields
 from integration.models import TokenPair
 from integration.operator.schemas import parse_operator_datetime
-from integration.secretbox import SecretBox
+from integration.secretbox import SecretBox, SecretKeyError
 from integration.timeutil import utc_now
 
 log = logging.getLogger(__name__)
@@ -196,23 +196,33 @@ class RedisTokenStore:
             return None
         if raw.startswith(b"{"):
             return TokenState.from_json(raw)
-        return TokenState.from_json(self.box.open(raw.partition(b":")[2]))
+        try:
+            return TokenState.from_json(self.box.open(raw.partition(b":")[2]))
+        except SecretKeyError:
+            log.error("the stored operator token pair cannot be opened: check SECRET_KEYS", extra=fields(contract=key))
+            raise OperatorUnavailable(
+                "the stored operator token pair cannot be opened with any key of SECRET_KEYS"
+            ) from None
 
     def compare_and_set(self, key: str, state: TokenState, expected_generation: int) -> bool:
         stored = f"{state.generation}:{self.box.seal(state.to_json())}"
         return bool(self._cas(keys=[self.prefix + key], args=[expected_generation, stored]))
 
-    def reseal(self) -> int:
-        """Seal every stored state with the first key (``secrets rotate``); returns how many."""
-        count = 0
+    def reseal(self) -> tuple[int, int]:
+        """Seal every stored state with the first key (``secrets rotate``): (sealed, unreadable)."""
+        sealed = unreadable = 0
         for name in self.redis.scan_iter(match=f"{self.prefix}*", count=500):
             if name.endswith(b":lock"):
                 continue
-            state = self.load(name.decode()[len(self.prefix) :])
+            key = name.decode()[len(self.prefix) :]
+            try:
+                state = self.load(key)
+            except OperatorUnavailable:  # sealed with a key that is gone: left as it is
+                unreadable += 1
+                continue
             if state is not None:  # a renewal meanwhile wrote a sealed state already: the CAS skips it
-                stored = f"{state.generation}:{self.box.seal(state.to_json())}"
-                count += int(self._cas(keys=[name], args=[state.generation, stored]))
-        return count
+                sealed += int(self.compare_and_set(key, state, state.generation))
+        return sealed, unreadable
 
     @contextmanager
     def lock(self, key: str, lease: float, wait: float) -> Iterator[None]:

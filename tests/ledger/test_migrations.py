@@ -386,3 +386,24 @@ def _by_key(rows: list[dict], columns: tuple) -> dict:
     """Rows by their first two columns, each as its ``columns`` (booleans as SQLite returns them)."""
     picked = [{c: (int(row[c]) if isinstance(row[c], bool) else row[c]) for c in columns} for row in rows]
     return {(row[columns[0]], row[columns[1]]): row for row in picked}
+
+
+# --- 0011: accounts, the audit log, and rule names as work-item targets --------------------------
+
+
+def test_0011_adds_accounts_and_widens_the_work_item_target(database_url):
+    engine = make_engine(database_url)
+    downgrade(engine, "0010")
+    assert not {"accounts", "audit_log"} & set(inspect(engine).get_table_names())
+    upgrade(engine)
+    assert _drift(engine) == []
+    long_rule = "call back every lost deal of the wholesale department within two working hours " * 2
+    with engine.begin() as connection:  # PostgreSQL refused a rule name over 32 characters before
+        connection.execute(
+            text(
+                "INSERT INTO work_items (kind, subject, target, status, attempts, created_at)"
+                " VALUES ('rule_callback', 'webhook:msg_1', :target, 'pending', 0, :now)"
+            ),
+            {"target": long_rule, "now": datetime.now(UTC)},
+        )
+    engine.dispose()

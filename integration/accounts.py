@@ -1,0 +1,222 @@
+"""Accounts: one operator contract and one CRM connection each, with their settings and secrets.
+
+The environment (and ``INTEGRATION_CONFIG``) is the account ``default``; every other account is
+stored in the ledger database from an **account file**: TOML whose top-level keys are the
+per-account settings by their environment names and whose tables are those of
+``INTEGRATION_CONFIG``. A document is validated by the same schemas as the environment before
+it is stored; its secrets (the settings hidden from ``repr``) are sealed with ``SECRET_KEYS``
+and never shown again (``masked``). Every change is written to the audit log, refusals too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from integration.config import Settings
+from integration.errors import ConfigError, IntegrationError
+from integration.ledger.accounts import AccountLedger, AuditLog, StoredAccount
+from integration.secretbox import SecretBox, SecretKeyError
+from integration.settings import account_settings, secret_names
+from integration.timeutil import utc_now
+
+DEFAULT = "default"
+ACCOUNT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
+MASK = "********"
+
+
+class AccountError(IntegrationError):
+    """An account that does not exist, an id that is taken or malformed."""
+
+    retryable = False
+
+
+def parse_account_file(text: str, where: str = "account file") -> dict[str, Any]:
+    """The TOML of an account file; ``ConfigError`` when it is not TOML."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{where} is not valid TOML: {exc}"]) from None
+
+
+def check_id(account_id: str) -> str:
+    if not ACCOUNT_ID.match(account_id):
+        raise AccountError(
+            f"account ids are 1–63 lower-case letters, digits and '-', starting with a letter or digit: {account_id!r}"
+        )
+    return account_id
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    id: str
+    enabled: bool
+    crm_backend: str
+    numbers: tuple[str, ...]
+    version: int
+    updated_at: datetime | None  # None: the environment's account
+
+
+class Accounts:
+    """Create, read, change and delete stored accounts; every change is audited."""
+
+    def __init__(
+        self,
+        ledger: AccountLedger,
+        audit: AuditLog,
+        box: SecretBox,
+        deployment: Settings,
+        clock: Callable[[], datetime] = utc_now,
+    ):
+        self.ledger, self.audit, self.box, self.deployment, self.clock = ledger, audit, box, deployment, clock
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def document(self, account_id: str) -> dict[str, Any]:
+        """The stored account file, secrets opened (for the processes that serve the account)."""
+        stored = self._stored(account_id)
+        return stored.settings | json.loads(self.box.open(stored.secrets))
+
+    def settings(self, account_id: str) -> Settings:
+        """The account's ``Settings`` (``default``: the environment's)."""
+        if account_id == DEFAULT:
+            return self.deployment
+        return account_settings(self.document(account_id), self.deployment, f"account {account_id}")
+
+    def masked(self, account_id: str) -> dict[str, Any]:
+        """The stored account file with every secret replaced by ``********``."""
+        stored = self._stored(account_id)
+        secrets = json.loads(self.box.open(stored.secrets))
+        return stored.settings | dict.fromkeys(secrets, MASK)
+
+    def summaries(self) -> list[AccountSummary]:
+        """Every account, the environment's first."""
+        env = self.deployment
+        found = [AccountSummary(DEFAULT, True, env.crm_backend, env.operator_numbers, 0, None)]
+        for stored in self.ledger.all():
+            numbers = stored.settings.get("OPERATOR_NUMBERS", ())
+            found.append(
+                AccountSummary(
+                    stored.id,
+                    stored.enabled,
+                    str(stored.settings.get("CRM_BACKEND", "local")),
+                    tuple(numbers.split(",")) if isinstance(numbers, str) else tuple(numbers),
+                    stored.version,
+                    stored.updated_at,
+                )
+            )
+        return found
+
+    def enabled(self, account_id: str) -> bool:
+        if account_id == DEFAULT:
+            return True
+        stored = self.ledger.get(account_id)
+        return stored is not None and stored.enabled
+
+    # --- changing ------------------------------------------------------------------------------
+
+    def create(self, account_id: str, document: Mapping[str, Any], actor: str) -> Settings:
+        """Validate and store a new account (enabled)."""
+        with self._audited(actor, account_id, "create") as note:
+            self._refuse_default(account_id)
+            settings = self._validated(account_id, document)
+            public, secrets = self._split(document)
+            if not self.ledger.add(check_id(account_id), public, self.box.seal(json.dumps(secrets)), self.clock()):
+                raise AccountError(f"account {account_id} exists already: use update")
+            note(f"settings: {_names(public)}; secrets: {_names(secrets)}")
+        return settings
+
+    def update(self, account_id: str, document: Mapping[str, Any], actor: str) -> Settings:
+        """Validate and store an account's new file (the whole file: what it omits is unset)."""
+        with self._audited(actor, account_id, "update") as note:
+            self._refuse_default(account_id)
+            before = self.document(account_id)
+            settings = self._validated(account_id, document)
+            public, secrets = self._split(document)
+            self.ledger.replace(account_id, public, self.box.seal(json.dumps(secrets)), self.clock())
+            changed = sorted(name for name in set(before) | set(document) if before.get(name) != document.get(name))
+            note(f"changed: {', '.join(changed) or 'nothing'}")
+        return settings
+
+    def set_enabled(self, account_id: str, enabled: bool, actor: str) -> None:
+        with self._audited(actor, account_id, "enable" if enabled else "disable"):
+            self._refuse_default(account_id)
+            if not self.ledger.set_enabled(account_id, enabled, self.clock()):
+                raise self._missing(account_id)
+
+    def delete(self, account_id: str, actor: str) -> None:
+        with self._audited(actor, account_id, "delete"):
+            self._refuse_default(account_id)
+            if not self.ledger.delete(account_id):
+                raise self._missing(account_id)
+
+    def reseal(self, actor: str) -> tuple[int, list[str]]:
+        """Seal every stored account's secrets with the first key: (how many, the ids of those no
+        key opens, left as they are)."""
+        count, unreadable = 0, []
+        with self._audited(actor, None, "secrets.rotate") as note:
+            for stored in self.ledger.all():
+                try:
+                    resealed = self.box.reseal(stored.secrets)
+                except SecretKeyError:
+                    unreadable.append(stored.id)
+                    continue
+                count += self.ledger.reseal(stored.id, resealed, stored.version, self.clock())
+            note(f"{count} account(s) sealed with the first key; unreadable: {', '.join(unreadable) or 'none'}")
+        return count, unreadable
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _stored(self, account_id: str) -> StoredAccount:
+        stored = self.ledger.get(account_id)
+        if stored is None:
+            raise self._missing(account_id)
+        return stored
+
+    @staticmethod
+    def _missing(account_id: str) -> AccountError:
+        return AccountError(f"no account {account_id!r} (see `flask --app wsgi accounts list`)")
+
+    @staticmethod
+    def _refuse_default(account_id: str) -> None:
+        if account_id == DEFAULT:
+            raise AccountError("the account 'default' is the environment's: change its settings there")
+
+    def _validated(self, account_id: str, document: Mapping[str, Any]) -> Settings:
+        check_id(account_id)
+        return account_settings(document, self.deployment, f"account {account_id}")
+
+    @staticmethod
+    def _split(document: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the document without its secrets, its secrets)."""
+        hidden = secret_names()
+        public = {k: v for k, v in document.items() if k not in hidden}
+        return json.loads(json.dumps(public, default=str)), {k: v for k, v in document.items() if k in hidden}
+
+    @contextlib.contextmanager
+    def _audited(self, actor: str, account_id: str | None, action: str) -> Iterator[Callable[[str], None]]:
+        """One audit entry for the block: ``ok`` with the details it notes, or why it was refused."""
+        details: list[str] = []
+        result = "error"
+        try:
+            yield details.append
+            result = "ok"
+        except ConfigError as exc:
+            result = f"refused: {len(exc.problems)} problem(s) in the file"
+            raise
+        except IntegrationError as exc:
+            result = f"refused: {exc}"
+            raise
+        finally:
+            account = account_id if account_id and ACCOUNT_ID.match(account_id) else None
+            self.audit.add(self.clock(), actor, account, action, "; ".join(details), result)
+
+
+def _names(values: Mapping[str, Any]) -> str:
+    return ", ".join(sorted(values)) or "none"

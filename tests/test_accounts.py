@@ -1,0 +1,176 @@
+"""Accounts stored in the database: validated by the environment's schemas, secrets sealed,
+every change audited; ``flask --app wsgi accounts …``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from integration.accounts import MASK, AccountError, Accounts
+from integration.errors import ConfigError
+from integration.ledger.accounts import AccountLedger, AuditLog
+from integration.ledger.db import make_engine
+from integration.secretbox import SecretBox, new_key
+from integration.settings import load_settings
+from tests.conftest import SECRET, SECRET_KEYS, run_cli
+
+ACME = f"""
+OPERATOR_AUTHORIZATION_TOKEN = "acme-authorization-token-0123456789"
+OPERATOR_NUMBERS = ["4991110000", "4991110001"]
+OPERATOR_TIMEZONE = "Asia/Yekaterinburg"
+CRM_BACKEND = "webhook"
+CRM_WEBHOOK_URL = "https://crm.acme.example/hook"
+CRM_WEBHOOK_SECRET = "{SECRET}"
+API_TOKEN = "acme-api-token-abcdefghijklmnop"
+SYNC_INTERVAL = 30
+
+[users]
+"7" = "4991110001"
+
+[[rules]]
+name = "call back lost deals"
+event = "deal.closed"
+when = {{ status = "lost" }}
+action = "callback"
+delay = "2h"
+"""
+ACME_SECRETS = ["acme-authorization-token-0123456789", "acme-api-token-abcdefghijklmnop", SECRET.removeprefix("whsec_")]
+
+
+@pytest.fixture
+def accounts(service_env, redis_conn):
+    settings = load_settings(service_env, dotenv="/nonexistent")
+    engine = make_engine(settings.database_url)
+    yield Accounts(AccountLedger(engine), AuditLog(engine), SecretBox(settings.secret_keys), settings)
+    engine.dispose()
+
+
+def toml(text: str) -> dict:
+    from integration.accounts import parse_account_file
+
+    return parse_account_file(text)
+
+
+def test_an_account_is_validated_by_the_environments_schemas_and_its_secrets_sealed(accounts, service_env):
+    settings = accounts.create("acme", toml(ACME), "test")
+    assert settings.operator_numbers == ("4991110000", "4991110001") and settings.sync_interval == 30
+    assert settings.users == {"7": "4991110001"} and settings.rules[0].name == "call back lost deals"
+    assert settings.crm_backend == "webhook" and settings.operator_timezone == "Asia/Yekaterinburg"
+    assert settings.database_url == service_env["DATABASE_URL"]  # deployment-wide: the environment's
+    assert accounts.settings("acme") == settings
+    masked = accounts.masked("acme")
+    assert masked["OPERATOR_AUTHORIZATION_TOKEN"] == masked["API_TOKEN"] == masked["CRM_WEBHOOK_SECRET"] == MASK
+    assert masked["OPERATOR_NUMBERS"] == ["4991110000", "4991110001"] and masked["users"] == {"7": "4991110001"}
+    database = Path(service_env["DATABASE_URL"].removeprefix("sqlite:///"))
+    stored = b"".join(path.read_bytes() for path in database.parent.glob(database.name + "*"))
+    assert b"4991110001" in stored  # the settings are there, in clear…
+    assert not [secret for secret in ACME_SECRETS if secret.encode() in stored]  # …the secrets are not
+    assert [s.id for s in accounts.summaries()] == ["default", "acme"]
+
+
+def test_every_problem_of_an_account_file_is_named_and_nothing_is_stored(accounts):
+    bad = toml(
+        ACME.replace(
+            "SYNC_INTERVAL = 30", 'SYNC_INTERVAL = "soon"\nREDIS_URL = "redis://elsewhere/0"\nCOLOUR = "red"'
+        ).replace('"7" = "4991110001"', '"7" = "4950000000"')
+    )
+    with pytest.raises(ConfigError) as refused:
+        accounts.create("acme", bad, "test")
+    problems = refused.value.problems
+    assert "REDIS_URL is deployment-wide: set it in the environment, not in an account acme" in problems
+    assert "COLOUR is not a setting of an account" in problems
+    assert any(p.startswith("SYNC_INTERVAL must be") for p in problems)
+    assert any(p.startswith("account acme: users.7 must be one of OPERATOR_NUMBERS") for p in problems)
+    assert not [p for p in problems if "acme-authorization-token" in p]
+    assert [s.id for s in accounts.summaries()] == ["default"]
+    no_token = toml(ACME.replace('OPERATOR_AUTHORIZATION_TOKEN = "acme-authorization-token-0123456789"', ""))
+    with pytest.raises(ConfigError, match="OPERATOR_AUTHORIZATION_TOKEN is required"):
+        accounts.create("acme", no_token, "test")
+    for wrong in ("Acme", "-acme", "a" * 64, "acme corp", "acme\n"):
+        with pytest.raises(AccountError, match="account ids are"):
+            accounts.create(wrong, toml(ACME), "test")
+    with pytest.raises(AccountError, match="the environment's"):
+        accounts.create("default", toml(ACME), "test")
+
+
+def test_changes_are_audited_without_secret_values(accounts):
+    accounts.create("acme", toml(ACME), "alice")
+    with pytest.raises(AccountError, match="exists already"):
+        accounts.create("acme", toml(ACME), "alice")
+    changed = ACME.replace("SYNC_INTERVAL = 30", "SYNC_INTERVAL = 45").replace("acme-api-token", "new-api-token")
+    assert accounts.update("acme", toml(changed), "bob").sync_interval == 45
+    accounts.set_enabled("acme", False, "bob")
+    assert not accounts.enabled("acme") and accounts.enabled("default")
+    with pytest.raises(AccountError, match="no account 'nobody'"):
+        accounts.set_enabled("nobody", True, "bob")
+    accounts.delete("acme", "carol")
+    entries = [(e.actor, e.action, e.account, e.result) for e in reversed(accounts.audit.recent())]
+    assert entries == [
+        ("alice", "create", "acme", "ok"),
+        ("alice", "create", "acme", "refused: account acme exists already: use update"),
+        ("bob", "update", "acme", "ok"),
+        ("bob", "disable", "acme", "ok"),
+        ("bob", "enable", "nobody", "refused: no account 'nobody' (see `flask --app wsgi accounts list`)"),
+        ("carol", "delete", "acme", "ok"),
+    ]
+    update = accounts.audit.recent()[3]
+    assert update.detail == "changed: API_TOKEN, SYNC_INTERVAL"  # names, never values
+    text = json.dumps([e.__dict__ for e in accounts.audit.recent()], default=str)
+    assert not [secret for secret in [*ACME_SECRETS, "new-api-token"] if secret in text]
+
+
+def test_rotation_reseals_stored_accounts(accounts):
+    accounts.create("acme", toml(ACME), "test")
+    new = new_key()
+    rotating = Accounts(accounts.ledger, accounts.audit, SecretBox([new, SECRET_KEYS]), accounts.deployment)
+    assert rotating.reseal("test") == (1, [])
+    only_new = Accounts(accounts.ledger, accounts.audit, SecretBox([new]), accounts.deployment)
+    assert only_new.settings("acme").operator_authorization_token == "acme-authorization-token-0123456789"
+    assert Accounts(accounts.ledger, accounts.audit, SecretBox([new_key()]), accounts.deployment).reseal("test") == (
+        0,
+        ["acme"],
+    )
+
+
+def test_the_accounts_commands(service_env, tmp_path):
+    path = tmp_path / "acme.toml"
+    path.write_text(ACME, encoding="utf-8")
+    from integration.ledger.db import upgrade
+
+    upgrade(make_engine(service_env["DATABASE_URL"]))
+    created = run_cli("accounts", "create", "acme", "--file", str(path), env=service_env)
+    assert created.returncode == 0, created.stderr
+    assert "account acme created: 2 number(s), CRM webhook" in created.stdout
+    listed = run_cli("accounts", "list", env=service_env).stdout
+    assert "default" in listed and "(the environment)" in listed
+    assert "acme" in listed and "enabled" in listed and "4991110000,4991110001" in listed
+    shown = run_cli("accounts", "show", "acme", env=service_env)
+    assert json.loads(shown.stdout)["API_TOKEN"] == MASK
+    assert not [secret for secret in ACME_SECRETS if secret in shown.stdout + created.stdout + listed]
+    bad = tmp_path / "bad.toml"
+    bad.write_text(ACME.replace("SYNC_INTERVAL = 30", 'DATABASE_URL = "sqlite:///x"\nSYNC_INTERVAL = 0'))
+    refused = run_cli("accounts", "update", "acme", "--file", str(bad), env=service_env)
+    assert refused.returncode == 2 and "error: fix these and try again:" in refused.stderr
+    assert "  - DATABASE_URL is deployment-wide" in refused.stderr and "  - SYNC_INTERVAL must be" in refused.stderr
+    broken = tmp_path / "broken.toml"
+    broken.write_text("OPERATOR_NUMBERS = [")
+    assert "is not valid TOML" in run_cli("accounts", "create", "b", "--file", str(broken), env=service_env).stderr
+    assert run_cli("accounts", "disable", "acme", env=service_env).returncode == 0
+    assert "disabled" in run_cli("accounts", "list", env=service_env).stdout
+    unsure = run_cli("accounts", "delete", "acme", env=service_env)
+    assert unsure.returncode == 2 and "--yes" in unsure.stderr
+    assert run_cli("accounts", "delete", "acme", "--yes", env=service_env).returncode == 0
+    missing = run_cli("accounts", "show", "acme", env=service_env)
+    assert missing.returncode == 1 and "no account 'acme'" in missing.stderr
+    audit = run_cli("accounts", "audit", env=service_env).stdout.splitlines()
+    assert [line.split()[2:4] for line in audit] == [
+        ["delete", "acme:"],
+        ["disable", "acme:"],
+        ["update", "acme:"],
+        ["create", "acme:"],
+    ]
+    assert "refused: 2 problem(s) in the file" in audit[2]
+    rotated = run_cli("secrets", "rotate", env=service_env)
+    assert "0 stored account(s)" in rotated.stdout, rotated.stderr
