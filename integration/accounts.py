@@ -100,16 +100,9 @@ class Accounts:
         env = self.deployment
         found = [AccountSummary(DEFAULT, True, env.crm_backend, env.operator_numbers, 0, None)]
         for stored in self.ledger.all():
-            numbers = stored.settings.get("OPERATOR_NUMBERS", ())
+            backend = str(stored.settings.get("CRM_BACKEND", "local"))
             found.append(
-                AccountSummary(
-                    stored.id,
-                    stored.enabled,
-                    str(stored.settings.get("CRM_BACKEND", "local")),
-                    tuple(numbers.split(",")) if isinstance(numbers, str) else tuple(numbers),
-                    stored.version,
-                    stored.updated_at,
-                )
+                AccountSummary(stored.id, stored.enabled, backend, _numbers(stored), stored.version, stored.updated_at)
             )
         return found
 
@@ -190,7 +183,20 @@ class Accounts:
 
     def _validated(self, account_id: str, document: Mapping[str, Any]) -> Settings:
         check_id(account_id)
-        return account_settings(document, self.deployment, f"account {account_id}")
+        settings = account_settings(document, self.deployment, f"account {account_id}")
+        owners = dict.fromkeys(self.deployment.operator_numbers, DEFAULT)
+        for stored in self.ledger.all():
+            if stored.id != account_id:
+                owners.update(dict.fromkeys(_numbers(stored), stored.id) | owners)
+        taken = [number for number in settings.operator_numbers if number in owners]
+        if taken:
+            raise ConfigError(
+                [
+                    f"OPERATOR_NUMBERS: {n} is account {owners[n]}'s already (a contract number serves one account)"
+                    for n in taken
+                ]
+            )
+        return settings
 
     @staticmethod
     def _split(document: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -216,6 +222,13 @@ class Accounts:
         finally:
             account = account_id if account_id and ACCOUNT_ID.match(account_id) else None
             self.audit.add(self.clock(), actor, account, action, "; ".join(details), result)
+
+
+def _numbers(stored: StoredAccount) -> tuple[str, ...]:
+    """A stored account's contract numbers (validated when stored: a list, or comma-separated text)."""
+    value = stored.settings.get("OPERATOR_NUMBERS", ())
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(str(item).strip() for item in items if str(item).strip())
 
 
 def _names(values: Mapping[str, Any]) -> str:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from integration.accounts import Accounts
+from integration.accounts import DEFAULT, Accounts
 from integration.callbacks import JOB, CallbackIntake, job_options
 from integration.config import Settings
 from integration.crm.base import CrmAdapter
@@ -39,25 +39,39 @@ if TYPE_CHECKING:
 
 
 class Runtime:
-    def __init__(self, settings: Settings):
+    """One account's resources. A stored account's runtime (``integration.runtimes``) shares the
+    process's connections with the environment's (``shared``): Redis, the database, metrics, the
+    secret box and the stored accounts are the deployment's, not the account's."""
+
+    def __init__(self, settings: Settings, *, shared: Runtime | None = None, account: str = DEFAULT):
         self.settings = settings
+        self.account = account
+        self.shared = shared
 
     @cached_property
     def redis(self) -> redis.Redis:
+        if self.shared is not None:
+            return self.shared.redis
         return redis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=5, health_check_interval=30)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return self.shared.engine if self.shared is not None else make_engine(self.settings.database_url)
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        return self.shared.metrics if self.shared is not None else Metrics(self.redis)
+
+    @cached_property
+    def secret_box(self) -> SecretBox:
+        return self.shared.secret_box if self.shared is not None else SecretBox(self.settings.secret_keys)
 
     @cached_property
     def accounts(self) -> Accounts:
         """The stored accounts (the environment's is ``default``)."""
+        if self.shared is not None:
+            return self.shared.accounts
         return Accounts(AccountLedger(self.engine), AuditLog(self.engine), self.secret_box, self.settings)
-
-    @cached_property
-    def secret_box(self) -> SecretBox:
-        return SecretBox(self.settings.secret_keys)
-
-    @cached_property
-    def metrics(self) -> Metrics:
-        return Metrics(self.redis)
 
     @cached_property
     def operator(self) -> OperatorClient:
@@ -69,10 +83,6 @@ class Runtime:
     def _record_operator_call(self, method: str, outcome: str, seconds: float) -> None:
         self.metrics.inc("vats_operator_calls_total", method=method, outcome=outcome)
         self.metrics.observe("vats_operator_call_seconds", seconds, method=method)
-
-    @cached_property
-    def engine(self) -> Engine:
-        return make_engine(self.settings.database_url)
 
     @cached_property
     def callback_ledger(self) -> CallbackLedger:

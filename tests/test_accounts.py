@@ -174,3 +174,44 @@ def test_the_accounts_commands(service_env, tmp_path):
     assert "refused: 2 problem(s) in the file" in audit[2]
     rotated = run_cli("secrets", "rotate", env=service_env)
     assert "0 stored account(s)" in rotated.stdout, rotated.stderr
+
+
+def test_a_contract_number_serves_one_account(accounts):
+    accounts.create("acme", toml(ACME), "test")
+    with pytest.raises(ConfigError) as taken:
+        accounts.create("beta", toml(ACME.replace('"4991110000", ', '"4990000000", ')), "test")
+    assert taken.value.problems == [
+        "OPERATOR_NUMBERS: 4990000000 is account default's already (a contract number serves one account)",
+        "OPERATOR_NUMBERS: 4991110001 is account acme's already (a contract number serves one account)",
+    ]
+    assert accounts.update("acme", toml(ACME), "test").operator_numbers == ("4991110000", "4991110001")  # its own
+
+
+def test_each_account_has_a_runtime_of_its_own_and_changes_reach_it_without_a_restart(service_env, redis_conn):
+    from integration.runtime import Runtime
+    from integration.runtimes import AccountRuntimes
+
+    default = Runtime(load_settings(service_env, dotenv="/nonexistent"))
+    now = [0.0]
+    runtimes = AccountRuntimes(default, refresh_every=5, clock=lambda: now[0])
+    assert runtimes.get("default") is default
+    with pytest.raises(AccountError):
+        runtimes.get("acme")
+    default.accounts.create("acme", toml(ACME), "test")
+    now[0] = 5
+    acme = runtimes.get("acme")
+    assert acme.account == "acme" and acme.settings.sync_interval == 30 and runtimes.get("acme") is acme
+    assert acme.redis is default.redis and acme.engine is default.engine and acme.metrics is default.metrics
+    assert acme.operator.tokens.key != default.operator.tokens.key  # its own contract's token pair
+    assert acme.crm.name == "webhook" and default.crm.name == "local"
+    default.accounts.update("acme", toml(ACME.replace("SYNC_INTERVAL = 30", "SYNC_INTERVAL = 45")), "test")
+    assert runtimes.get("acme") is acme  # read again within refresh_every (5 s)…
+    now[0] = 10
+    assert runtimes.get("acme").settings.sync_interval == 45  # …then rebuilt, no restart
+    assert runtimes.enabled_ids() == ["default", "acme"]
+    default.accounts.set_enabled("acme", False, "test")
+    now[0] = 15
+    with pytest.raises(AccountError):
+        runtimes.get("acme")
+    assert runtimes.enabled_ids() == ["default"]
+    default.engine.dispose()
