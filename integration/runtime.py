@@ -86,31 +86,31 @@ class Runtime:
 
     @cached_property
     def callback_ledger(self) -> CallbackLedger:
-        return CallbackLedger(self.engine)
+        return CallbackLedger(self.engine, self.account)
 
     @cached_property
     def call_ledger(self) -> CallLedger:
-        return CallLedger(self.engine)
+        return CallLedger(self.engine, self.account)
 
     @cached_property
     def delivery_ledger(self) -> DeliveryLedger:
-        return DeliveryLedger(self.engine)
+        return DeliveryLedger(self.engine, self.account)
 
     @cached_property
     def outbox(self) -> Outbox:
-        return Outbox(self.engine)
+        return Outbox(self.engine, self.account)
 
     @cached_property
     def event_ledger(self) -> EventLedger:
-        return EventLedger(self.engine)
+        return EventLedger(self.engine, self.account)
 
     @cached_property
     def recording_ledger(self) -> RecordingLedger:
-        return RecordingLedger(self.engine)
+        return RecordingLedger(self.engine, self.account)
 
     @cached_property
     def work_ledger(self) -> WorkLedger:
-        return WorkLedger(self.engine)
+        return WorkLedger(self.engine, self.account)
 
     @cached_property
     def recording_store(self) -> LocalStore:

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, select, update
 
 from integration.ledger.db import dialect_module, insert_ignoring_duplicates
+from integration.ledger.tables import DEFAULT_ACCOUNT, calls
 from integration.ledger.tables import callback_requests as table
-from integration.ledger.tables import calls
 from integration.models import CallbackRequest, CallbackStatus
 
 # A call in the history belongs to a click-to-call placed up to 10 minutes before it started
@@ -20,8 +20,9 @@ LINK_BEFORE = timedelta(minutes=10)
 LINK_AFTER = timedelta(minutes=2)
 
 
-def _row(request: CallbackRequest) -> dict:
+def _row(account: str, request: CallbackRequest) -> dict:
     return {
+        "account": account,
         "id": request.id,
         "source": request.source,
         "idempotency_key": request.idempotency_key,
@@ -42,18 +43,23 @@ def _row(request: CallbackRequest) -> dict:
 
 def _record(row) -> CallbackRequest:
     data = dict(row._mapping)
+    del data["account"]
     data["status"] = CallbackStatus(data["status"])
     data["crm_context"] = json.loads(data["crm_context"]) if data["crm_context"] else None
     return CallbackRequest(**data)
 
 
 class CallbackLedger:
-    def __init__(self, engine: Engine):
+    """One account's click-to-call requests."""
+
+    def __init__(self, engine: Engine, account: str = DEFAULT_ACCOUNT):
         self.engine = engine
+        self.account = account
+        self.mine = table.c.account == account
 
     def add(self, request: CallbackRequest) -> bool:
         """Store a request unless one with its id exists; True when it was new."""
-        return bool(insert_ignoring_duplicates(self.engine, table, [_row(request)]))
+        return bool(insert_ignoring_duplicates(self.engine, table, [_row(self.account, request)]))
 
     def start_placing(
         self, request: CallbackRequest, now: datetime, accepted_after: datetime
@@ -64,10 +70,12 @@ class CallbackLedger:
         operator be called. A request accepted before ``accepted_after`` is not moved.
         """
         with self.engine.begin() as connection:
-            connection.execute(dialect_module(self.engine).insert(table).on_conflict_do_nothing(), _row(request))
+            insert = dialect_module(self.engine).insert(table).on_conflict_do_nothing()
+            connection.execute(insert, _row(self.account, request))
             moved = connection.execute(
                 update(table)
                 .where(
+                    self.mine,
                     table.c.id == request.id,
                     table.c.status == CallbackStatus.QUEUED.value,
                     table.c.created_at >= accepted_after,
@@ -76,18 +84,18 @@ class CallbackLedger:
             ).rowcount
             if moved == 1:
                 return replace(request, status=CallbackStatus.PLACING, placing_at=now), True
-            return _record(connection.execute(select(table).where(table.c.id == request.id)).first()), False
+            return _record(connection.execute(select(table).where(self.mine, table.c.id == request.id)).first()), False
 
     def get(self, request_id: str) -> CallbackRequest | None:
         with self.engine.connect() as connection:
-            row = connection.execute(select(table).where(table.c.id == request_id)).first()
+            row = connection.execute(select(table).where(self.mine, table.c.id == request_id)).first()
         return _record(row) if row else None
 
     def transition(self, request_id: str, expected: Iterable[CallbackStatus], to: CallbackStatus, **fields) -> bool:
         """Move to ``to`` only from one of ``expected``; True when this call made the change."""
         statement = (
             update(table)
-            .where(table.c.id == request_id, table.c.status.in_([s.value for s in expected]))
+            .where(self.mine, table.c.id == request_id, table.c.status.in_([s.value for s in expected]))
             .values(status=to.value, **fields)
         )
         with self.engine.begin() as connection:
@@ -95,10 +103,13 @@ class CallbackLedger:
 
     def placed_between(self, start: datetime, end: datetime) -> list[CallbackRequest]:
         """Placed click-to-calls not linked to a call yet, placed in ``[start, end]``, newest first."""
-        linked = select(calls.c.callback_request_id).where(calls.c.callback_request_id.is_not(None))
+        linked = select(calls.c.callback_request_id).where(
+            calls.c.account == self.account, calls.c.callback_request_id.is_not(None)
+        )
         statement = (
             select(table)
             .where(
+                self.mine,
                 table.c.status == CallbackStatus.PLACED.value,
                 table.c.placing_at >= start,
                 table.c.placing_at <= end,
@@ -116,7 +127,7 @@ class CallbackLedger:
                 row.id
                 for row in connection.execute(
                     select(table.c.id).where(
-                        table.c.status == CallbackStatus.PLACING.value, table.c.placing_at < started_before
+                        self.mine, table.c.status == CallbackStatus.PLACING.value, table.c.placing_at < started_before
                     )
                 )
             ]

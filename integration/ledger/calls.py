@@ -10,11 +10,12 @@ from sqlalchemy.pool import SingletonThreadPool
 
 from integration.ledger import deliveries
 from integration.ledger.db import dialect_module, insert_new
-from integration.ledger.tables import calls, sync_cursors, work_items
+from integration.ledger.tables import DEFAULT_ACCOUNT, calls, sync_cursors, work_items
 from integration.ledger.work import joined_on
 from integration.models import Call, CallStatus, Direction
 
 _COLUMNS = (
+    "account",
     "id",
     "line",
     "direction",
@@ -31,9 +32,10 @@ _COLUMNS = (
 )
 
 
-def _values(call: Call, now: datetime) -> tuple:
+def _values(account: str, call: Call, now: datetime) -> tuple:
     """A call as the ``_COLUMNS`` of its ledger row."""
     return (
+        account,
         call.id,
         call.line,
         call.direction.value,
@@ -58,8 +60,12 @@ def _call(row) -> Call:
 
 
 class CallLedger:
-    def __init__(self, engine: Engine):
+    """One account's calls (every query is the account's)."""
+
+    def __init__(self, engine: Engine, account: str = DEFAULT_ACCOUNT):
         self.engine = engine
+        self.account = account
+        self.mine = calls.c.account == account
         # An in-memory SQLite database is one per thread: a background writer would not see it.
         self.writes_from_any_thread = not isinstance(engine.pool, SingletonThreadPool)
 
@@ -69,7 +75,7 @@ class CallLedger:
         if not batch:
             return []
         with self.engine.begin() as connection:
-            return insert_new(connection, calls, _COLUMNS, [_values(call, now) for call in batch.values()])
+            return insert_new(connection, calls, _COLUMNS, [_values(self.account, c, now) for c in batch.values()])
 
     def with_recordings(self, call_ids: list[str]) -> list[tuple[str, str]]:
         """(call id, operator record file id) of those calls that have a recording."""
@@ -78,7 +84,7 @@ class CallLedger:
             for start in range(0, len(call_ids), 500):
                 found += connection.execute(
                     select(calls.c.id, calls.c.record_file_id).where(
-                        calls.c.id.in_(call_ids[start : start + 500]), calls.c.record_file_id.is_not(None)
+                        self.mine, calls.c.id.in_(call_ids[start : start + 500]), calls.c.record_file_id.is_not(None)
                     )
                 ).all()
         return [(call_id, file_id) for call_id, file_id in found]
@@ -88,37 +94,43 @@ class CallLedger:
         if not match_keys:
             return []
         numbers = or_(*(calls.c.ext_e164.like(f"%{key}") for key in match_keys))
-        statement = select(calls.c.id).where(numbers, calls.c.started_at >= since).order_by(calls.c.started_at)
+        statement = (
+            select(calls.c.id).where(self.mine, numbers, calls.c.started_at >= since).order_by(calls.c.started_at)
+        )
         with self.engine.connect() as connection:
             return list(connection.execute(statement).scalars())
 
     def link_callback(self, call_id: str, request_id: str) -> None:
         with self.engine.begin() as connection:
-            connection.execute(update(calls).where(calls.c.id == call_id).values(callback_request_id=request_id))
+            connection.execute(
+                update(calls).where(self.mine, calls.c.id == call_id).values(callback_request_id=request_id)
+            )
 
     def get(self, call_id: str) -> Call | None:
         with self.engine.connect() as connection:
-            row = connection.execute(select(calls).where(calls.c.id == call_id)).first()
+            row = connection.execute(select(calls).where(self.mine, calls.c.id == call_id)).first()
         return _call(row) if row else None
 
     def count(self) -> int:
         with self.engine.connect() as connection:
-            return connection.execute(select(func.count()).select_from(calls)).scalar_one()
+            return connection.execute(select(func.count()).select_from(calls).where(self.mine)).scalar_one()
 
     def between(self, start: datetime, end: datetime) -> list[Call]:
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(calls).where(calls.c.started_at >= start, calls.c.started_at < end).order_by(calls.c.started_at)
+                select(calls)
+                .where(self.mine, calls.c.started_at >= start, calls.c.started_at < end)
+                .order_by(calls.c.started_at)
             )
             return [_call(row) for row in rows]
 
     def page(self, conditions: list, limit: int, offset: int, crm: str) -> list[tuple[Call, str | None]]:
         """Calls newest first, each with its delivery status for ``crm``."""
-        joined = calls.outerjoin(work_items, joined_on(deliveries.KIND, calls.c.id, crm))
+        joined = calls.outerjoin(work_items, joined_on(deliveries.KIND, calls.c.account, calls.c.id, crm))
         statement = (
             select(calls, deliveries.delivery_status().label("delivery"))
             .select_from(joined)
-            .where(*conditions)
+            .where(self.mine, *conditions)
             .order_by(calls.c.started_at.desc(), calls.c.id)
             .limit(limit)
             .offset(offset)
@@ -130,7 +142,9 @@ class CallLedger:
     def cursors(self, lines: Sequence[str]) -> dict[str, datetime]:
         """How far each line's history has been synced (lines never synced are absent)."""
         with self.engine.connect() as connection:
-            rows = connection.execute(select(sync_cursors).where(sync_cursors.c.line.in_(list(lines))))
+            rows = connection.execute(
+                select(sync_cursors).where(sync_cursors.c.account == self.account, sync_cursors.c.line.in_(list(lines)))
+            )
             return {row.line: row.synced_until for row in rows}
 
     def advance(self, lines: Sequence[str], until: datetime, now: datetime) -> None:
@@ -142,7 +156,8 @@ class CallLedger:
             where=sync_cursors.c.synced_until < statement.excluded.synced_until,
         )
         with self.engine.begin() as connection:
-            connection.execute(statement, [{"line": line, "synced_until": until, "updated_at": now} for line in lines])
+            rows = [{"account": self.account, "line": line, "synced_until": until, "updated_at": now} for line in lines]
+            connection.execute(statement, rows)
 
 
 def call_filters(

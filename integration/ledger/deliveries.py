@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select, update
 
 from integration.ledger import work
 from integration.ledger.db import dialect_module
-from integration.ledger.tables import calls, deliveries, work_items
+from integration.ledger.tables import DEFAULT_ACCOUNT, calls, deliveries, work_items
 from integration.ledger.work import WorkKey, WorkKind, WorkStatus
 from integration.models import Match
 
@@ -48,7 +48,7 @@ def delivery_status():
 
 
 def on_item(crm):
-    return work.joined_on(KIND, deliveries.c.call_id, crm)
+    return work.joined_on(KIND, deliveries.c.account, deliveries.c.call_id, crm)
 
 
 _SELECTED = select(
@@ -74,8 +74,12 @@ def _delivery(row) -> Delivery:
 
 
 class DeliveryLedger:
-    def __init__(self, engine: Engine):
+    """One account's deliveries."""
+
+    def __init__(self, engine: Engine, account: str = DEFAULT_ACCOUNT):
         self.engine = engine
+        self.account = account
+        self.mine = deliveries.c.account == account
 
     def ensure(self, call_ids: Iterable[str], crm: str, now: datetime) -> None:
         """A pending delivery (and its work item) for each call that has none yet."""
@@ -85,25 +89,27 @@ class DeliveryLedger:
         with self.engine.begin() as connection:
             connection.execute(
                 dialect_module(self.engine).insert(deliveries).on_conflict_do_nothing(),
-                [{"call_id": c, "crm": crm, "created_at": now} for c in ids],
+                [{"account": self.account, "call_id": c, "crm": crm, "created_at": now} for c in ids],
             )
-            work.add_items(connection, [key(c, crm) for c in ids], now)
+            work.add_items(connection, [key(c, crm) for c in ids], now, account=self.account)
 
     def get(self, call_id: str, crm: str) -> Delivery | None:
         with self.engine.connect() as connection:
-            row = connection.execute(_SELECTED.where(deliveries.c.call_id == call_id, deliveries.c.crm == crm)).first()
+            row = connection.execute(
+                _SELECTED.where(self.mine, deliveries.c.call_id == call_id, deliveries.c.crm == crm)
+            ).first()
         return _delivery(row) if row else None
 
     def remember_crm_id(self, call_id: str, crm: str, crm_id: str) -> None:
         """The CRM's id for a call still being delivered (e.g. Bitrix24's CALL_ID between steps)."""
         pending = (
             select(work_items.c.id)
-            .where(work.of(key(call_id, crm)), work_items.c.status == WorkStatus.PENDING.value)
+            .where(work.of(key(call_id, crm), self.account), work_items.c.status == WorkStatus.PENDING.value)
             .exists()
         )
         statement = (
             update(deliveries)
-            .where(deliveries.c.call_id == call_id, deliveries.c.crm == crm, pending)
+            .where(self.mine, deliveries.c.call_id == call_id, deliveries.c.crm == crm, pending)
             .values(crm_id=crm_id)
         )
         with self.engine.begin() as connection:
@@ -112,7 +118,7 @@ class DeliveryLedger:
     def decide_recording(self, call_id: str, crm: str, include: bool) -> bool:
         """Record once whether this call's activity carries its recording link; returns the
         decision that stands (an earlier one wins)."""
-        row = (deliveries.c.call_id == call_id) & (deliveries.c.crm == crm)
+        row = self.mine & (deliveries.c.call_id == call_id) & (deliveries.c.crm == crm)
         with self.engine.begin() as connection:
             connection.execute(
                 update(deliveries).where(row, deliveries.c.with_recording.is_(None)).values(with_recording=include)
@@ -122,11 +128,11 @@ class DeliveryLedger:
     def mark_delivered(self, call_id: str, crm: str, crm_id: str, match: Match, now: datetime) -> bool:
         """The CRM's id and the match, together with the work item done (one transaction)."""
         with self.engine.begin() as connection:
-            if not work.finish(connection, key(call_id, crm), now, from_failed=True):
+            if not work.finish(connection, key(call_id, crm), now, from_failed=True, account=self.account):
                 return False
             connection.execute(
                 update(deliveries)
-                .where(deliveries.c.call_id == call_id, deliveries.c.crm == crm)
+                .where(self.mine, deliveries.c.call_id == call_id, deliveries.c.crm == crm)
                 .values(crm_id=crm_id, match=match.kind.value, candidates=json.dumps(list(match.candidates)))
             )
             return True
@@ -134,15 +140,20 @@ class DeliveryLedger:
     def fail_attempt(self, call_id: str, crm: str, error: str, now: datetime, *, retryable: bool) -> datetime | None:
         """Count a failed attempt under the retry policy; returns the next attempt's time, or None
         when the delivery is given up (``failed``)."""
-        return work.WorkLedger(self.engine).fail_attempt(key(call_id, crm), error, now, retryable=retryable)
+        return work.WorkLedger(self.engine, self.account).fail_attempt(
+            key(call_id, crm), error, now, retryable=retryable
+        )
 
     def undelivered_calls(self, crm: str, limit: int = 500) -> list[str]:
         """Calls that have no delivery item for ``crm`` yet (e.g. the sync died right after inserting them)."""
-        joined = calls.outerjoin(work_items, work.joined_on(KIND, calls.c.id, crm))
+        joined = calls.outerjoin(work_items, work.joined_on(KIND, calls.c.account, calls.c.id, crm))
         with self.engine.connect() as connection:
             return list(
                 connection.execute(
-                    select(calls.c.id).select_from(joined).where(work_items.c.id.is_(None)).limit(limit)
+                    select(calls.c.id)
+                    .select_from(joined)
+                    .where(calls.c.account == self.account, work_items.c.id.is_(None))
+                    .limit(limit)
                 ).scalars()
             )
 
@@ -150,6 +161,7 @@ class DeliveryLedger:
         with self.engine.connect() as connection:
             rows = connection.execute(
                 _SELECTED.where(
+                    self.mine,
                     deliveries.c.crm == crm,
                     work_items.c.status == WorkStatus.PENDING.value,
                     work_items.c.next_attempt_at <= now,
@@ -164,7 +176,7 @@ class DeliveryLedger:
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(status, func.count())
-                .where(work_items.c.kind == KIND, work_items.c.target == crm)
+                .where(work_items.c.account == self.account, work_items.c.kind == KIND, work_items.c.target == crm)
                 .group_by(status)
             )
             return {status: count for status, count in rows}

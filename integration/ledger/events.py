@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 
 from integration.ledger import work
 from integration.ledger.db import dialect_module
-from integration.ledger.tables import crm_events, work_items
+from integration.ledger.tables import DEFAULT_ACCOUNT, crm_events, work_items
 from integration.ledger.work import WorkKey, WorkKind, WorkStatus
 
 KIND = WorkKind.HANDLE_EVENT
@@ -40,7 +40,7 @@ _SELECTED = select(
     work_items.c.finished_at.label("handled_at"),
     work_items.c.result.label("outcome"),
     work_items.c.attempts,
-).select_from(crm_events.join(work_items, work.joined_on(KIND, crm_events.c.id)))
+).select_from(crm_events.join(work_items, work.joined_on(KIND, crm_events.c.account, crm_events.c.id)))
 
 
 def _event(row) -> CrmEvent:
@@ -49,33 +49,43 @@ def _event(row) -> CrmEvent:
 
 
 class EventLedger:
-    def __init__(self, engine: Engine):
+    """One account's CRM events (a stored account's event ids carry the account: ``acme/webhook:…``)."""
+
+    def __init__(self, engine: Engine, account: str = DEFAULT_ACCOUNT):
         self.engine = engine
+        self.account = account
+        self.mine = crm_events.c.account == account
 
     def add(self, event_id: str, event_type: str, data: dict, now: datetime) -> bool:
         """Record an event once, and the work of handling it; True when it is new (a redelivery returns False)."""
-        row = {"id": event_id, "type": event_type, "data": json.dumps(data, ensure_ascii=False), "received_at": now}
+        row = {
+            "account": self.account,
+            "id": event_id,
+            "type": event_type,
+            "data": json.dumps(data, ensure_ascii=False),
+            "received_at": now,
+        }
         insert = dialect_module(self.engine).insert(crm_events).on_conflict_do_nothing().returning(crm_events.c.id)
         with self.engine.begin() as connection:
             new = connection.execute(insert, row).first() is not None
             if new:
-                work.add_items(connection, [key(event_id)], now)
+                work.add_items(connection, [key(event_id)], now, account=self.account)
         return new
 
     def get(self, event_id: str) -> CrmEvent | None:
         with self.engine.connect() as connection:
-            row = connection.execute(_SELECTED.where(crm_events.c.id == event_id)).first()
+            row = connection.execute(_SELECTED.where(self.mine, crm_events.c.id == event_id)).first()
         return _event(row) if row else None
 
     def mark_handled(self, event_id: str, outcome: str, now: datetime) -> bool:
         """True for the first run only: the rules act once per event."""
         with self.engine.begin() as connection:
-            return work.finish(connection, key(event_id), now, outcome)
+            return work.finish(connection, key(event_id), now, outcome, account=self.account)
 
     def fail_attempt(self, event_id: str, error: str, now: datetime, *, retryable: bool) -> datetime | None:
         """Count a failed run under the retry policy; returns the next run's time, or None when the
         event is given up (its outcome then says ``failed: …``)."""
-        ledger = work.WorkLedger(self.engine)
+        ledger = work.WorkLedger(self.engine, self.account)
         return ledger.fail_attempt(key(event_id), error, now, retryable=retryable, given_up=f"failed: {error}")
 
     def unhandled(self, received_before: datetime, limit: int = 500) -> list[str]:
@@ -84,8 +94,14 @@ class EventLedger:
             return list(
                 connection.execute(
                     select(crm_events.c.id)
-                    .select_from(crm_events.join(work_items, work.joined_on(KIND, crm_events.c.id)))
-                    .where(work_items.c.status == WorkStatus.PENDING.value, crm_events.c.received_at < received_before)
+                    .select_from(
+                        crm_events.join(work_items, work.joined_on(KIND, crm_events.c.account, crm_events.c.id))
+                    )
+                    .where(
+                        self.mine,
+                        work_items.c.status == WorkStatus.PENDING.value,
+                        crm_events.c.received_at < received_before,
+                    )
                     .limit(limit)
                 ).scalars()
             )

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, case, select
 
 from integration.ledger import work
 from integration.ledger.db import dialect_module
-from integration.ledger.tables import outbox, work_items
+from integration.ledger.tables import DEFAULT_ACCOUNT, outbox, work_items
 from integration.ledger.work import WorkKey, WorkKind, WorkStatus
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -54,7 +54,7 @@ _SELECTED = select(
     _STATUS.label("status"),
     work_items.c.attempts,
     outbox.c.created_at,
-).select_from(outbox.join(work_items, work.joined_on(KIND, outbox.c.id)))
+).select_from(outbox.join(work_items, work.joined_on(KIND, outbox.c.account, outbox.c.id)))
 
 
 def _event(row) -> Event:
@@ -71,12 +71,18 @@ def _event(row) -> Event:
 
 
 class Outbox:
-    def __init__(self, engine: Engine):
+    """One account's outgoing events."""
+
+    def __init__(self, engine: Engine, account: str = DEFAULT_ACCOUNT):
         self.engine = engine
+        self.account = account
+        self.mine = outbox.c.account == account
+        self.work = work.WorkLedger(engine, account)
 
     def add(self, event_id: str, event_type: str, subject: str, data: dict, now: datetime) -> bool:
         """Record an event once (a second add of the same id does nothing); True when new."""
         row = {
+            "account": self.account,
             "id": event_id,
             "type": event_type,
             "subject": subject,
@@ -87,35 +93,37 @@ class Outbox:
         with self.engine.begin() as connection:
             new = connection.execute(insert, row).first() is not None
             if new:
-                work.add_items(connection, [key(event_id)], now)
+                work.add_items(connection, [key(event_id)], now, account=self.account)
         return new
 
     def get(self, event_id: str) -> Event | None:
         with self.engine.connect() as connection:
-            row = connection.execute(_SELECTED.where(outbox.c.id == event_id)).first()
+            row = connection.execute(_SELECTED.where(self.mine, outbox.c.id == event_id)).first()
         return _event(row) if row else None
 
     def sent(self, event_id: str, now: datetime) -> None:
         """The CRM took the event."""
-        work.WorkLedger(self.engine).finish(key(event_id), now, SENT)
+        self.work.finish(key(event_id), now, SENT)
 
     def fail_attempt(self, event_id: str, error: str, now: datetime, *, retryable: bool) -> datetime | None:
         """Count a failed attempt under the retry policy; returns the next attempt's time, or None
         when the event is given up (``failed``)."""
-        return work.WorkLedger(self.engine).fail_attempt(key(event_id), error, now, retryable=retryable)
+        return self.work.fail_attempt(key(event_id), error, now, retryable=retryable)
 
     def postpone(self, event_id: str, reason: str, until: datetime) -> None:
         """Not sent yet, on purpose (it waits for something else): tried again at ``until``."""
-        work.WorkLedger(self.engine).postpone(key(event_id), reason, until)
+        self.work.postpone(key(event_id), reason, until)
 
     def settle(self, event_id: str, status: str, now: datetime) -> None:
         """Close a pending event without sending it (e.g. ``included``): done, with ``status`` as its result."""
-        work.WorkLedger(self.engine).finish(key(event_id), now, status, attempted=False)
+        self.work.finish(key(event_id), now, status, attempted=False)
 
     def due(self, now: datetime, limit: int = 500) -> list[Event]:
         with self.engine.connect() as connection:
             rows = connection.execute(
-                _SELECTED.where(work_items.c.status == WorkStatus.PENDING.value, work_items.c.next_attempt_at <= now)
+                _SELECTED.where(
+                    self.mine, work_items.c.status == WorkStatus.PENDING.value, work_items.c.next_attempt_at <= now
+                )
                 .order_by(work_items.c.next_attempt_at)
                 .limit(limit)
             )

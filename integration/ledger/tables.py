@@ -7,10 +7,12 @@ from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, MetaData, St
 from integration.ledger.db import UTCDateTime
 
 metadata = MetaData()
+DEFAULT_ACCOUNT = "default"  # the environment's account; every row carries its account
 
 callback_requests = Table(
     "callback_requests",
     metadata,
+    Column("account", String(63), nullable=False, server_default=DEFAULT_ACCOUNT),
     Column("id", String(32), primary_key=True),
     Column("source", String(16), nullable=False),
     Column("idempotency_key", String(255)),
@@ -33,6 +35,7 @@ Index("ix_callback_requests_created_at", callback_requests.c.created_at)
 calls = Table(
     "calls",
     metadata,
+    Column("account", String(63), nullable=False, server_default=DEFAULT_ACCOUNT),
     Column("id", String(64), primary_key=True),
     Column("line", String(10), nullable=False),
     Column("direction", String(8), nullable=False),
@@ -48,13 +51,14 @@ calls = Table(
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("callback_request_id", String(32)),  # the click-to-call that made this call, if any
 )
-Index("ix_calls_started_at", calls.c.started_at)
+Index("ix_calls_account_started_at", calls.c.account, calls.c.started_at)
 _LINKED = calls.c.callback_request_id.is_not(None)
 Index("ix_calls_callback_request_id", calls.c.callback_request_id, sqlite_where=_LINKED, postgresql_where=_LINKED)
 
 sync_cursors = Table(
     "sync_cursors",
     metadata,
+    Column("account", String(63), nullable=False, server_default=DEFAULT_ACCOUNT),
     Column("line", String(10), primary_key=True),
     Column("synced_until", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -63,6 +67,7 @@ sync_cursors = Table(
 deliveries = Table(
     "deliveries",
     metadata,
+    Column("account", String(63), nullable=False, server_default=DEFAULT_ACCOUNT),
     Column("call_id", String(64), ForeignKey("calls.id"), primary_key=True),
     Column("crm", String(32), primary_key=True),
     Column("crm_id", String(128)),
@@ -76,6 +81,7 @@ deliveries = Table(
 contacts = Table(
     "contacts",
     metadata,
+    Column("account", String(63), nullable=False, server_default=DEFAULT_ACCOUNT),
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False, default=""),
     Column("phone_e164", String(20), nullable=False),
@@ -84,11 +90,12 @@ contacts = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
-Index("ix_contacts_phone_key", contacts.c.phone_key)
+Index("ix_contacts_account_phone_key", contacts.c.account, contacts.c.phone_key)
 
 activities = Table(
     "activities",
     metadata,
+    Column("account", String(63), nullable=False, server_default=DEFAULT_ACCOUNT),
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("call_id", String(64), nullable=False, unique=True),
     Column("contact_ids", Text, nullable=False, default="[]"),
@@ -109,6 +116,7 @@ Index("ix_activities_started_at", activities.c.started_at)
 outbox = Table(
     "outbox",
     metadata,
+    Column("account", String(63), nullable=False, server_default=DEFAULT_ACCOUNT),
     Column("id", String(80), primary_key=True),  # the event's webhook-id
     Column("type", String(40), nullable=False),
     Column("subject", String(64), nullable=False),
@@ -119,6 +127,7 @@ outbox = Table(
 recordings = Table(
     "recordings",
     metadata,
+    Column("account", String(63), nullable=False, server_default=DEFAULT_ACCOUNT),
     Column("call_id", String(64), ForeignKey("calls.id"), primary_key=True),
     Column("id", String(32), nullable=False, unique=True),  # public id, in links
     Column("record_file_id", String(64), nullable=False),
@@ -135,6 +144,7 @@ recordings = Table(
 crm_events = Table(
     "crm_events",
     metadata,
+    Column("account", String(63), nullable=False, server_default=DEFAULT_ACCOUNT),
     Column("id", String(160), primary_key=True),  # the sender's webhook-id, with its source
     Column("type", String(64), nullable=False),
     Column("data", Text, nullable=False),
@@ -144,6 +154,7 @@ crm_events = Table(
 deal_calls = Table(  # the local CRM: calls attached to deals by the attach_calls rule action
     "deal_calls",
     metadata,
+    Column("account", String(63), nullable=False, server_default=DEFAULT_ACCOUNT),
     Column("deal_id", String(64), primary_key=True),
     Column("call_id", String(64), ForeignKey("calls.id"), primary_key=True),
     Column("attached_at", UTCDateTime, nullable=False),
@@ -153,6 +164,7 @@ deal_calls = Table(  # the local CRM: calls attached to deals by the attach_call
 work_items = Table(
     "work_items",
     metadata,
+    Column("account", String(63), nullable=False, server_default=DEFAULT_ACCOUNT),
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column(
         "kind", String(24), nullable=False
@@ -166,7 +178,7 @@ work_items = Table(
     Column("result", Text),  # what the handler returned, where the domain row does not say it
     Column("created_at", UTCDateTime, nullable=False),  # the retry window starts here
     Column("finished_at", UTCDateTime),
-    UniqueConstraint("kind", "subject", "target", name="uq_work_items_key"),
+    UniqueConstraint("account", "kind", "subject", "target", name="uq_work_items_key"),
 )
 Index("ix_work_items_due", work_items.c.status, work_items.c.next_attempt_at)
 

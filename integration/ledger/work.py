@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, and_, case, false, or_, select, updat
 from sqlalchemy.sql import ColumnElement
 
 from integration.ledger.db import dialect_module
-from integration.ledger.tables import work_items
+from integration.ledger.tables import DEFAULT_ACCOUNT, work_items
 
 
 class WorkStatus(StrEnum):
@@ -104,6 +104,7 @@ class WorkItem:
     last_error: str | None = None
     result: str | None = None
     finished_at: datetime | None = None
+    account: str = DEFAULT_ACCOUNT
 
     @property
     def key(self) -> WorkKey:
@@ -114,14 +115,25 @@ ERROR_LENGTH = 2000
 RESULT_LENGTH = 4000
 
 
-def of(key: WorkKey) -> ColumnElement[bool]:
-    """The condition selecting one item."""
-    return and_(work_items.c.kind == key.kind, work_items.c.subject == key.subject, work_items.c.target == key.target)
+def of(key: WorkKey, account: str) -> ColumnElement[bool]:
+    """The condition selecting one account's item."""
+    return and_(
+        work_items.c.account == account,
+        work_items.c.kind == key.kind,
+        work_items.c.subject == key.subject,
+        work_items.c.target == key.target,
+    )
 
 
-def joined_on(kind: str, subject, target="") -> ColumnElement[bool]:
-    """The join condition from a domain row to its work item (``subject``/``target``: columns or values)."""
-    return and_(work_items.c.kind == kind, work_items.c.subject == subject, work_items.c.target == target)
+def joined_on(kind: str, account, subject, target="") -> ColumnElement[bool]:
+    """The join condition from a domain row to its work item (``account``, ``subject``,
+    ``target``: columns or values)."""
+    return and_(
+        work_items.c.account == account,
+        work_items.c.kind == kind,
+        work_items.c.subject == subject,
+        work_items.c.target == target,
+    )
 
 
 def status_as(names: Mapping[str, str]):
@@ -129,11 +141,19 @@ def status_as(names: Mapping[str, str]):
     return case(names, value=work_items.c.status, else_=work_items.c.status)
 
 
-def add_items(connection: Connection, keys: Iterable[WorkKey], now: datetime, due: datetime | None = None) -> None:
+def add_items(
+    connection: Connection,
+    keys: Iterable[WorkKey],
+    now: datetime,
+    due: datetime | None = None,
+    *,
+    account: str = DEFAULT_ACCOUNT,
+) -> None:
     """Pending items for the keys that have none yet (in the caller's transaction), first due at
     ``due`` (default: now), which is also where their retry window starts."""
     rows = [
         {
+            "account": account,
             "kind": key.kind,
             "subject": key.subject,
             "target": key.target,
@@ -156,13 +176,14 @@ def finish(
     *,
     from_failed: bool = False,
     attempted: bool = True,
+    account: str = DEFAULT_ACCOUNT,
 ) -> bool:
     """Mark a pending item (or a failed one, ``from_failed``) ``done``, counting the attempt that
     did it unless not ``attempted`` (settled without running); True when this call did it."""
     statuses = [WorkStatus.PENDING.value] + ([WorkStatus.FAILED.value] if from_failed else [])
     statement = (
         update(work_items)
-        .where(of(key), work_items.c.status.in_(statuses))
+        .where(of(key, account), work_items.c.status.in_(statuses))
         .values(
             status=WorkStatus.DONE.value,
             attempts=work_items.c.attempts + (1 if attempted else 0),
@@ -181,6 +202,8 @@ def record_attempt(
     next_attempt_at: datetime | None,
     now: datetime,
     given_up: str | None = None,
+    *,
+    account: str = DEFAULT_ACCOUNT,
 ) -> bool:
     """Count a failed attempt of a pending item: retried at ``next_attempt_at``, or given up
     (``failed``, with ``given_up`` as its result)."""
@@ -195,7 +218,8 @@ def record_attempt(
             "finished_at": now,
             "result": given_up and given_up[:RESULT_LENGTH],
         }
-    statement = update(work_items).where(of(key), work_items.c.status == WorkStatus.PENDING.value).values(**values)
+    pending = work_items.c.status == WorkStatus.PENDING.value
+    statement = update(work_items).where(of(key, account), pending).values(**values)
     return connection.execute(statement).rowcount == 1
 
 
@@ -204,21 +228,24 @@ def _item(row) -> WorkItem:
 
 
 class WorkLedger:
-    def __init__(self, engine: Engine):
+    """One account's work items (keys are unique across accounts: their subjects are)."""
+
+    def __init__(self, engine: Engine, account: str = DEFAULT_ACCOUNT):
         self.engine = engine
+        self.account = account
 
     def ensure(self, keys: Iterable[WorkKey], now: datetime) -> None:
         with self.engine.begin() as connection:
-            add_items(connection, keys, now)
+            add_items(connection, keys, now, account=self.account)
 
     def schedule(self, key: WorkKey, at: datetime, now: datetime) -> None:
         """A pending item first due at ``at`` (the sweeper queues it then), unless the key has one."""
         with self.engine.begin() as connection:
-            add_items(connection, [key], now, due=at)
+            add_items(connection, [key], now, due=at, account=self.account)
 
     def get(self, key: WorkKey) -> WorkItem | None:
         with self.engine.connect() as connection:
-            row = connection.execute(select(work_items).where(of(key))).first()
+            row = connection.execute(select(work_items).where(of(key, self.account))).first()
         return _item(row) if row else None
 
     def due(self, now: datetime, limit: int = 500, *, kinds: Mapping[str, str | None] | None = None) -> list[WorkItem]:
@@ -228,7 +255,9 @@ class WorkLedger:
         from it are left out.
         """
         statement = select(work_items).where(
-            work_items.c.status == WorkStatus.PENDING.value, work_items.c.next_attempt_at <= now
+            work_items.c.account == self.account,
+            work_items.c.status == WorkStatus.PENDING.value,
+            work_items.c.next_attempt_at <= now,
         )
         if kinds is not None:
             wanted = [
@@ -244,7 +273,7 @@ class WorkLedger:
 
     def finish(self, key: WorkKey, now: datetime, result: str | None = None, *, attempted: bool = True) -> bool:
         with self.engine.begin() as connection:
-            return finish(connection, key, now, result, attempted=attempted)
+            return finish(connection, key, now, result, attempted=attempted, account=self.account)
 
     def fail_attempt(
         self, key: WorkKey, error: str, now: datetime, *, retryable: bool, given_up: str | None = None
@@ -254,13 +283,13 @@ class WorkLedger:
         with self.engine.begin() as connection:
             row = connection.execute(
                 select(work_items.c.attempts, work_items.c.created_at).where(
-                    of(key), work_items.c.status == WorkStatus.PENDING.value
+                    of(key, self.account), work_items.c.status == WorkStatus.PENDING.value
                 )
             ).first()
             if row is None:
                 return None
             at = next_attempt(key.kind, row.attempts, row.created_at, now, retryable)
-            record_attempt(connection, key, error, at, now, given_up)
+            record_attempt(connection, key, error, at, now, given_up, account=self.account)
             return at
 
     def postpone(self, key: WorkKey, reason: str, until: datetime, *, restart_window: bool = False) -> None:
@@ -268,9 +297,9 @@ class WorkLedger:
         at ``until`` — where its retry window starts again when ``restart_window`` (a callback
         moved to the next business hours gets its full window there)."""
         with self.engine.begin() as connection:
-            record_attempt(connection, key, reason, until, until)
+            record_attempt(connection, key, reason, until, until, account=self.account)
             if restart_window:
-                connection.execute(update(work_items).where(of(key)).values(created_at=until))
+                connection.execute(update(work_items).where(of(key, self.account)).values(created_at=until))
 
     def retry(self, keys: Iterable[WorkKey], now: datetime) -> None:
         """Failed items become pending again, due now, with a fresh retry window."""
@@ -278,6 +307,6 @@ class WorkLedger:
             for key in keys:
                 connection.execute(
                     update(work_items)
-                    .where(of(key), work_items.c.status == WorkStatus.FAILED.value)
+                    .where(of(key, self.account), work_items.c.status == WorkStatus.FAILED.value)
                     .values(status=WorkStatus.PENDING.value, next_attempt_at=now, created_at=now, finished_at=None)
                 )

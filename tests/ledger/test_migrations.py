@@ -18,7 +18,7 @@ def test_the_migrated_schema_is_the_declared_one(database_url):
 
 def test_calls_keep_only_the_indexes_their_queries_use(database_url):
     engine = make_engine(database_url)
-    assert _calls_indexes(engine) == {"ix_calls_started_at", "ix_calls_callback_request_id"}
+    assert _calls_indexes(engine) == {"ix_calls_account_started_at", "ix_calls_callback_request_id"}
     assert "IS NOT NULL" in _definition(engine, "ix_calls_callback_request_id")  # only linked calls
     engine.dispose()
 

@@ -20,7 +20,7 @@ class LocalSettingsSchema(CrmSettingsSchema):
 
 
 def build(resources: Resources) -> CrmAdapter:
-    return LocalCrm(resources.engine)
+    return LocalCrm(resources.engine, account=resources.account)
 
 
 PLUGIN = CrmPlugin(

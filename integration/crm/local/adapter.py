@@ -10,7 +10,7 @@ from sqlalchemy import Engine, or_, select
 
 from integration.errors import InvalidPhoneNumber
 from integration.ledger.db import insert_ignoring_duplicates
-from integration.ledger.tables import activities, contacts, deal_calls, recordings
+from integration.ledger.tables import DEFAULT_ACCOUNT, activities, contacts, deal_calls, recordings
 from integration.models import Activity, Contact
 from integration.phone import Phone, parse_phone
 from integration.timeutil import utc_now
@@ -19,15 +19,17 @@ from integration.timeutil import utc_now
 class LocalCrm:
     name = "local"
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utc_now):
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utc_now, account: str = DEFAULT_ACCOUNT):
         self.engine = engine
         self.clock = clock
+        self.account = account  # every contact, activity and attached call is one account's
 
     def find_contacts(self, phone: Phone) -> list[Contact]:
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(contacts).where(
-                    or_(contacts.c.phone_e164 == phone.e164, contacts.c.phone_key == phone.match_key)
+                    contacts.c.account == self.account,
+                    or_(contacts.c.phone_e164 == phone.e164, contacts.c.phone_key == phone.match_key),
                 )
             )
             return [Contact(id=str(r.id), name=r.name, phones=(r.phone_e164,), updated_at=r.updated_at) for r in rows]
@@ -37,6 +39,7 @@ class LocalCrm:
         with self.engine.begin() as connection:
             inserted = connection.execute(
                 contacts.insert().values(
+                    account=self.account,
                     name=name,
                     phone_e164=phone.e164,
                     phone_key=phone.match_key,
@@ -52,7 +55,13 @@ class LocalCrm:
         return add_contacts(self, rows, region)
 
     def contacts_page(self, limit: int, offset: int, phone: Phone | None = None) -> list[dict]:
-        statement = select(contacts).order_by(contacts.c.id).limit(limit).offset(offset)
+        statement = (
+            select(contacts)
+            .where(contacts.c.account == self.account)
+            .order_by(contacts.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
         if phone is not None:
             statement = statement.where(contacts.c.phone_key == phone.match_key)
         with self.engine.connect() as connection:
@@ -73,6 +82,7 @@ class LocalCrm:
         statement = (
             select(activities, recordings.c.id.label("recording_id"))
             .select_from(activities.outerjoin(recordings, stored))
+            .where(activities.c.account == self.account)
             .order_by(activities.c.started_at.desc(), activities.c.id)
             .limit(limit)
             .offset(offset)
@@ -100,19 +110,25 @@ class LocalCrm:
 
     def attach_calls(self, deal_id: str, call_ids: list[str], reference: str) -> None:
         now = self.clock()
-        rows = [{"deal_id": deal_id, "call_id": call_id, "attached_at": now} for call_id in call_ids]
+        rows = [
+            {"account": self.account, "deal_id": deal_id, "call_id": call_id, "attached_at": now}
+            for call_id in call_ids
+        ]
         insert_ignoring_duplicates(self.engine, deal_calls, rows)
 
     def deal_call_ids(self, deal_id: str) -> list[str]:
         with self.engine.connect() as connection:
             return list(
                 connection.execute(
-                    select(deal_calls.c.call_id).where(deal_calls.c.deal_id == deal_id).order_by(deal_calls.c.call_id)
+                    select(deal_calls.c.call_id)
+                    .where(deal_calls.c.account == self.account, deal_calls.c.deal_id == deal_id)
+                    .order_by(deal_calls.c.call_id)
                 ).scalars()
             )
 
     def write_activity(self, activity: Activity) -> str:
         row = {
+            "account": self.account,
             "call_id": activity.call_id,
             "contact_ids": json.dumps(list(activity.contact_ids)),
             "direction": activity.direction.value,
@@ -129,7 +145,11 @@ class LocalCrm:
         insert_ignoring_duplicates(self.engine, activities, [row])
         with self.engine.connect() as connection:
             return str(
-                connection.execute(select(activities.c.id).where(activities.c.call_id == activity.call_id)).scalar_one()
+                connection.execute(
+                    select(activities.c.id).where(
+                        activities.c.account == self.account, activities.c.call_id == activity.call_id
+                    )
+                ).scalar_one()
             )
 
 
