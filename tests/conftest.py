@@ -113,18 +113,28 @@ def sandbox() -> Iterator[SandboxServer]:
 
 
 class SandboxControl:
-    """The sandbox's control API over HTTP."""
+    """The sandbox's control API over HTTP: the default contract's, or (``contract``) another's."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, contract: str | None = None):
         self.url = url
+        self.base = f"{url}/_sandbox/" + (f"contracts/{contract}/" if contract else "")
+
+    def contract(self, contract_id: str) -> SandboxControl:
+        """The same control API for another contract: ``/_sandbox/contracts/<id>/…``."""
+        return SandboxControl(self.url, contract_id)
 
     def get(self, path: str):
-        response = requests.get(self.url + "/_sandbox/" + path, timeout=10)
+        response = requests.get(self.base + path, timeout=10)
         response.raise_for_status()
         return response.json()
 
     def post(self, path: str, body: dict | None = None):
-        response = requests.post(self.url + "/_sandbox/" + path, json=body or {}, timeout=10)
+        response = requests.post(self.base + path, json=body or {}, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def delete(self, path: str):
+        response = requests.delete(self.base + path, timeout=10)
         response.raise_for_status()
         return response.json()
 

@@ -57,11 +57,11 @@ class MemoryCrm:
 def operator_json(count: int) -> bytes:
     """A ``getcalllist`` answer as the sandbox serves it (rows by time); no recordings, so every
     call's key is the hash of its row, the costlier kind."""
-    sandbox = Sandbox(SandboxConfig(numbers=tuple(LINES), timezone=TZ.key))
-    now = sandbox.now()
-    sandbox.add_calls(count, now - timedelta(days=25), now, recording_ratio=0.0, seed=1)
-    period = {"periodStart": sandbox.local(now - timedelta(days=26)), "periodEnd": sandbox.local(now)}
-    return json.dumps(sandbox.call_list({"nums": LINES, **period})).encode()
+    contract = Sandbox(SandboxConfig(numbers=tuple(LINES), timezone=TZ.key)).default
+    now = contract.now()
+    contract.add_calls(count, now - timedelta(days=25), now, recording_ratio=0.0, seed=1)
+    period = {"periodStart": contract.local(now - timedelta(days=26)), "periodEnd": contract.local(now)}
+    return json.dumps(contract.call_list({"nums": LINES, **period})).encode()
 
 
 def baseline(raw: bytes) -> float:

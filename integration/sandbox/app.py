@@ -1,4 +1,5 @@
-"""The sandbox over HTTP: the operator's ``/api/v1/…`` methods and the ``/_sandbox/…`` control API."""
+"""The sandbox over HTTP: the operator's ``/api/v1/…`` methods, each routed to a contract by its token,
+and the ``/_sandbox/…`` control API."""
 
 from __future__ import annotations
 
@@ -10,12 +11,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, g, jsonify, request
 
 from integration.sandbox.data import RecordingSpec
-from integration.sandbox.state import Fault, Sandbox, SandboxError
+from integration.sandbox.state import (
+    DEFAULT_CONTRACT,
+    Contract,
+    ContractConflict,
+    Fault,
+    Sandbox,
+    SandboxError,
+    UnknownContract,
+)
 
 B64_CHUNK = 3 * 64 * 1024  # a multiple of 3: base64 pieces concatenate without padding
+Handler = Callable[[Contract, str], Response]
 
 
 def _json(body: dict, status: int = 200, headers: dict | None = None) -> Response:
@@ -26,21 +36,27 @@ def _error(status: int, code: int, message: str, headers: dict | None = None) ->
     return _json({"error": {"errorMessage": message, "errorCode": code}, "result": None}, status, headers)
 
 
-def _bearer() -> str:
+def _bearer_text() -> str:
+    """The bearer token, or "" when there is none."""
     header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer ") or not header[7:].strip():
+    return header[7:].strip() if header.startswith("Bearer ") else ""
+
+
+def _bearer() -> str:
+    token = _bearer_text()
+    if not token:
         raise SandboxError(401, 401, "missing bearer token")
-    return header[7:].strip()
+    return token
 
 
-def _recording_stream(sandbox: Sandbox, spec: RecordingSpec, request_hash: str) -> Iterator[bytes]:
+def _recording_stream(contract: Contract, spec: RecordingSpec, request_hash: str) -> Iterator[bytes]:
     head = {
         "error": {"errorMessage": "", "errorCode": 0},
         "result": {
             "file_NAME": f"{spec.id}.mp3",
             "apiName": "getcallrecordfile",
             "apiVersion": 1,
-            "callTime": sandbox.local(sandbox.now()),
+            "callTime": contract.local(contract.now()),
             "responseDuration": "0.100",
             "code": 0,
             "requestHash": request_hash,
@@ -62,48 +78,48 @@ def _recording_stream(sandbox: Sandbox, spec: RecordingSpec, request_hash: str) 
 def create_sandbox_app(sandbox: Sandbox) -> Flask:
     app = Flask("integration.sandbox")
 
-    def recording_response(spec: RecordingSpec) -> Response:
-        request_hash = sandbox.envelope("getcallrecordfile", {}, store=False)["result"]["requestHash"]
-        with sandbox.lock:
-            sandbox.results[request_hash] = ("getcallrecordfile", {"recordFileId": spec.id})
-        return Response(_recording_stream(sandbox, spec, request_hash), mimetype="application/json")
+    def recording_response(contract: Contract, spec: RecordingSpec) -> Response:
+        request_hash = contract.envelope("getcallrecordfile", {}, store=False)["result"]["requestHash"]
+        with contract.lock:
+            contract.results[request_hash] = ("getcallrecordfile", {"recordFileId": spec.id})
+        return Response(_recording_stream(contract, spec, request_hash), mimetype="application/json")
 
-    def by_hash() -> Response:
-        api_name, body = sandbox.result_by_hash(request.args.get("requestHash", ""))
+    def by_hash(contract: Contract) -> Response:
+        api_name, body = contract.result_by_hash(request.args.get("requestHash", ""))
         if api_name == "getcallrecordfile":
-            return recording_response(sandbox.recording(body["recordFileId"]))
+            return recording_response(contract, contract.recording(body["recordFileId"]))
         return _json(body)
 
     def api(authorized: bool = True) -> Callable:
-        def wrap(work: Callable[[str], Response]) -> Callable[[str], Response]:
-            def run(bearer: str) -> Response:
+        def wrap(work: Handler) -> Handler:
+            def run(contract: Contract, bearer: str) -> Response:
                 if authorized:
-                    sandbox.authorize(bearer)
-                return work(bearer)
+                    contract.authorize(bearer)
+                return work(contract, bearer)
 
             return run
 
         return wrap
 
-    methods: dict[str, tuple[str, Callable[[str], Response]]] = {
-        "auth/integrationapi/create": ("GET", api(False)(lambda bearer: _json(sandbox.create_pair(bearer)))),
-        "auth/integrationapi/refresh": ("GET", api(False)(lambda bearer: _json(sandbox.refresh_pair(bearer)))),
+    methods: dict[str, tuple[str, Handler]] = {
+        "auth/integrationapi/create": ("GET", api(False)(lambda c, bearer: _json(c.create_pair(bearer)))),
+        "auth/integrationapi/refresh": ("GET", api(False)(lambda c, bearer: _json(c.refresh_pair(bearer)))),
         "callback/create": (
             "GET",
             api()(
-                lambda _: _json(
-                    sandbox.create_callback(request.args.get("PhoneTo"), request.args.get("PhoneFrom"), g.received_at)
+                lambda c, _: _json(
+                    c.create_callback(request.args.get("PhoneTo"), request.args.get("PhoneFrom"), g.received_at)
                 )
             ),
         ),
-        "request/getcalllist": ("POST", api()(lambda _: _json(sandbox.call_list(request.get_json(silent=True))))),
+        "request/getcalllist": ("POST", api()(lambda c, _: _json(c.call_list(request.get_json(silent=True))))),
         "request/getcallrecordfile": (
             "GET",
-            api()(lambda _: recording_response(sandbox.recording(request.args.get("recordFileId")))),
+            api()(lambda c, _: recording_response(c, c.recording(request.args.get("recordFileId")))),
         ),
-        "request/getrequestresultbyhash": ("GET", api()(lambda _: by_hash())),
-        "Vats/settings/get": ("POST", api()(lambda _: _json(sandbox.get_settings(request.get_json(silent=True))))),
-        "Vats/settings/set": ("POST", api()(lambda _: _json(sandbox.set_settings(request.get_json(silent=True))))),
+        "request/getrequestresultbyhash": ("GET", api()(lambda c, _: by_hash(c))),
+        "Vats/settings/get": ("POST", api()(lambda c, _: _json(c.get_settings(request.get_json(silent=True))))),
+        "Vats/settings/set": ("POST", api()(lambda c, _: _json(c.set_settings(request.get_json(silent=True))))),
     }
 
     @app.route("/api/v1/<path:method>", methods=["GET", "POST"])
@@ -111,93 +127,165 @@ def create_sandbox_app(sandbox: Sandbox) -> Flask:
         g.received_at = sandbox.now()
         if method not in methods or methods[method][0] != request.method:
             return _error(404, 404, "no such method")
-        sandbox.stats[method] += 1
+        contract = sandbox.route(_bearer_text())
+        contract.count(method)
         handler = methods[method][1]
-        fault = sandbox.take_fault(method)
+        fault = contract.take_fault(method)
         try:
-            response = handler(_bearer()) if fault is None else _with_fault(fault, lambda: handler(_bearer()))
+            response = (
+                handler(contract, _bearer())
+                if fault is None
+                else _with_fault(fault, lambda: handler(contract, _bearer()))
+            )
         except SandboxError as exc:
             response = _error(exc.status, exc.code, exc.message)
-        sandbox.stats[f"{method} {response.status_code}"] += 1
+        contract.count(f"{method} {response.status_code}")
         return response
 
-    # -- control API --
-
-    @app.get("/_sandbox/state")
-    def state() -> Response:
-        return jsonify(
-            numbers=list(sandbox.config.numbers),
-            contract=sandbox.config.contract,
-            timezone=sandbox.config.timezone,
-            now=sandbox.now().isoformat(),
-            enabled=sandbox.enabled,
-            generation=sandbox.generation,
-            authorization_token=sandbox.authorization_token,
-            access_ttl=sandbox.access_ttl,
-            refresh_ttl=sandbox.refresh_ttl,
-        )
+    # -- control API: the whole sandbox --
 
     @app.post("/_sandbox/reset")
     def reset() -> Response:
         sandbox.reset()
-        return jsonify(authorization_token=sandbox.authorization_token)
+        return jsonify(authorization_token=sandbox.default.authorization_token)
 
     @app.post("/_sandbox/clock")
     def clock() -> Response:
         body = request.get_json(force=True)
         with sandbox.lock:
-            sandbox.clock_offset += float(body.get("shift", 0))
+            sandbox.clock.offset += float(body.get("shift", 0))
         return jsonify(now=sandbox.now().isoformat())
 
-    @app.post("/_sandbox/switch")
-    def switch() -> Response:
-        sandbox.enabled = bool(request.get_json(force=True).get("enabled", True))
-        return jsonify(enabled=sandbox.enabled)
-
-    @app.post("/_sandbox/token-lifetimes")
-    def lifetimes() -> Response:
+    @app.route("/_sandbox/contracts", methods=["GET", "POST"])
+    def contracts() -> Response:
+        if request.method == "GET":
+            tokens = request.args.get("tokens") in ("1", "true")
+            with sandbox.lock:
+                listed = list(sandbox.contracts.values())
+            return jsonify([c.summary(tokens) for c in listed])
         body = request.get_json(force=True)
-        with sandbox.lock:
-            sandbox.access_ttl = float(body.get("access", sandbox.access_ttl))
-            sandbox.refresh_ttl = float(body.get("refresh", sandbox.refresh_ttl))
-        return jsonify(access_ttl=sandbox.access_ttl, refresh_ttl=sandbox.refresh_ttl)
+        seed = None if body.get("seed") is None else int(body["seed"])
+        number_count, calls, days = (
+            int(body.get("number_count", 1)),
+            int(body.get("calls", 0)),
+            float(body.get("days", 7)),
+        )
+        if "count" in body:
+            made = sandbox.create_contracts(int(body["count"]), seed, number_count, calls, days)
+            return _json({"contracts": [c.summary() for c in made]}, 201)
+        contract = sandbox.create_contract(
+            body.get("id"), body.get("numbers"), number_count, body.get("contract"), seed, calls, days
+        )
+        return _json(contract.summary(), 201)
 
-    @app.post("/_sandbox/tokens/invalidate")
-    def invalidate() -> Response:
-        sandbox.invalidate_pair()
-        return jsonify(generation=sandbox.generation)
+    @app.delete("/_sandbox/contracts/<contract_id>")
+    def remove_contract(contract_id: str) -> Response:
+        sandbox.remove_contract(contract_id)
+        return jsonify(removed=contract_id)
 
-    @app.post("/_sandbox/authorization-token/rotate")
-    def rotate() -> Response:
-        return jsonify(authorization_token=sandbox.rotate_authorization_token())
+    @app.post("/_sandbox/contracts/<contract_id>/reset")
+    def reset_contract(contract_id: str) -> Response:
+        contract = sandbox.contract(contract_id)
+        contract.reset()
+        return jsonify(authorization_token=contract.authorization_token)
 
-    @app.post("/_sandbox/authorization-token/revoke")
-    def revoke() -> Response:
-        sandbox.revoke_authorization_token()
+    # -- control API: one contract, the default one at /_sandbox/…, any at /_sandbox/contracts/<id>/… --
+
+    control = _contract_control(sandbox)
+    app.register_blueprint(control, url_prefix="/_sandbox", url_defaults={"contract_id": DEFAULT_CONTRACT})
+    app.register_blueprint(control, url_prefix="/_sandbox/contracts/<contract_id>", name="contracts")
+
+    @app.errorhandler(UnknownContract)
+    def unknown_contract(exc: UnknownContract) -> Response:
+        return _json({"error": str(exc)}, 404)
+
+    @app.errorhandler(ContractConflict)
+    def conflict(exc: ContractConflict) -> Response:
+        return _json({"error": str(exc)}, 409)
+
+    @app.errorhandler(TypeError)
+    @app.errorhandler(ValueError)
+    @app.errorhandler(KeyError)
+    def bad_control_request(exc: Exception) -> Response:
+        return _json({"error": f"bad control request: {exc}"}, 400)
+
+    return app
+
+
+def _contract_control(sandbox: Sandbox) -> Blueprint:
+    """The control routes of one contract; each view takes the contract's id."""
+    control = Blueprint("control", __name__)
+
+    @control.get("/state")
+    def state(contract_id: str) -> Response:
+        contract = sandbox.contract(contract_id)
+        return jsonify(
+            id=contract.id,
+            numbers=list(contract.config.numbers),
+            contract=contract.config.contract,
+            timezone=contract.config.timezone,
+            now=contract.now().isoformat(),
+            enabled=contract.enabled,
+            generation=contract.generation,
+            authorization_token=contract.authorization_token,
+            access_ttl=contract.access_ttl,
+            refresh_ttl=contract.refresh_ttl,
+        )
+
+    @control.post("/switch")
+    def switch(contract_id: str) -> Response:
+        contract = sandbox.contract(contract_id)
+        contract.enabled = bool(request.get_json(force=True).get("enabled", True))
+        return jsonify(enabled=contract.enabled)
+
+    @control.post("/token-lifetimes")
+    def lifetimes(contract_id: str) -> Response:
+        contract = sandbox.contract(contract_id)
+        body = request.get_json(force=True)
+        with contract.lock:
+            contract.access_ttl = float(body.get("access", contract.access_ttl))
+            contract.refresh_ttl = float(body.get("refresh", contract.refresh_ttl))
+        return jsonify(access_ttl=contract.access_ttl, refresh_ttl=contract.refresh_ttl)
+
+    @control.post("/tokens/invalidate")
+    def invalidate(contract_id: str) -> Response:
+        contract = sandbox.contract(contract_id)
+        contract.invalidate_pair()
+        return jsonify(generation=contract.generation)
+
+    @control.post("/authorization-token/rotate")
+    def rotate(contract_id: str) -> Response:
+        return jsonify(authorization_token=sandbox.contract(contract_id).rotate_authorization_token())
+
+    @control.post("/authorization-token/revoke")
+    def revoke(contract_id: str) -> Response:
+        sandbox.contract(contract_id).revoke_authorization_token()
         return jsonify(revoked=True)
 
-    @app.route("/_sandbox/callbacks", methods=["GET", "DELETE"])
-    def callbacks() -> Response:
-        with sandbox.lock:
+    @control.route("/callbacks", methods=["GET", "DELETE"])
+    def callbacks(contract_id: str) -> Response:
+        contract = sandbox.contract(contract_id)
+        with contract.lock:
             if request.method == "DELETE":
-                sandbox.callbacks.clear()
-            return jsonify(list(sandbox.callbacks))
+                contract.callbacks.clear()
+            return jsonify(list(contract.callbacks))
 
-    @app.route("/_sandbox/calls", methods=["GET"])
-    def calls() -> Response:
-        return jsonify(sandbox.canonical_calls())
+    @control.get("/calls")
+    def calls(contract_id: str) -> Response:
+        return jsonify(sandbox.contract(contract_id).canonical_calls())
 
-    @app.post("/_sandbox/calls/generate")
-    def generate() -> Response:
+    @control.post("/calls/generate")
+    def generate(contract_id: str) -> Response:
+        contract = sandbox.contract(contract_id)
         body = request.get_json(force=True)
-        now = sandbox.now()
+        now = contract.now()
         since = (
             datetime.fromisoformat(body["since"])
             if body.get("since")
             else now - timedelta(days=float(body.get("days", 7)))
         )
         until = datetime.fromisoformat(body["until"]) if body.get("until") else now
-        made = sandbox.add_calls(
+        made = contract.add_calls(
             int(body.get("count", 10)),
             since,
             until,
@@ -208,35 +296,34 @@ def create_sandbox_app(sandbox: Sandbox) -> Flask:
         )
         return jsonify(count=len(made), first_id=made[0].id if made else None)
 
-    @app.post("/_sandbox/recordings")
-    def add_recording() -> Response:
+    @control.post("/recordings")
+    def add_recording(contract_id: str) -> Response:
+        contract = sandbox.contract(contract_id)
         body = request.get_json(force=True)
-        spec = sandbox.add_recording(int(body.get("size", 64 * 1024)), float(body.get("ready_in", 0)), body.get("seed"))
+        spec = contract.add_recording(
+            int(body.get("size", 64 * 1024)), float(body.get("ready_in", 0)), body.get("seed")
+        )
         return jsonify(id=spec.id, size=spec.size, sha256=spec.sha256)
 
-    @app.route("/_sandbox/faults", methods=["GET", "POST", "DELETE"])
-    def faults() -> Response:
-        with sandbox.lock:
+    @control.route("/faults", methods=["GET", "POST", "DELETE"])
+    def faults(contract_id: str) -> Response:
+        contract = sandbox.contract(contract_id)
+        with contract.lock:
             if request.method == "POST":
-                sandbox.faults.append(Fault(**request.get_json(force=True)))
+                contract.faults.append(Fault(**request.get_json(force=True)))
             elif request.method == "DELETE":
-                sandbox.faults.clear()
-            return jsonify([asdict(f) for f in sandbox.faults])
+                contract.faults.clear()
+            return jsonify([asdict(f) for f in contract.faults])
 
-    @app.route("/_sandbox/stats", methods=["GET", "DELETE"])
-    def stats() -> Response:
-        with sandbox.lock:
+    @control.route("/stats", methods=["GET", "DELETE"])
+    def stats(contract_id: str) -> Response:
+        contract = sandbox.contract(contract_id)
+        with contract.lock:
             if request.method == "DELETE":
-                sandbox.stats.clear()
-            return jsonify(dict(sandbox.stats))
+                contract.stats.clear()
+            return jsonify(dict(contract.stats))
 
-    @app.errorhandler(TypeError)
-    @app.errorhandler(ValueError)
-    @app.errorhandler(KeyError)
-    def bad_control_request(exc: Exception) -> Response:
-        return _json({"error": f"bad control request: {exc}"}, 400)
-
-    return app
+    return control
 
 
 def _with_fault(fault: Fault, work: Callable[[], Response]) -> Response:
