@@ -21,12 +21,13 @@ from typing import Any
 
 from integration.config import Settings
 from integration.errors import ConfigError, IntegrationError
+from integration.keys import DEFAULT_ACCOUNT
 from integration.ledger.accounts import AccountLedger, AuditLog, StoredAccount
 from integration.secretbox import SecretBox, SecretKeyError
 from integration.settings import account_settings, secret_names
 from integration.timeutil import utc_now
 
-DEFAULT = "default"
+DEFAULT = DEFAULT_ACCOUNT
 ACCOUNT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
 MASK = "********"
 

@@ -22,6 +22,7 @@ from redis import Redis
 
 from integration.config import Settings
 from integration.errors import InvalidPhoneNumber, OperatorError, OutcomeUnknown
+from integration.keys import DEFAULT_ACCOUNT, scoped
 from integration.ledger.callbacks import CallbackLedger
 from integration.models import CallbackRequest, CallbackStatus
 from integration.operator.client import OperatorClient
@@ -125,12 +126,14 @@ class CallbackIntake:
         ttl: int,
         debounce: int,
         clock: Callable[[], datetime] = utc_now,
+        account: str = DEFAULT_ACCOUNT,
     ):
         self.redis = redis
         self.enqueuer = enqueuer
         self.ttl = ttl
         self.debounce = debounce
         self.clock = clock
+        self.account = account  # its idempotency and debounce claims are this account's
 
     def submit(self, order: ClickToCall) -> tuple[CallbackRequest, bool]:
         """Accept an order; returns the request and whether it is new (False: a duplicate)."""
@@ -148,9 +151,11 @@ class CallbackIntake:
         )
         claims = []
         if order.idempotency_key:
-            claims.append(Claim(f"vats:idempotency:{order.source}:{order.idempotency_key}", IDEMPOTENCY_TTL))
+            key = scoped(self.account, f"vats:idempotency:{order.source}:{order.idempotency_key}")
+            claims.append(Claim(key, IDEMPOTENCY_TTL))
         if self.debounce:
-            claims.append(Claim(f"vats:debounce:{request.phone_from}:{request.phone_to}", self.debounce))
+            key = scoped(self.account, f"vats:debounce:{request.phone_from}:{request.phone_to}")
+            claims.append(Claim(key, self.debounce))
         payload = to_json(request)
         created, request_id = self.enqueuer.claim_and_enqueue(
             claims,

@@ -17,6 +17,7 @@ from integration.callbacks import JOB, CallbackIntake, job_options
 from integration.config import Settings
 from integration.crm.base import CrmAdapter
 from integration.crm.registry import build_crm
+from integration.keys import scoped
 from integration.ledger.accounts import AccountLedger, AuditLog
 from integration.ledger.callbacks import CallbackLedger
 from integration.ledger.calls import CallLedger
@@ -47,6 +48,10 @@ class Runtime:
         self.settings = settings
         self.account = account
         self.shared = shared
+
+    def key(self, name: str) -> str:
+        """A Redis key (or prefix) of this account (``integration.keys``)."""
+        return scoped(self.account, name)
 
     @cached_property
     def redis(self) -> redis.Redis:
@@ -140,4 +145,5 @@ class Runtime:
             Enqueuer(make_queue(CALLBACKS, self.redis), JOB, **job_options(self.settings.callback_ttl)),
             ttl=self.settings.callback_ttl,
             debounce=self.settings.click_to_call_debounce,
+            account=self.account,
         )

@@ -4,14 +4,17 @@ every change audited; ``flask --app wsgi accounts …``."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from integration.accounts import MASK, AccountError, Accounts
+from integration.callbacks import ClickToCall
 from integration.errors import ConfigError
 from integration.ledger.accounts import AccountLedger, AuditLog
 from integration.ledger.db import make_engine
+from integration.phone import parse_phone
 from integration.secretbox import SecretBox, new_key
 from integration.settings import load_settings
 from tests.conftest import SECRET, SECRET_KEYS, run_cli
@@ -204,6 +207,12 @@ def test_each_account_has_a_runtime_of_its_own_and_changes_reach_it_without_a_re
     assert acme.redis is default.redis and acme.engine is default.engine and acme.metrics is default.metrics
     assert acme.operator.tokens.key != default.operator.tokens.key  # its own contract's token pair
     assert acme.crm.name == "webhook" and default.crm.name == "local"
+    # Redis keys are the account's: the environment's keep their names, a stored account's have its own.
+    assert default.key("vats:sync:lock") == "vats:sync:lock" and acme.key("vats:sync:lock") == "vats:a:acme:sync:lock"
+    order = ClickToCall("4991110001", parse_phone("89161234567"), idempotency_key="msg_same")
+    assert acme.intake.submit(order)[1] and acme.intake.submit(order)[1] is False  # a duplicate in acme…
+    assert default.intake.submit(replace(order, phone_from="4990000000"))[1]  # …is new in default
+    assert redis_conn.exists("vats:a:acme:idempotency:webhook:msg_same", "vats:idempotency:webhook:msg_same") == 2
     default.accounts.update("acme", toml(ACME.replace("SYNC_INTERVAL = 30", "SYNC_INTERVAL = 45")), "test")
     assert runtimes.get("acme") is acme  # read again within refresh_every (5 s)…
     now[0] = 10
@@ -215,3 +224,13 @@ def test_each_account_has_a_runtime_of_its_own_and_changes_reach_it_without_a_re
         runtimes.get("acme")
     assert runtimes.enabled_ids() == ["default"]
     default.engine.dispose()
+
+
+def test_keys_are_scoped_by_account_and_the_defaults_are_unchanged():
+    from integration.keys import scoped
+
+    assert scoped("default", "vats:rate:") == "vats:rate:"
+    assert scoped("acme", "vats:rate:") == "vats:a:acme:rate:"
+    assert scoped("acme", "vats:amocrm:tokens") == "vats:a:acme:amocrm:tokens"
+    with pytest.raises(ValueError):
+        scoped("acme", "rq:queue:default")

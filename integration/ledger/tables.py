@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
+from integration.keys import DEFAULT_ACCOUNT  # every row carries its account
 from integration.ledger.db import UTCDateTime
 
 metadata = MetaData()
-DEFAULT_ACCOUNT = "default"  # the environment's account; every row carries its account
 
 callback_requests = Table(
     "callback_requests",

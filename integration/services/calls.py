@@ -28,7 +28,7 @@ def run_sync(
 ) -> SyncResult | None:
     """``sync.sync_calls`` with the settings, one at a time across every process (None: busy)."""
     settings = rt.settings
-    lock = rt.redis.lock(SYNC_LOCK, timeout=SYNC_LOCK_LEASE, blocking_timeout=wait)
+    lock = rt.redis.lock(rt.key(SYNC_LOCK), timeout=SYNC_LOCK_LEASE, blocking_timeout=wait)
     if not lock.acquire(blocking=wait > 0):
         return None
     try:

@@ -31,7 +31,7 @@ class WebState:
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:
-        return RateLimiter(self.runtime.redis)
+        return RateLimiter(self.runtime.redis, prefix=self.runtime.key("vats:rate:"))
 
     @cached_property
     def _stored_recordings(self) -> dict[str, tuple[str, str]]:

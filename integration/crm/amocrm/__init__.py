@@ -81,19 +81,23 @@ def settings_of(settings: Settings) -> AmoCrmSettings | None:
     return crm_settings(settings, "amocrm", AmoCrmSettings)
 
 
-def amocrm_tokens(settings: AmoCrmSettings, redis: Redis, box: SecretBox) -> AmoTokens:
+def amocrm_tokens(settings: AmoCrmSettings, redis: Redis, box: SecretBox, key: str = "vats:amocrm:tokens") -> AmoTokens:
     """amoCRM's token pair in Redis: OAuth 2 credentials, or a long-lived token."""
     oauth = None
     if settings.client_id and settings.base_url and settings.client_secret and settings.redirect_uri:
         oauth = AmoOAuth(settings.base_url, settings.client_id, settings.client_secret, settings.redirect_uri)
-    return AmoTokens(redis, oauth, box=box, auth_code=settings.auth_code, long_lived=settings.long_lived_token)
+    return AmoTokens(redis, oauth, box=box, key=key, auth_code=settings.auth_code, long_lived=settings.long_lived_token)
 
 
 def build(resources: Resources) -> CrmAdapter:
     settings = backend_settings(resources, "amocrm", AmoCrmSettings)
     assert settings.base_url is not None  # required when it is the backend
-    pacer = Pacer(resources.redis, "vats:amocrm:pace", settings.rate, burst=7)
-    rest = AmoRest(settings.base_url, amocrm_tokens(settings, resources.redis, resources.secret_box), pacer)
+    pacer = Pacer(resources.redis, resources.key("vats:amocrm:pace"), settings.rate, burst=7)
+    rest = AmoRest(
+        settings.base_url,
+        amocrm_tokens(settings, resources.redis, resources.secret_box, resources.key("vats:amocrm:tokens")),
+        pacer,
+    )
     return AmoCrm(rest, resources.delivery_ledger)
 
 

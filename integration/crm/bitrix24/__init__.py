@@ -46,7 +46,7 @@ def settings_of(settings: Settings) -> Bitrix24Settings | None:
 def build(resources: Resources) -> CrmAdapter:
     settings = backend_settings(resources, "bitrix24", Bitrix24Settings)
     assert settings.webhook_url is not None  # required when it is the backend
-    pacer = Pacer(resources.redis, "vats:bitrix24:pace", settings.rate, burst=50)
+    pacer = Pacer(resources.redis, resources.key("vats:bitrix24:pace"), settings.rate, burst=50)
     return Bitrix24Crm(Bitrix24Rest(settings.webhook_url, pacer), resources.delivery_ledger, settings.default_user_id)
 
 
