@@ -107,12 +107,6 @@ class Accounts:
             )
         return found
 
-    def enabled(self, account_id: str) -> bool:
-        if account_id == DEFAULT:
-            return True
-        stored = self.ledger.get(account_id)
-        return stored is not None and stored.enabled
-
     # --- changing ------------------------------------------------------------------------------
 
     def create(self, account_id: str, document: Mapping[str, Any], actor: str) -> Settings:
@@ -121,7 +115,7 @@ class Accounts:
             self._refuse_default(account_id)
             settings = self._validated(account_id, document)
             public, secrets = self._split(document)
-            if not self.ledger.add(check_id(account_id), public, self.box.seal(json.dumps(secrets)), self.clock()):
+            if not self.ledger.add(account_id, public, self.box.seal(json.dumps(secrets)), self.clock()):
                 raise AccountError(f"account {account_id} exists already: use update")
             note(f"settings: {_names(public)}; secrets: {_names(secrets)}")
         return settings
@@ -144,11 +138,17 @@ class Accounts:
             if not self.ledger.set_enabled(account_id, enabled, self.clock()):
                 raise self._missing(account_id)
 
-    def delete(self, account_id: str, actor: str) -> None:
-        with self._audited(actor, account_id, "delete"):
+    def delete(self, account_id: str, actor: str, forget: Callable[[list[str]], str] = lambda keys: "") -> None:
+        """Delete the account and all its rows; ``forget`` removes what lives outside the database
+        (its recordings' files by storage key, its Redis keys) and says what it removed."""
+        with self._audited(actor, account_id, "delete") as note:
             self._refuse_default(account_id)
-            if not self.ledger.delete(account_id):
+            existed, counts, storage_keys = self.ledger.delete(account_id)
+            if not existed:
                 raise self._missing(account_id)
+            elsewhere = forget(storage_keys)
+            rows = ", ".join(f"{count} {table}" for table, count in counts.items() if count) or "no rows"
+            note(f"deleted: {rows}" + (f"; {elsewhere}" if elsewhere else ""))
 
     def reseal(self, actor: str) -> tuple[int, list[str]]:
         """Seal every stored account's secrets with the first key: (how many, the ids of those no

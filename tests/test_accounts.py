@@ -105,7 +105,7 @@ def test_changes_are_audited_without_secret_values(accounts):
     changed = ACME.replace("SYNC_INTERVAL = 30", "SYNC_INTERVAL = 45").replace("acme-api-token", "new-api-token")
     assert accounts.update("acme", toml(changed), "bob").sync_interval == 45
     accounts.set_enabled("acme", False, "bob")
-    assert not accounts.enabled("acme") and accounts.enabled("default")
+    assert [summary.enabled for summary in accounts.summaries()] == [True, False]  # default, acme
     with pytest.raises(AccountError, match="no account 'nobody'"):
         accounts.set_enabled("nobody", True, "bob")
     accounts.delete("acme", "carol")
@@ -234,3 +234,42 @@ def test_keys_are_scoped_by_account_and_the_defaults_are_unchanged():
     assert scoped("acme", "vats:amocrm:tokens") == "vats:a:acme:amocrm:tokens"
     with pytest.raises(ValueError):
         scoped("acme", "rq:queue:default")
+
+
+def test_deleting_an_account_deletes_all_its_data_and_nothing_else(service_env, redis_conn, tmp_path):
+    from integration.ledger.calls import CallLedger
+    from integration.ledger.recordings import RecordingLedger
+    from integration.operator.auth import contract_key
+    from integration.runtime import Runtime
+    from integration.services.accounts import delete_account
+    from tests.ledger.test_account_scope import NOW, everything_of
+
+    env = service_env | {"RECORDINGS_DIR": str(tmp_path / "recordings")}
+    default = Runtime(load_settings(env, dotenv="/nonexistent"))
+    default.accounts.create("acme", toml(ACME), "alice")
+    mine = everything_of(default.engine, "default", "4990000000", "89161234567")
+    theirs = everything_of(default.engine, "acme", "4991110000", "89161234567")
+    for account, ids in (("default", mine), ("acme", theirs)):
+        ledger = RecordingLedger(default.engine, account)
+        with default.recording_store.writer(f"{account}.mp3") as file:
+            file.write(b"ID3")
+        ledger.mark_stored(ids["call"], 3, "0" * 64, f"{account}.mp3", NOW)
+    acme_token = f"vats:tokens:{contract_key('acme-authorization-token-0123456789')}"
+    redis_conn.set(acme_token, "3:sealed")
+    redis_conn.set("vats:a:acme:sync:lock", "x")
+    redis_conn.set("vats:sync:lock", "x")
+
+    delete_account(default, "acme", "carol")
+
+    assert CallLedger(default.engine, "acme").count() == 0 and CallLedger(default.engine, "default").count() == 1
+    assert RecordingLedger(default.engine, "default").get(mine["call"]).status == "stored"
+    assert not (tmp_path / "recordings" / "acme.mp3").exists() and (tmp_path / "recordings" / "default.mp3").exists()
+    assert not redis_conn.exists(acme_token, "vats:a:acme:sync:lock") and redis_conn.exists("vats:sync:lock")
+    with pytest.raises(AccountError):
+        default.accounts.settings("acme")
+    [entry] = [e for e in default.accounts.audit.recent() if e.action == "delete"]
+    assert entry.result == "ok" and entry.actor == "carol"
+    assert "1 calls" in entry.detail and "1 recording file(s), 2 Redis key(s)" in entry.detail
+    with pytest.raises(AccountError, match="no account 'acme'"):
+        delete_account(default, "acme", "carol")
+    default.engine.dispose()

@@ -99,8 +99,10 @@ def delete_command(account_id: str, yes: bool) -> None:
     """Delete an account and all its data (asks for --yes)."""
     if not yes:
         fail(f"this deletes account {account_id} and all its data; run again with --yes to do it", EXIT_USAGE)
-    current_runtime().accounts.delete(account_id, actor())
-    click.echo(f"account {account_id} deleted")
+    from integration.services.accounts import delete_account
+
+    delete_account(current_runtime(), account_id, actor())
+    click.echo(f"account {account_id} deleted, with its calls, recordings, tokens and keys")
 
 
 @accounts_group.command("audit")

@@ -12,7 +12,36 @@ from datetime import datetime
 
 from sqlalchemy import Engine, delete, insert, select, update
 
-from integration.ledger.tables import accounts, audit_log
+from integration.ledger.tables import (
+    accounts,
+    activities,
+    audit_log,
+    callback_requests,
+    calls,
+    contacts,
+    crm_events,
+    deal_calls,
+    deliveries,
+    outbox,
+    recordings,
+    sync_cursors,
+    work_items,
+)
+
+# Every table of an account's data, those that refer to calls before the calls.
+DATA_TABLES = (
+    deal_calls,
+    activities,
+    contacts,
+    deliveries,
+    recordings,
+    outbox,
+    crm_events,
+    work_items,
+    callback_requests,
+    sync_cursors,
+    calls,
+)
 
 
 @dataclass(frozen=True)
@@ -96,9 +125,22 @@ class AccountLedger:
             )
             return connection.execute(statement).rowcount == 1
 
-    def delete(self, account_id: str) -> bool:
+    def delete(self, account_id: str) -> tuple[bool, dict[str, int], list[str]]:
+        """Delete an account and every row of its data, in one transaction: (whether it existed,
+        rows deleted per table, the storage keys of its recordings, for the caller to remove)."""
         with self.engine.begin() as connection:
-            return connection.execute(delete(accounts).where(accounts.c.id == account_id)).rowcount == 1
+            stored = recordings.c.account == account_id
+            keys = list(
+                connection.execute(
+                    select(recordings.c.storage_key).where(stored, recordings.c.storage_key.is_not(None))
+                ).scalars()
+            )
+            counts = {
+                table.name: connection.execute(delete(table).where(table.c.account == account_id)).rowcount
+                for table in DATA_TABLES
+            }
+            existed = connection.execute(delete(accounts).where(accounts.c.id == account_id)).rowcount == 1
+        return existed, counts, keys
 
     def _change(self, account_id: str, now: datetime, **values) -> bool:
         with self.engine.begin() as connection:

@@ -208,6 +208,10 @@ class RedisTokenStore:
         stored = f"{state.generation}:{self.box.seal(state.to_json())}"
         return bool(self._cas(keys=[self.prefix + key], args=[expected_generation, stored]))
 
+    def forget(self, key: str) -> int:
+        """Delete a contract's stored state (its account was deleted); returns the keys removed."""
+        return self.redis.delete(self.prefix + key, self.prefix + key + ":lock")
+
     def reseal(self) -> tuple[int, int]:
         """Seal every stored state with the first key (``secrets rotate``): (sealed, unreadable)."""
         sealed = unreadable = 0
