@@ -28,9 +28,26 @@ from integration.settings import settings_or_exit
 log = logging.getLogger("worker")
 
 
+def queue_names(text: str) -> tuple[str, ...]:
+    """``--queues``: known queue names, comma-separated."""
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    unknown = [name for name in names if name not in QUEUE_NAMES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"must name queues among {', '.join(QUEUE_NAMES)}; got {text!r}")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python worker.py", description="vats-bridge background worker")
     parser.add_argument("--burst", action="store_true", help="quit when the queues are empty (tests, cron)")
+    parser.add_argument(
+        "--queues",
+        type=queue_names,
+        default=QUEUE_NAMES,
+        metavar="NAMES",
+        help=f"comma-separated queues to serve, in that order [default: {','.join(QUEUE_NAMES)}]; "
+        "`--queues callbacks` makes a worker for click-to-calls only, which slow CRM work never delays",
+    )
     args = parser.parse_args(argv)
     settings = settings_or_exit("vats-bridge worker")
     setup_logging(settings)
@@ -38,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     connection = runtime.redis
     worker_class = SimpleWorker if settings.worker_class == "simple" else Worker
     worker = worker_class(
-        queues(connection), connection=connection, serializer=JSONSerializer, job_class=RuntimeJob.bound_to(runtime)
+        queues(connection, args.queues),
+        connection=connection,
+        serializer=JSONSerializer,
+        job_class=RuntimeJob.bound_to(runtime),
     )
     scheduler = Scheduler(connection, periodic_tasks(settings))
     log.info(
@@ -46,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         extra=fields(
             worker=worker.name,
             pid=os.getpid(),
-            queues=",".join(QUEUE_NAMES),
+            queues=",".join(args.queues),
             worker_class=settings.worker_class,
             burst=args.burst or None,
         ),

@@ -32,8 +32,9 @@ def make_queue(name: str, connection: Redis) -> Queue:
     return Queue(name, connection=connection, serializer=JSONSerializer)
 
 
-def queues(connection: Redis) -> list[Queue]:
-    return [make_queue(name, connection) for name in QUEUE_NAMES]
+def queues(connection: Redis, names: tuple[str, ...] = QUEUE_NAMES) -> list[Queue]:
+    """The queues a worker serves, in the order it serves them."""
+    return [make_queue(name, connection) for name in names]
 
 
 @dataclass(frozen=True)

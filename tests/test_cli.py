@@ -185,3 +185,16 @@ def test_worker_starts_and_stops_in_burst_mode(sandbox_env):
         timeout=60,
     )
     assert broken.returncode == 2 and "OPERATOR_AUTHORIZATION_TOKEN is required" in broken.stderr
+
+
+def test_a_worker_can_serve_click_to_calls_only(sandbox_env, redis_conn):
+    from integration.queues import CALLBACKS, DEFAULT, make_queue
+    from tests.conftest import run_worker
+
+    for name in (CALLBACKS, DEFAULT):
+        make_queue(name, redis_conn).enqueue_call("integration.phone.ascii_digits", args=("٤٢",))
+    result = run_worker(sandbox_env, "--queues", "callbacks")
+    assert result.returncode == 0, result.stderr
+    assert redis_conn.llen("rq:queue:callbacks") == 0 and redis_conn.llen("rq:queue:default") == 1  # left for others
+    wrong = run_worker(sandbox_env, "--queues", "callbacks,sync")
+    assert wrong.returncode == 2 and "must name queues among callbacks, default; got 'callbacks,sync'" in wrong.stderr
