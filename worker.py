@@ -22,7 +22,8 @@ from integration.jobs import RuntimeJob
 from integration.logs import fields, rq_level, setup_logging
 from integration.queues import QUEUE_NAMES, queues
 from integration.runtime import Runtime
-from integration.scheduler import Scheduler, periodic_tasks
+from integration.runtimes import AccountRuntimes
+from integration.scheduler import Scheduler, StoredAccountTasks, periodic_tasks
 from integration.settings import settings_or_exit
 
 log = logging.getLogger("worker")
@@ -52,15 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_or_exit("vats-bridge worker")
     setup_logging(settings)
     runtime = Runtime(settings)
+    runtimes = AccountRuntimes(runtime)
     connection = runtime.redis
     worker_class = SimpleWorker if settings.worker_class == "simple" else Worker
     worker = worker_class(
         queues(connection, args.queues),
         connection=connection,
         serializer=JSONSerializer,
-        job_class=RuntimeJob.bound_to(runtime),
+        job_class=RuntimeJob.bound_to(runtimes),
     )
-    scheduler = Scheduler(connection, periodic_tasks(settings))
+    scheduler = Scheduler(connection, periodic_tasks(settings), more=StoredAccountTasks(runtimes))
     log.info(
         "worker starting",
         extra=fields(

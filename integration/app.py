@@ -14,6 +14,7 @@ from integration.config import Settings
 from integration.crm.registry import PLUGINS
 from integration.logs import setup_logging
 from integration.runtime import Runtime
+from integration.runtimes import AccountRuntimes
 from integration.settings import load_settings
 
 MEASURED = ("/webhooks/", "/callback-requests", "/widget/")
@@ -48,7 +49,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from integration.web.inputs import ChunkedBodyLimit
     from integration.web.openapi import openapi
     from integration.web.recordings import recordings
-    from integration.web.state import WebState
+    from integration.web.state import AccountPrefix, WebStates, conceal_refusals
     from integration.web.vats import vats_api
     from integration.web.webhooks import webhooks
 
@@ -60,9 +61,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.trusted_proxies:
         proxied = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
         app.wsgi_app = proxied  # type: ignore[method-assign]
+    app.wsgi_app = AccountPrefix(app.wsgi_app)  # type: ignore[method-assign]
     runtime = Runtime(settings)
     app.extensions["vats"] = runtime
-    app.extensions["vats.web"] = WebState(runtime)
+    app.extensions["vats.runtimes"] = runtimes = AccountRuntimes(runtime)
+    app.extensions["vats.web"] = WebStates(runtimes)
     for blueprint in (health, webhooks, forms, api, vats_api, recordings):
         app.register_blueprint(blueprint)
     for plugin in PLUGINS.values():  # each CRM's own endpoints (every plugin's: the amoCRM widget
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(openapi)
     register_error_handlers(app)
     app.after_request(add_cors_headers)
+    app.after_request(conceal_refusals)
     app.cli.add_command(operator_group)
     app.cli.add_command(db_group)
     app.cli.add_command(sync_command)

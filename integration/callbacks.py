@@ -48,8 +48,9 @@ def job_options(ttl: int) -> dict:
     }
 
 
-def record_key(request_id: str) -> str:
-    return f"vats:callback:{request_id}"
+def record_key(request_id: str, account: str = DEFAULT_ACCOUNT) -> str:
+    """Where the accepted request waits for a worker (an account reads only its own)."""
+    return scoped(account, f"vats:callback:{request_id}")
 
 
 def to_json(request: CallbackRequest) -> dict[str, Any]:
@@ -161,7 +162,8 @@ class CallbackIntake:
             claims,
             request.id,
             job_id=request.id,
-            extra=[("SET", record_key(request.id), json.dumps(payload), "EX", RECORD_TTL)],
+            account=self.account,
+            extra=[("SET", record_key(request.id, self.account), json.dumps(payload), "EX", RECORD_TTL)],
         )
         if created:
             return request, True
@@ -170,7 +172,7 @@ class CallbackIntake:
 
     def accepted(self, request_id: str) -> CallbackRequest | None:
         """The request exactly as accepted (kept in Redis for a day), or None."""
-        raw = self.redis.get(record_key(request_id))
+        raw = self.redis.get(record_key(request_id, self.account))
         return from_json(json.loads(raw)) if raw is not None else None
 
     def queued_record(self, request_id: str) -> CallbackRequest | None:

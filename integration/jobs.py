@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from rq import get_current_job
 from rq.job import Job
 
+from integration.accounts import AccountError
 from integration.errors import IntegrationError
+from integration.keys import DEFAULT_ACCOUNT
 from integration.ledger.work import WorkKey, WorkKind
 from integration.logs import fields
 from integration.runtime import Runtime
+from integration.runtimes import AccountRuntimes
 from integration.services import callbacks, calls, deliveries, recordings, rules, sweeper
 from integration.timeutil import utc_now
 
@@ -23,19 +28,35 @@ log = logging.getLogger(__name__)
 
 
 class RuntimeJob(Job):
-    """RQ's job, calling our entry points with the worker's runtime as their first argument
-    (``Worker(job_class=RuntimeJob.bound_to(runtime))``); other functions are called as RQ would."""
+    """RQ's job, calling our entry points with the runtime of the account its meta names (the
+    environment's when it names none) as their first argument
+    (``Worker(job_class=RuntimeJob.bound_to(runtimes))``); deployment-wide entry points get every
+    account's runtimes; other functions are called as RQ would."""
 
-    runtime: ClassVar[Runtime]
+    runtimes: ClassVar[AccountRuntimes]
 
     @classmethod
-    def bound_to(cls, runtime: Runtime) -> type[RuntimeJob]:
-        return type("BoundRuntimeJob", (cls,), {"runtime": runtime})
+    def bound_to(cls, runtimes: AccountRuntimes) -> type[RuntimeJob]:
+        return type("BoundRuntimeJob", (cls,), {"runtimes": runtimes})
 
     @property
     def func(self):
         func = super().func
-        return functools.partial(func, self.runtime) if getattr(func, "takes_runtime", False) else func
+        if getattr(func, "takes_runtimes", False):
+            return functools.partial(func, self.runtimes)
+        if not getattr(func, "takes_runtime", False):
+            return func
+        account = (self.meta or {}).get("account", DEFAULT_ACCOUNT)
+        try:
+            return functools.partial(func, self.runtimes.get(account))
+        except AccountError:
+            return functools.partial(_not_served, account, self.func_name or "")
+
+
+def _not_served(account: str, name: str, *args, **kwargs) -> str:
+    """A job of an account that is disabled or deleted: not run (the ledger keeps its work)."""
+    log.info("job of an account not served; skipped", extra=fields(account=account, job=name))
+    return f"skipped: account {account} is not served"
 
 
 def takes_runtime(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,23 +65,35 @@ def takes_runtime(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def entry_point(job: Callable[..., Any]) -> Callable[..., Any]:
-    """An entry point (``takes_runtime``) whose runs are counted and timed."""
+def takes_runtimes(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark ``func(runtimes, …)`` as a deployment-wide entry point: ``RuntimeJob`` passes every
+    account's runtimes."""
+    func.takes_runtimes = True  # type: ignore[attr-defined]
+    return func
 
-    @functools.wraps(job)
-    def run(rt: Runtime, *args, **kwargs):
-        started = time.perf_counter()
-        outcome = "error"
-        try:
-            result = job(rt, *args, **kwargs)
-            outcome = "ok"
-            return result
-        finally:
-            rt.metrics.inc("vats_jobs_total", job=job.__name__, outcome=outcome)
-            rt.metrics.observe("vats_job_seconds", time.perf_counter() - started, job=job.__name__)
-            rt.metrics.flush()
 
-    return takes_runtime(run)
+def entry_point(job: Callable[..., Any] | None = None, *, deployment: bool = False):
+    """An entry point whose runs are counted and timed: ``job(rt, …)`` (``takes_runtime``), or
+    with ``deployment=True`` ``job(runtimes, …)`` (``takes_runtimes``: work of every account)."""
+
+    def decorate(job: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(job)
+        def run(context: Runtime | AccountRuntimes, *args, **kwargs):
+            metrics = context.metrics
+            started = time.perf_counter()
+            outcome = "error"
+            try:
+                result = job(context, *args, **kwargs)
+                outcome = "ok"
+                return result
+            finally:
+                metrics.inc("vats_jobs_total", job=job.__name__, outcome=outcome)
+                metrics.observe("vats_job_seconds", time.perf_counter() - started, job=job.__name__)
+                metrics.flush()
+
+        return takes_runtimes(run) if deployment else takes_runtime(run)
+
+    return decorate(job) if job is not None else decorate
 
 
 @entry_point
@@ -80,14 +113,17 @@ def place_callback(rt: Runtime, request_id: str | None = None) -> dict:
     return {"id": result.id, "status": result.status.value}
 
 
-@entry_point
-def reap_stuck_callbacks(rt: Runtime) -> int:
-    return callbacks.reap_stuck_callbacks(rt)
+@entry_point(deployment=True)
+def reap_stuck_callbacks(runtimes: AccountRuntimes) -> int:
+    """Requests a killed worker left ``placing`` become ``unknown``, in every account."""
+    return callbacks.reap_accounts(runtimes)
 
 
 @entry_point
 def sync_calls(rt: Runtime) -> dict:
-    """Poll the call history from the cursor (the scheduler enqueues this every SYNC_INTERVAL)."""
+    """Make the work a crash cut short, then poll the call history from the cursor (the
+    scheduler enqueues this for each account every SYNC_INTERVAL)."""
+    sweeper.repair(rt)
     result = calls.run_sync(rt)
     if result is None:
         log.debug("sync skipped: another sync is running")
@@ -125,9 +161,10 @@ def fetch_recording(rt: Runtime, call_id: str) -> str:
     return status
 
 
-@entry_point
-def clean_recordings(rt: Runtime) -> int:
-    return recordings.clean_recordings(rt)
+@entry_point(deployment=True)
+def clean_recordings(runtimes: AccountRuntimes) -> int:
+    """Recordings past RECORDING_RETENTION_DAYS are deleted, in every account."""
+    return recordings.clean_accounts(runtimes)
 
 
 @entry_point
@@ -163,18 +200,26 @@ def run_work_item(rt: Runtime, kind: str, subject: str, target: str = "") -> str
         return f"unknown kind: {kind}"
     if kind == WorkKind.DELIVER_CALL and target and target != rt.crm.name:
         return f"skipped: for {target}, not this CRM"
-    try:
-        return handler(rt, subject, *([target] if kind in TARGETED else []))
-    except IntegrationError:
-        raise  # the handler counted the attempt under the retry policy
-    except Exception as exc:
-        # Unforeseen (Redis, the database): count the attempt, so the sweeper queues the next one
-        # under a new job id instead of waiting for this failed job to expire.
-        rt.work_ledger.fail_attempt(WorkKey(kind, subject, target), type(exc).__name__, utc_now(), retryable=True)
-        raise
+    key = WorkKey(kind, subject, target)
+    with rt.slots.hold() as taken:
+        if not taken:  # the account's work already holds ACCOUNT_CONCURRENCY workers: later
+            rt.work_ledger.defer(key, utc_now() + timedelta(seconds=random.uniform(*BUSY_DEFER)))
+            return "deferred: the account's other work holds its workers"
+        try:
+            return handler(rt, subject, *([target] if kind in TARGETED else []))
+        except IntegrationError:
+            raise  # the handler counted the attempt under the retry policy
+        except Exception as exc:
+            # Unforeseen (Redis, the database): count the attempt, so the sweeper queues the next
+            # one under a new job id instead of waiting for this failed job to expire.
+            rt.work_ledger.fail_attempt(key, type(exc).__name__, utc_now(), retryable=True)
+            raise
 
 
-@entry_point
-def retry_due_deliveries(rt: Runtime) -> int:
-    """The sweeper (every 5 s): queue every work item whose next attempt is due."""
-    return sweeper.sweep(rt)
+BUSY_DEFER = (3.0, 8.0)  # seconds a work item waits when its account's workers are all busy
+
+
+@entry_point(deployment=True)
+def retry_due_deliveries(runtimes: AccountRuntimes) -> int:
+    """The sweeper (every 5 s): queue every work item whose next attempt is due, in every account."""
+    return sweeper.sweep_accounts(runtimes)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,10 +23,18 @@ from rq.exceptions import DuplicateJobError
 from rq.serializers import JSONSerializer
 from rq.utils import now, utcformat
 
-# Click-to-call first: a person is waiting for their phone to ring.
+from integration.keys import DEFAULT_ACCOUNT
+
+# Served in this order. Click-to-call first: a person is waiting for their phone to ring. Then
+# the periodic runs (each account's sync, the sweeper), so no account's backlog delays another's
+# sync; then work items; last, the work of a large backlog (a month's backfill), so one account's
+# 100,000 deliveries wait behind everyone else's few.
 CALLBACKS = "callbacks"
+PERIODIC = "periodic"
 DEFAULT = "default"
-QUEUE_NAMES = (CALLBACKS, DEFAULT)
+BULK = "bulk"
+QUEUE_NAMES = (CALLBACKS, PERIODIC, DEFAULT, BULK)
+BULK_AFTER = 100  # more work items than this queued at once go to the bulk queue
 
 
 def make_queue(name: str, connection: Redis) -> Queue:
@@ -46,7 +55,8 @@ class Claim:
 
 
 # The claims part of the script. KEYS: the claim keys. ARGV: the value, then per claim its TTL,
-# then the job id and the time (used by the job's commands, which are generated into the script),
+# then the job id, the time and the account (used by the job's commands, which are generated into
+# the script),
 # then extra commands, each as its argument count followed by its arguments.
 _CLAIMS = """
 for i, key in ipairs(KEYS) do
@@ -62,10 +72,10 @@ for i, key in ipairs(KEYS) do
   redis.call('SET', key, ARGV[1], 'EX', ARGV[1 + i])
 end
 local pos = 2 + #KEYS
-local id, stamp = ARGV[pos], ARGV[pos + 1]
+local id, stamp, account = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2]
 """
 _EXTRA = """
-pos = pos + 2
+pos = pos + 3
 while pos <= #ARGV do
   local n = tonumber(ARGV[pos])
   redis.call(unpack(ARGV, pos + 1, pos + n))
@@ -74,17 +84,20 @@ end
 return {1, ARGV[1]}
 """
 
-_ID = "JOB-ID-PLACEHOLDER-0c9f5e1a"  # stands for the job id while RQ builds the template
+# Stand for the job id and its account while RQ builds the template (Lua variables in the script).
+PLACEHOLDERS = {"JOB-ID-PLACEHOLDER-0c9f5e1a": "id", "ACCOUNT-PLACEHOLDER-5b7d2e90": "account"}
+_ID, _ACCOUNT = PLACEHOLDERS
 
 
 class Enqueuer:
-    """Enqueues jobs of one function with fixed options; build one per process and reuse it."""
+    """Enqueues jobs of one function with fixed options; build one per process and reuse it.
+    Each job's meta names its account (``RuntimeJob`` runs it with that account's runtime)."""
 
     def __init__(self, queue: Queue, func: str, **options):
         self.queue = queue
         self.connection: Redis = queue.connection
         recorder = self.connection.pipeline(transaction=False)
-        job = queue.enqueue_call(func, job_id=_ID, pipeline=recorder, **options)
+        job = queue.enqueue_call(func, job_id=_ID, pipeline=recorder, meta={"account": _ACCOUNT}, **options)
         stamps = {utcformat(moment) for moment in (job.created_at, job.enqueued_at) if moment is not None}
         encode = self.connection.get_encoder().encode
         commands = [command for command, _options in recorder.command_stack]
@@ -96,14 +109,20 @@ class Enqueuer:
         self._sha = self._script.sha
 
     def claim_and_enqueue(
-        self, claims: list[Claim], value: str, *, job_id: str, extra: Sequence[tuple] = ()
+        self,
+        claims: list[Claim],
+        value: str,
+        *,
+        job_id: str,
+        account: str = DEFAULT_ACCOUNT,
+        extra: Sequence[tuple] = (),
     ) -> tuple[bool, str]:
         """Set every claim key to ``value`` and enqueue the job, unless a claim key is set.
 
         Returns (True, value) when enqueued, or (False, the existing value). ``extra`` commands
         (e.g. storing a status record) run only when enqueued.
         """
-        args: list = [value, *(claim.ttl for claim in claims), job_id, utcformat(now())]
+        args: list = [value, *(claim.ttl for claim in claims), job_id, utcformat(now()), account]
         for command in extra:
             args.append(len(command))
             args.extend(command)
@@ -117,12 +136,13 @@ class Enqueuer:
 
 
 def _lua_expression(arg: bytes, stamps: set[str]) -> str:
-    """A recorded argument as Lua: the time, a string around the job id, or a constant."""
+    """A recorded argument as Lua: the time, strings around the job id and account, or a constant."""
     if arg.decode(errors="replace") in stamps:
         return "stamp"
-    pieces = []
-    for i, part in enumerate(arg.split(_ID.encode())):
-        pieces += (["id"] if i else []) + ([_lua_string(part)] if part else [])
+    pattern = re.compile(b"(" + b"|".join(re.escape(p.encode()) for p in PLACEHOLDERS) + b")")
+    pieces = [
+        PLACEHOLDERS[part.decode()] if i % 2 else _lua_string(part) for i, part in enumerate(pattern.split(arg)) if part
+    ]
     return " .. ".join(pieces) or '""'
 
 
@@ -140,46 +160,35 @@ def digest(subject: str) -> str:
 
 
 WORK_JOB = "integration.jobs.run_work_item"
+WORK_LEASE = 120  # seconds a work item's job may run
 
 
-def work_job_id(kind: str, subject: str, target: str, attempt: int) -> str:
-    """A work item's job id for one attempt (the ids each kind had before there was one entry point)."""
+def work_job_id(kind: str, subject: str, target: str, attempt: int, account: str = DEFAULT_ACCOUNT) -> str:
+    """A work item's job id for one attempt (the ids each kind had before there was one entry
+    point; a stored account's begin with its id)."""
     if kind == "deliver_call":
-        return f"deliver-{target}-{digest(subject)}-{attempt}"
-    if kind == "send_event":
-        return f"event-{subject}-{attempt}"
-    if kind == "fetch_recording":
-        return f"recording-{digest(subject)}-{attempt}"
-    if kind == "handle_event":
-        return f"crm-event-{digest(subject)}-{attempt}"
-    return f"work-{kind}-{digest(f'{subject}:{target}')}-{attempt}"
+        job_id = f"deliver-{target}-{digest(subject)}-{attempt}"
+    elif kind == "send_event":
+        job_id = f"event-{digest(subject)}-{attempt}" if account != DEFAULT_ACCOUNT else f"event-{subject}-{attempt}"
+    elif kind == "fetch_recording":
+        job_id = f"recording-{digest(subject)}-{attempt}"
+    elif kind == "handle_event":
+        job_id = f"crm-event-{digest(subject)}-{attempt}"
+    else:
+        job_id = f"work-{kind}-{digest(f'{subject}:{target}')}-{attempt}"
+    return job_id if account == DEFAULT_ACCOUNT else f"{account}-{job_id}"
 
 
-def enqueue_work(queue, kind: str, subject: str, target: str, attempt: int) -> None:
+def enqueue_work(queue, kind: str, subject: str, target: str, attempt: int, account: str = DEFAULT_ACCOUNT) -> None:
     """Queue one attempt of a work item unless a job for that attempt exists."""
     with contextlib.suppress(DuplicateJobError):
         queue.enqueue_call(
             WORK_JOB,
             args=(kind, subject, target),
-            job_id=work_job_id(kind, subject, target, attempt),
+            job_id=work_job_id(kind, subject, target, attempt, account),
             unique=True,
             result_ttl=0,
             failure_ttl=86400,
-            timeout=120,
+            timeout=WORK_LEASE,
+            meta={"account": account},
         )
-
-
-def enqueue_delivery(queue, crm: str, call_id: str, attempt: int) -> None:
-    enqueue_work(queue, "deliver_call", call_id, crm, attempt)
-
-
-def enqueue_event(queue, event: str, attempt: int) -> None:
-    enqueue_work(queue, "send_event", event, "", attempt)
-
-
-def enqueue_fetch(queue, call_id: str, attempt: int) -> None:
-    enqueue_work(queue, "fetch_recording", call_id, "", attempt)
-
-
-def enqueue_handle_event(queue, event_id: str, attempt: int = 0) -> None:
-    enqueue_work(queue, "handle_event", event_id, "", attempt)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+import uuid
+from collections.abc import Iterator
 
 from redis import Redis
 
@@ -72,3 +75,36 @@ class Pacer:
         if delay > 0:
             self.sleep(delay)
         return delay
+
+
+# KEYS: the account's set of held slots (member: a holder's token, score: when its lease ends).
+# ARGV: how many may be held, the lease in seconds, the token. Expired leases (a killed worker's)
+# free their slot. Returns 1 when a slot was taken.
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])))
+return 1
+"""
+
+
+class Slots:
+    """At most ``most`` holders at once across every process (a semaphore with leases)."""
+
+    def __init__(self, redis: Redis, key: str, most: int, lease: float):
+        self.redis, self.key, self.most, self.lease = redis, key, most, lease
+        self._take = redis.register_script(_TAKE)
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[bool]:
+        """Yields whether a slot was taken (it is given back on exit); never waits."""
+        token = uuid.uuid4().hex
+        taken = bool(self._take(keys=[self.key], args=[self.most, self.lease, token]))
+        try:
+            yield taken
+        finally:
+            if taken:
+                self.redis.zrem(self.key, token)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import redis
@@ -30,7 +31,9 @@ from integration.ledger.work import WorkLedger
 from integration.metrics import Metrics
 from integration.operator.client import OperatorClient
 from integration.operator.factory import build_operator_client
-from integration.queues import CALLBACKS, Enqueuer, make_queue
+from integration.queues import BULK, CALLBACKS, WORK_LEASE, Enqueuer, enqueue_work, make_queue
+from integration.queues import DEFAULT as DEFAULT_QUEUE
+from integration.ratelimit import Slots
 from integration.recordings.links import LinkSigner
 from integration.recordings.storage import LocalStore
 from integration.secretbox import SecretBox
@@ -119,12 +122,14 @@ class Runtime:
 
     @cached_property
     def recording_store(self) -> LocalStore:
-        return LocalStore(self.settings.recordings_dir)
+        """A stored account's recordings live in ``<RECORDINGS_DIR>/a/<account>/``."""
+        root = Path(self.settings.recordings_dir)
+        return LocalStore(root if self.account == DEFAULT else root / "a" / self.account)
 
     @cached_property
     def links(self) -> LinkSigner:
         settings = self.settings
-        return LinkSigner(settings.recording_link_keys, settings.public_url, settings.recording_link_ttl)
+        return LinkSigner(settings.recording_link_keys, settings.public_url, settings.recording_link_ttl, self.account)
 
     def recording_url(self, call_id: str) -> str | None:
         """The signed link of a call's stored recording (None: none stored, or links are off)."""
@@ -137,6 +142,17 @@ class Runtime:
     def crm(self) -> CrmAdapter:
         """The CRM of ``CRM_BACKEND``."""
         return build_crm(self)
+
+    def queue_work(self, kind: str, subject: str, target: str = "", attempt: int = 0, *, bulk: bool = False) -> None:
+        """Queue one attempt of this account's work item (its job names the account); ``bulk``:
+        part of a large backlog, served after every account's other work."""
+        queue = make_queue(BULK if bulk else DEFAULT_QUEUE, self.redis)
+        enqueue_work(queue, kind, subject, target, attempt, self.account)
+
+    @cached_property
+    def slots(self) -> Slots:
+        """How many workers this account's work items may hold at once (``ACCOUNT_CONCURRENCY``)."""
+        return Slots(self.redis, self.key("vats:slots"), self.settings.account_concurrency, lease=WORK_LEASE)
 
     @cached_property
     def intake(self) -> CallbackIntake:

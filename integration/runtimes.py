@@ -23,7 +23,7 @@ class AccountRuntimes:
         default: Runtime,
         *,
         refresh_every: float = 5.0,
-        most: int = 2000,
+        most: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.default = default
@@ -32,6 +32,11 @@ class AccountRuntimes:
         self._read_at: float | None = None
         self._built: OrderedDict[str, tuple[int, Runtime]] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def metrics(self):
+        """The deployment's metrics (every account's runtime shares them)."""
+        return self.default.metrics
 
     def get(self, account_id: str) -> Runtime:
         """The account's runtime; ``AccountError`` when there is no such account, or it is disabled."""
@@ -50,6 +55,12 @@ class AccountRuntimes:
             while len(self._built) > self.most:  # the least recently used go; rebuilt when needed
                 self._built.popitem(last=False)
             return built[1]
+
+    def versions(self) -> dict[str, tuple[int, bool]]:
+        """Each stored account's (version, enabled) as last read; a new dict after each read."""
+        with self._lock:
+            self._refresh_if_due()
+            return self._versions
 
     def enabled_ids(self) -> list[str]:
         """The accounts being served: ``default`` and every enabled stored account."""

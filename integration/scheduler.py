@@ -1,23 +1,31 @@
 """Periodic work, declared as data, enqueued once per interval however many schedulers run.
 
 Each run has a deterministic job id per time bucket and is enqueued with ``unique=True``, so two
-schedulers (or two workers) running by mistake still give one run per interval.
+schedulers (or two workers) running by mistake still give one run per interval. Deployment-wide
+tasks (the sweeper, the reaper, cleaning recordings) visit every account themselves; each served
+account gets its own sync and daily re-check, spread over the interval by its id, so thousands of
+accounts do not all poll at the same second and only one run per account waits in Redis.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from redis import Redis
 from rq.exceptions import DuplicateJobError
 
+from integration.accounts import AccountError
 from integration.config import Settings
+from integration.keys import DEFAULT_ACCOUNT
 from integration.logs import fields
-from integration.queues import DEFAULT, make_queue
+from integration.queues import DEFAULT, PERIODIC, make_queue
+from integration.runtimes import AccountRuntimes
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +35,10 @@ class Periodic:
     name: str
     func: str
     every: int  # seconds
-    queue: str = DEFAULT
+    queue: str = PERIODIC
     at: int | None = None  # seconds into each interval (UTC); default: a stable spread per task
     jitter: int = 0  # up to this many seconds later in each interval, different every interval
+    account: str | None = None  # the account whose runtime runs it (None: deployment-wide or default)
 
     @property
     def offset(self) -> int:
@@ -50,32 +59,65 @@ class Periodic:
 
 
 def periodic_tasks(settings: Settings) -> list[Periodic]:
-    """Everything that runs on a schedule."""
+    """The deployment-wide tasks and the environment's account's (``default``)."""
     return [
         Periodic("reap_stuck_callbacks", "integration.jobs.reap_stuck_callbacks", every=30),
-        Periodic(
+        Periodic("retry_due_deliveries", "integration.jobs.retry_due_deliveries", every=5),
+        Periodic("clean_recordings", "integration.jobs.clean_recordings", every=3600),
+        *account_tasks(DEFAULT_ACCOUNT, settings),
+    ]
+
+
+def account_tasks(account: str, settings: Settings) -> list[Periodic]:
+    """One account's sync every SYNC_INTERVAL and its daily re-check of the previous day."""
+    if account == DEFAULT_ACCOUNT:  # the names (and job ids) it always had
+        sync = Periodic(
             "sync_calls",
             "integration.jobs.sync_calls",
             every=settings.sync_interval,
             jitter=min(10, settings.sync_interval // 4),
-        ),
-        Periodic("retry_due_deliveries", "integration.jobs.retry_due_deliveries", every=5),
+        )
         # 00:00 UTC = 03:00 in Moscow: re-read the whole previous day once it is surely complete.
-        Periodic("recheck_yesterday", "integration.jobs.recheck_yesterday", every=86400, at=0),
-        Periodic("clean_recordings", "integration.jobs.clean_recordings", every=3600),
+        return [
+            sync,
+            Periodic("recheck_yesterday", "integration.jobs.recheck_yesterday", every=86400, at=0, queue=DEFAULT),
+        ]
+    return [
+        Periodic(f"sync_calls-{account}", "integration.jobs.sync_calls", every=settings.sync_interval, account=account),
+        Periodic(
+            f"recheck_yesterday-{account}",
+            "integration.jobs.recheck_yesterday",
+            every=86400,
+            at=zlib.crc32(account.encode()) % 3600,  # spread over the first hour of the UTC day
+            queue=DEFAULT,
+            account=account,
+        ),
     ]
 
 
-def enqueue_due(connection: Redis, now: float, tasks: list[Periodic]) -> list[str]:
-    """Enqueue each task's run for the current interval unless it exists; returns new job ids."""
+def enqueue_due(
+    connection: Redis, now: float, tasks: Iterable[Periodic], seen: dict[str, int] | None = None
+) -> list[str]:
+    """Enqueue each task's run for the current interval unless it exists; returns new job ids.
+    ``seen`` (task name → interval) remembers the intervals already handled, so a scheduler asks
+    Redis once per task and interval, not on every tick."""
     enqueued = []
     for task in tasks:
-        if not task.due(now):
+        bucket = task.bucket(now)
+        if (seen is not None and seen.get(task.name) == bucket) or not task.due(now):
             continue
-        job_id = f"periodic-{task.name}-{task.bucket(now)}"
+        if seen is not None:
+            seen[task.name] = bucket
+        job_id = f"periodic-{task.name}-{bucket}"
         try:
             make_queue(task.queue, connection).enqueue_call(
-                task.func, job_id=job_id, unique=True, ttl=task.every, result_ttl=task.every * 2, failure_ttl=86400
+                task.func,
+                job_id=job_id,
+                unique=True,
+                ttl=task.every,
+                result_ttl=task.every * 2,
+                failure_ttl=max(task.every * 2, 3600) if task.account else 86400,
+                meta={"account": task.account or DEFAULT_ACCOUNT},
             )
         except DuplicateJobError:
             continue
@@ -85,22 +127,54 @@ def enqueue_due(connection: Redis, now: float, tasks: list[Periodic]) -> list[st
 
 
 class Scheduler(threading.Thread):
-    """Runs ``enqueue_due`` every ``tick`` seconds until stopped."""
+    """Runs ``enqueue_due`` every ``tick`` seconds until stopped, on ``tasks`` and on those
+    ``more()`` returns at each tick (every served stored account's)."""
 
-    def __init__(self, connection: Redis, tasks: list[Periodic], tick: float = 1.0):
+    def __init__(
+        self,
+        connection: Redis,
+        tasks: list[Periodic],
+        tick: float = 1.0,
+        more: Callable[[], Iterable[Periodic]] = tuple,
+    ):
         super().__init__(name="vats-scheduler", daemon=True)
         self.connection = connection
         self.tasks = tasks
+        self.more = more
         self.tick = tick
         self.stopped = threading.Event()
+        self.seen: dict[str, int] = {}
 
     def run(self) -> None:
         while not self.stopped.is_set():
             try:
-                enqueue_due(self.connection, time.time(), self.tasks)
+                self.run_once(time.time())
             except Exception:
                 log.exception("scheduler tick failed")
             self.stopped.wait(self.tick)
 
+    def run_once(self, now: float) -> list[str]:
+        return enqueue_due(self.connection, now, [*self.tasks, *self.more()], self.seen)
+
     def stop(self) -> None:
         self.stopped.set()
+
+
+class StoredAccountTasks:
+    """``Scheduler(more=…)``: every enabled stored account's tasks, rebuilt when accounts change
+    (``AccountRuntimes`` rereads their versions every few seconds)."""
+
+    def __init__(self, runtimes: AccountRuntimes):
+        self.runtimes = runtimes
+        self._built: tuple[object, list[Periodic]] = (None, [])
+
+    def __call__(self) -> list[Periodic]:
+        versions = self.runtimes.versions()
+        if self._built[0] is not versions:
+            tasks = []
+            for account, (_, enabled) in versions.items():
+                if enabled:
+                    with contextlib.suppress(AccountError):  # disabled or deleted meanwhile
+                        tasks += account_tasks(account, self.runtimes.get(account).settings)
+            self._built = (versions, tasks)
+        return self._built[1]

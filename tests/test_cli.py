@@ -196,5 +196,8 @@ def test_a_worker_can_serve_click_to_calls_only(sandbox_env, redis_conn):
     result = run_worker(sandbox_env, "--queues", "callbacks")
     assert result.returncode == 0, result.stderr
     assert redis_conn.llen("rq:queue:callbacks") == 0 and redis_conn.llen("rq:queue:default") == 1  # left for others
-    wrong = run_worker(sandbox_env, "--queues", "callbacks,sync")
-    assert wrong.returncode == 2 and "must name queues among callbacks, default; got 'callbacks,sync'" in wrong.stderr
+    wrong = run_worker(sandbox_env, "--queues", "callbacks,sync-calls")
+    assert (
+        wrong.returncode == 2
+        and "must name queues among callbacks, periodic, default, bulk; got 'callbacks,sync-calls'" in wrong.stderr
+    )

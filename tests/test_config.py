@@ -166,6 +166,7 @@ PUBLIC_NAMES = set(
         "RECORDING_LINK_TTL",
         "RECORDING_RETENTION_DAYS",
         "SECRET_KEYS",
+        "ACCOUNT_CONCURRENCY",
     ]
 )
 

@@ -219,19 +219,18 @@ def test_worker_syncs_and_writes_every_call_once(service_env, control, redis_con
 def test_the_sweeper_finds_calls_without_a_delivery_and_due_retries(service_env, redis_conn):
     from integration import jobs
     from integration.runtime import Runtime
+    from integration.services import sweeper
     from integration.settings import load_settings
 
     runtime = Runtime(load_settings(service_env, dotenv="/x"))
     try:
         orphan = stored_call(runtime.engine)  # as if the sync died before recording its delivery
-        assert jobs.retry_due_deliveries(runtime) == 1
+        assert sweeper.sweep(runtime) == 1
         assert runtime.delivery_ledger.get(orphan.id, "local").status == "pending"
         assert redis_conn.llen("rq:queue:default") == 1
-        assert (
-            jobs.retry_due_deliveries(runtime) == 1 and redis_conn.llen("rq:queue:default") == 1
-        )  # one job per attempt
+        assert sweeper.sweep(runtime) == 1 and redis_conn.llen("rq:queue:default") == 1  # one job per attempt
         assert jobs.deliver_call(runtime, orphan.id) == "delivered"
-        assert jobs.retry_due_deliveries(runtime) == 0
+        assert sweeper.sweep(runtime) == 0
     finally:
         runtime.engine.dispose()
 
@@ -242,6 +241,7 @@ def test_one_sweeper_queues_every_kind_of_work_through_one_entry_point(service_e
     from integration import jobs
     from integration.queues import WORK_JOB, work_job_id
     from integration.runtime import Runtime
+    from integration.services import sweeper
     from integration.settings import load_settings
 
     runtime = Runtime(load_settings(service_env, dotenv="/x"))
@@ -251,10 +251,8 @@ def test_one_sweeper_queues_every_kind_of_work_through_one_entry_point(service_e
         runtime.recording_ledger.ensure([(call.id, "file-1")], now)
         runtime.event_ledger.add("webhook:msg_1", "contact.updated", {"id": "5"}, now)
         runtime.outbox.add("evt_1", "callback.finished", "r1", {}, now)  # the local CRM takes no events
-        assert jobs.retry_due_deliveries(runtime) == 3
-        assert (
-            jobs.retry_due_deliveries(runtime) == 3 and redis_conn.llen("rq:queue:default") == 3
-        )  # one job per attempt
+        assert sweeper.sweep(runtime) == 3
+        assert sweeper.sweep(runtime) == 3 and redis_conn.llen("rq:queue:default") == 3  # one job per attempt
         queued = {}
         for job_id in redis_conn.lrange("rq:queue:default", 0, -1):
             job = Job.fetch(job_id.decode(), connection=redis_conn, serializer=JSONSerializer)

@@ -85,9 +85,13 @@ def test_our_script_writes_every_key_and_field_that_rq_enqueue_call_writes(redis
     record = ("SET", "test:record", "{}", "EX", 86400)
 
     ours = _written_by(
-        redis_conn, lambda: enqueuer.claim_and_enqueue(claims, job_id, job_id=job_id, extra=[record]), job_id
+        redis_conn,
+        lambda: enqueuer.claim_and_enqueue(claims, job_id, job_id=job_id, account="acme-2", extra=[record]),
+        job_id,
     )
-    rqs = _written_by(redis_conn, lambda: queue.enqueue_call(JOB, job_id=job_id, **options), job_id)
+    rqs = _written_by(
+        redis_conn, lambda: queue.enqueue_call(JOB, job_id=job_id, meta={"account": "acme-2"}, **options), job_id
+    )
 
     # Ours also holds the claims and what the extra command stored; without them it must be RQ's.
     for key, ttl, value in [
@@ -138,7 +142,9 @@ def test_an_rq_worker_runs_the_job_our_script_enqueued_as_one_rq_enqueued(redis_
     queue = make_queue(CALLBACKS, redis_conn)
     enqueuer = Enqueuer(queue, func, **options)
     ours = _run_by_a_worker(redis_conn, lambda: enqueuer.claim_and_enqueue([], job_id, job_id=job_id))
-    rqs = _run_by_a_worker(redis_conn, lambda: queue.enqueue_call(func, job_id=job_id, **options))
+    rqs = _run_by_a_worker(
+        redis_conn, lambda: queue.enqueue_call(func, job_id=job_id, meta={"account": "default"}, **options)
+    )
     assert ours == rqs
     assert ours["ran"] == [
         {
@@ -150,7 +156,7 @@ def test_an_rq_worker_runs_the_job_our_script_enqueued_as_one_rq_enqueued(redis_
             "description": f"{func}()",
             "timeout": 180,
             "ttl": 120,
-            "meta": {},
+            "meta": {"account": "default"},
             "result_ttl": 0,
             "failure_ttl": 7 * 86400,
             "status": "started",

@@ -221,6 +221,7 @@ def test_a_scheduled_callback_survives_an_emptied_redis_and_a_real_worker_places
     import integration.services.sweeper as sweeper
     from integration.jobs import RuntimeJob
     from integration.queues import DEFAULT, make_queue
+    from integration.runtimes import AccountRuntimes
 
     rt = events_app.extensions["vats"]
     friday_evening = datetime(2026, 11, 27, 18, 30, tzinfo=MSK)
@@ -237,7 +238,7 @@ def test_a_scheduled_callback_survives_an_emptied_redis_and_a_real_worker_places
     assert sweeper.sweep(rt) == 1
     queue = make_queue(DEFAULT, redis_conn)
     plain = queue.enqueue_call("integration.phone.ascii_digits", args=("٤٢",))  # not an entry point
-    job_class = RuntimeJob.bound_to(rt)
+    job_class = RuntimeJob.bound_to(AccountRuntimes(rt))
     SimpleWorker([queue], connection=redis_conn, serializer=JSONSerializer, job_class=job_class).work(burst=True)
     item = rt.work_ledger.get(service.callback_key("webhook:msg_deal_1", "call back lost deals"))
     assert item.status == "done" and item.result.startswith("queued: ")

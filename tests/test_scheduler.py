@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from integration import jobs
 from integration.models import CallbackRequest, CallbackStatus
-from integration.queues import DEFAULT
+from integration.queues import PERIODIC
 from integration.runtime import Runtime
+from integration.runtimes import AccountRuntimes
 from integration.scheduler import Periodic, enqueue_due
 from integration.settings import load_settings
 
@@ -30,7 +31,7 @@ def test_two_schedulers_at_once_enqueue_one_run_per_interval(redis_conn):
     for thread in threads:
         thread.join()
     assert sum(len(r) for r in results) == 1
-    assert redis_conn.llen(f"rq:queue:{DEFAULT}") == 1
+    assert redis_conn.llen(f"rq:queue:{PERIODIC}") == 1
     assert enqueue_due(redis_conn, now + 30, [TASK]) in ([], [f"periodic-probe-{TASK.bucket(now + 30)}"])
     assert enqueue_due(redis_conn, now + 61, [TASK]) == [f"periodic-probe-{TASK.bucket(now + 61)}"]
 
@@ -61,9 +62,10 @@ def test_reaper_job_marks_stuck_placing_unknown(service_env, redis_conn):
             )
         )
         ledger.transition("stuck", [CallbackStatus.QUEUED], CallbackStatus.PLACING, placing_at=old)
-        assert jobs.reap_stuck_callbacks(runtime) == 1
+        runtimes = AccountRuntimes(runtime)
+        assert jobs.reap_stuck_callbacks(runtimes) == 1
         assert ledger.get("stuck").status is CallbackStatus.UNKNOWN
-        assert jobs.reap_stuck_callbacks(runtime) == 0
+        assert jobs.reap_stuck_callbacks(runtimes) == 0
     finally:
         runtime.engine.dispose()
 

@@ -169,8 +169,9 @@ def test_a_call_made_by_a_click_to_call_carries_its_crm_context():
 
 
 def test_click_to_call_outcomes_reach_the_crm_as_callback_finished(service_env, control, redis_conn):
-    from integration import create_app, jobs
+    from integration import create_app
     from integration.runtime import Runtime
+    from integration.services import sweeper
     from integration.settings import load_settings
     from tests.conftest import run_worker
     from tests.web.helpers import signed
@@ -187,7 +188,7 @@ def test_click_to_call_outcomes_reach_the_crm_as_callback_finished(service_env, 
         assert runtime.outbox.get(event).status == "pending" and receiver.attempts[event] == 1
         receiver.stop_failing()
         time.sleep(2.1)  # the first retry is due within 2 s
-        assert jobs.retry_due_deliveries(runtime) == 1
+        assert sweeper.sweep(runtime) == 1
         assert run_worker(env).returncode == 0
         runtime.engine.dispose()
     assert list(receiver.events) == [event]

@@ -142,3 +142,10 @@ class CallbackLedger:
                     )
                 )
         return ids
+
+
+def accounts_placing(engine: Engine) -> list[str]:
+    """Every account with a request in ``placing`` (the reaper visits only those)."""
+    statement = select(table.c.account).where(table.c.status == CallbackStatus.PLACING.value).distinct()
+    with engine.connect() as connection:
+        return list(connection.execute(statement).scalars())

@@ -28,6 +28,12 @@ class CrmEvent:
     attempts: int = 0
 
 
+def qualified(account: str, source_id: str) -> str:
+    """An event's id: the sender's (``webhook:<webhook-id>``), a stored account's prefixed with
+    its id (``acme/webhook:…``): ids are unique across accounts, senders' ids need not be."""
+    return source_id if account == DEFAULT_ACCOUNT else f"{account}/{source_id}"
+
+
 def key(event_id: str) -> WorkKey:
     return WorkKey(KIND, event_id)
 

@@ -301,6 +301,15 @@ class WorkLedger:
             if restart_window:
                 connection.execute(update(work_items).where(of(key, self.account)).values(created_at=until))
 
+    def defer(self, key: WorkKey, until: datetime) -> None:
+        """Run a pending item later without counting an attempt (its account's workers were busy)."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(work_items)
+                .where(of(key, self.account), work_items.c.status == WorkStatus.PENDING.value)
+                .values(next_attempt_at=until)
+            )
+
     def retry(self, keys: Iterable[WorkKey], now: datetime) -> None:
         """Failed items become pending again, due now, with a fresh retry window."""
         with self.engine.begin() as connection:
@@ -310,3 +319,14 @@ class WorkLedger:
                     .where(of(key, self.account), work_items.c.status == WorkStatus.FAILED.value)
                     .values(status=WorkStatus.PENDING.value, next_attempt_at=now, created_at=now, finished_at=None)
                 )
+
+
+def accounts_with_due_work(engine: Engine, now: datetime) -> list[str]:
+    """Every account with a pending item whose next attempt has come (the sweeper visits only those)."""
+    statement = (
+        select(work_items.c.account)
+        .where(work_items.c.status == WorkStatus.PENDING.value, work_items.c.next_attempt_at <= now)
+        .distinct()
+    )
+    with engine.connect() as connection:
+        return list(connection.execute(statement).scalars())

@@ -1,6 +1,9 @@
 """Signed recording links: ``/recordings/<id>.mp3?sig=…`` (and ``exp=…`` when links expire).
 
-The signature is HMAC-SHA256 over the id and the expiry with the first of ``RECORDING_LINK_KEYS``;
+A stored account's links are ``/a/<account>/recordings/…`` and their signature covers the
+account too, so one account's link never opens under another's prefix (the keys are the
+deployment's). The signature is HMAC-SHA256 over the id and the expiry with the first of
+``RECORDING_LINK_KEYS``;
 every key in the list is accepted, so a key can be rotated without breaking links already in the
 CRM. Comparison is constant-time.
 """
@@ -14,15 +17,18 @@ import re
 from collections.abc import Sequence
 from urllib.parse import urlencode
 
+from integration.keys import DEFAULT_ACCOUNT
+
 _EXPIRY = re.compile(r"[0-9]{1,12}")  # Unix seconds; ASCII only
 _SIGNATURE = re.compile(r"[A-Za-z0-9_-]{43}")  # unpadded base64url of an HMAC-SHA256
 
 
 class LinkSigner:
-    def __init__(self, keys: Sequence[str], public_url: str, ttl: int = 0):
+    def __init__(self, keys: Sequence[str], public_url: str, ttl: int = 0, account: str = DEFAULT_ACCOUNT):
         self.keys = [key.encode() for key in keys]
-        self.public_url = public_url.rstrip("/")
+        self.public_url = public_url.rstrip("/") + ("" if account == DEFAULT_ACCOUNT else f"/a/{account}")
         self.ttl = ttl
+        self.scope = "" if account == DEFAULT_ACCOUNT else f"{account}/"  # signed with the id
 
     @property
     def enabled(self) -> bool:
@@ -35,7 +41,7 @@ class LinkSigner:
         params = {}
         if self.ttl:
             params["exp"] = str(int(now) + self.ttl)
-        params["sig"] = _signature(self.keys[0], recording_id, params.get("exp", ""))
+        params["sig"] = _signature(self.keys[0], self.scope + recording_id, params.get("exp", ""))
         return f"{self.public_url}/recordings/{recording_id}.mp3?{urlencode(params)}"
 
     def verify(self, recording_id: str, signature: str | None, expires: str | None, now: float) -> bool:
@@ -46,7 +52,7 @@ class LinkSigner:
             return False
         good = False
         for key in self.keys:  # no early exit: every key costs the same
-            good |= hmac.compare_digest(_signature(key, recording_id, expires or ""), signature)
+            good |= hmac.compare_digest(_signature(key, self.scope + recording_id, expires or ""), signature)
         return good
 
 

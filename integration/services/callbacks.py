@@ -3,16 +3,20 @@ and mark requests a killed worker left ``placing`` as ``unknown``."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import timedelta
 
 from integration import callbacks
+from integration.accounts import AccountError
 from integration.crm.base import TakesEvents
+from integration.ledger.callbacks import accounts_placing
 from integration.ledger.outbox import event_id
+from integration.ledger.work import WorkKind
 from integration.logs import fields
 from integration.models import CallbackRequest
-from integration.queues import DEFAULT, enqueue_event, make_queue
 from integration.runtime import Runtime
+from integration.runtimes import AccountRuntimes
 from integration.timeutil import utc_now
 
 log = logging.getLogger(__name__)
@@ -37,7 +41,7 @@ def place_callback(rt: Runtime, request_id: str) -> CallbackRequest | None:
     if isinstance(rt.crm, TakesEvents) and result.status.value in FINISHED:
         event = event_id("callback.finished", result.id)
         rt.outbox.add(event, "callback.finished", result.id, callbacks.public_view(result), utc_now())
-        enqueue_event(make_queue(DEFAULT, rt.redis), event, attempt=0)
+        rt.queue_work(WorkKind.SEND_EVENT, event)
     return result
 
 
@@ -58,3 +62,12 @@ def reap_stuck_callbacks(rt: Runtime) -> int:
     for request_id in reaped:
         log.warning("callback interrupted while placing; marked unknown", extra=fields(callback=request_id))
     return len(reaped)
+
+
+def reap_accounts(runtimes: AccountRuntimes) -> int:
+    """``reap_stuck_callbacks`` in every served account with a request ``placing``."""
+    reaped = 0
+    for account in accounts_placing(runtimes.default.engine):
+        with contextlib.suppress(AccountError):
+            reaped += reap_stuck_callbacks(runtimes.get(account))
+    return reaped

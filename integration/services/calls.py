@@ -11,7 +11,7 @@ from redis.exceptions import LockError
 
 from integration import sync
 from integration.errors import OperatorUnavailable
-from integration.queues import DEFAULT, enqueue_delivery, enqueue_fetch, make_queue
+from integration.ledger.work import WorkKind
 from integration.runtime import Runtime
 from integration.services.deliveries import deliver_call
 from integration.sync import SyncResult
@@ -61,9 +61,8 @@ def queue_deliveries(rt: Runtime, call_ids: list[str]) -> None:
         return
     crm = rt.crm.name
     rt.delivery_ledger.ensure(call_ids, crm, utc_now())
-    queue = make_queue(DEFAULT, rt.redis)
     for call_id in call_ids:
-        enqueue_delivery(queue, crm, call_id, attempt=0)
+        rt.queue_work(WorkKind.DELIVER_CALL, call_id, crm)
 
 
 def queue_recordings(rt: Runtime, call_ids: list[str]) -> None:
@@ -72,9 +71,8 @@ def queue_recordings(rt: Runtime, call_ids: list[str]) -> None:
     if not found:
         return
     rt.recording_ledger.ensure(found, utc_now())
-    queue = make_queue(DEFAULT, rt.redis)
     for call_id, _ in found:
-        enqueue_fetch(queue, call_id, attempt=0)
+        rt.queue_work(WorkKind.FETCH_RECORDING, call_id)
 
 
 def recheck_yesterday(rt: Runtime) -> SyncResult | None:

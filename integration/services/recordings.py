@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import date, datetime, timedelta
 
+from integration.accounts import AccountError
 from integration.crm.base import TakesEvents
 from integration.errors import OperatorUnavailable
 from integration.ledger.outbox import event_id
+from integration.ledger.work import WorkKind
 from integration.logs import fields
-from integration.queues import DEFAULT, enqueue_event, make_queue
 from integration.recordings import fetch
 from integration.runtime import Runtime
+from integration.runtimes import AccountRuntimes
 from integration.services.calls import SYNC_LOCK_LEASE, run_sync
 from integration.timeutil import utc_now
 
@@ -63,14 +66,14 @@ def announce_recording(rt: Runtime, call_id: str) -> None:
             "sha256": recording.sha256,
         }
         if rt.outbox.add(event, "recording.ready", call_id, data, utc_now()):
-            enqueue_event(make_queue(DEFAULT, rt.redis), event, attempt=0)
+            rt.queue_work(WorkKind.SEND_EVENT, event)
     rt.recording_ledger.mark_announced(call_id)
 
 
-def clean_recordings(rt: Runtime) -> int:
-    """Delete recordings older than RECORDING_RETENTION_DAYS (the ledger says so), and partial
-    files left by killed downloads."""
-    removed = rt.recording_store.remove_abandoned()
+def clean_recordings(rt: Runtime, *, abandoned: bool = True) -> int:
+    """Delete recordings older than RECORDING_RETENTION_DAYS (the ledger says so), and (with
+    ``abandoned``) partial files left by killed downloads."""
+    removed = rt.recording_store.remove_abandoned() if abandoned else 0
     days = rt.settings.recording_retention_days
     if days:
         now = utc_now()
@@ -81,4 +84,14 @@ def clean_recordings(rt: Runtime) -> int:
             removed += 1
     if removed:
         log.info("recordings removed", extra=fields(removed=removed, retention_days=days or None))
+    return removed
+
+
+def clean_accounts(runtimes: AccountRuntimes) -> int:
+    """``clean_recordings`` in every served account."""
+    # Every stored account's directory lies under the default's: one walk finds every partial file.
+    removed = runtimes.default.recording_store.remove_abandoned()
+    for account in runtimes.enabled_ids():
+        with contextlib.suppress(AccountError):  # disabled meanwhile: its recordings wait
+            removed += clean_recordings(runtimes.get(account), abandoned=False)
     return removed

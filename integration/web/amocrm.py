@@ -18,7 +18,8 @@ from flask import Blueprint, jsonify, request
 from marshmallow import ValidationError
 
 from integration.crm.amocrm import AmoCrmSettings, settings_of
-from integration.queues import DEFAULT, enqueue_handle_event, make_queue
+from integration.ledger.events import qualified
+from integration.ledger.work import WorkKind
 from integration.timeutil import utc_now
 from integration.web.errors import Problem
 from integration.web.state import web
@@ -120,8 +121,8 @@ def amocrm_webhook(secret: str):
         identity = (
             f"{change['id']}|{change.get('status_id')}|{change.get('old_status_id')}|{change.get('last_modified', '')}"
         )
-        event_id = "amocrm:" + hashlib.sha256(identity.encode()).hexdigest()[:32]
+        event_id = qualified(runtime.account, "amocrm:" + hashlib.sha256(identity.encode()).hexdigest()[:32])
         if runtime.event_ledger.add(event_id, "deal.closed", data, utc_now()):
-            enqueue_handle_event(make_queue(DEFAULT, runtime.redis), event_id)
+            runtime.queue_work(WorkKind.HANDLE_EVENT, event_id)
         accepted.append(event_id)
     return jsonify(accepted=len(accepted)), 200

@@ -8,7 +8,8 @@ from typing import Any, cast
 
 from flask import Blueprint, jsonify, request
 
-from integration.queues import DEFAULT, enqueue_handle_event, make_queue
+from integration.ledger.events import qualified
+from integration.ledger.work import WorkKind
 from integration.signatures import InvalidSignature
 from integration.timeutil import utc_now
 from integration.web.cors import browser_endpoint, preflight
@@ -52,7 +53,7 @@ def crm_event():
     webhook_id, data = signed_json()
     event = CrmEventSchema().load(data)
     runtime = web().runtime
-    event_id = f"webhook:{webhook_id}"
+    event_id = qualified(runtime.account, f"webhook:{webhook_id}")
     if runtime.event_ledger.add(event_id, event["type"], event["data"], utc_now()):
-        enqueue_handle_event(make_queue(DEFAULT, runtime.redis), event_id)
+        runtime.queue_work(WorkKind.HANDLE_EVENT, event_id)
     return jsonify(id=webhook_id, status="accepted"), 202

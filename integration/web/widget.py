@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from marshmallow import RAISE, ValidationError, fields, post_load
 
 from integration.callbacks import ClickToCall
 from integration.crm.amocrm import AmoCrmSettings, settings_of
-from integration.crm.amocrm.widget_tokens import TokenRefused, WidgetTokens, WidgetUser
+from integration.crm.amocrm.widget_tokens import TokenRefused, WidgetUser
 from integration.web.cors import browser_endpoint, preflight
 from integration.web.errors import Problem
 from integration.web.inputs import json_body
@@ -91,29 +91,9 @@ def click_to_call():
     return jsonify(id=accepted.id, status=accepted.status.value), 202
 
 
-def widget_tokens() -> WidgetTokens | None:
-    """The app's verifier of the widget's one-time tokens; None (the endpoint is off) without the settings."""
-    extensions = current_app.extensions
-    if "vats.widget_tokens" not in extensions:
-        runtime = web().runtime
-        settings = settings_of(runtime.settings)
-        extensions["vats.widget_tokens"] = (
-            None
-            if settings is None or not (settings.client_secret and settings.base_url)
-            else WidgetTokens(
-                settings.client_secret,
-                settings.base_url,
-                runtime.redis,
-                account_id=settings.account_id,
-                audience_url=settings.redirect_uri,
-            )
-        )
-    return extensions["vats.widget_tokens"]
-
-
 def token_user() -> WidgetUser:
     """The user the request's one-time token speaks for, or a 401/403 problem."""
-    tokens = widget_tokens()
+    tokens = web().widget_tokens
     if tokens is None:
         raise Problem(
             403, "Forbidden", "the amoCRM widget endpoint is disabled: set AMOCRM_CLIENT_SECRET and AMOCRM_BASE_URL"
