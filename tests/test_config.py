@@ -199,3 +199,10 @@ def test_units_are_named_in_problems():
         "MAX_BODY_BYTES must be a whole number of bytes",
         "SYNC_INTERVAL must be a whole number of seconds, at least 1",
     ]
+
+
+def test_another_crms_settings_partly_set_are_refused_by_name(sandbox_env):
+    with pytest.raises(ConfigError) as refused:
+        load_settings(sandbox_env | {"CRM_WEBHOOK_SECRET": "whsec_c2VjcmV0"}, dotenv="/nonexistent")
+    assert refused.value.problems == ["CRM_WEBHOOK_URL is required when CRM_WEBHOOK_SECRET is set"]
+    assert "c2VjcmV0" not in str(refused.value)

@@ -19,7 +19,9 @@ import redis
 from flask import current_app
 
 from integration import timeutil
+from integration.accounts import AccountError
 from integration.errors import ConfigError, IntegrationError, InvalidPhoneNumber, OutcomeUnknown, PeriodError
+from integration.keys import DEFAULT_ACCOUNT
 from integration.ledger.db import DatabaseError
 from integration.runtime import Runtime
 
@@ -27,9 +29,31 @@ EXIT_FAILED, EXIT_USAGE, EXIT_UNKNOWN = 1, 2, 3
 log = logging.getLogger(__name__)
 
 
+ACCOUNT_META = "vats.account"
+
+
+def per_account(command: Callable) -> Callable:
+    """Add ``--account ID`` (default: the environment's account) to a per-account command."""
+
+    @functools.wraps(command)
+    def run(*args, account: str, **kwargs):
+        click.get_current_context().meta[ACCOUNT_META] = account
+        return command(*args, **kwargs)
+
+    option = click.option(
+        "--account", default=DEFAULT_ACCOUNT, show_default=True, metavar="ID", help="the account to act on"
+    )
+    return option(run)
+
+
 def current_runtime() -> Runtime:
-    """The app's runtime (settings, operator client, ledgers…), built by ``create_app``."""
-    return current_app.extensions["vats"]
+    """The runtime (settings, operator client, ledgers…) of the account ``--account`` names."""
+    context = click.get_current_context(silent=True)
+    account = context.meta.get(ACCOUNT_META, DEFAULT_ACCOUNT) if context else DEFAULT_ACCOUNT
+    try:
+        return current_app.extensions["vats.runtimes"].get(account)
+    except AccountError:
+        fail(f"no account {account!r} is served (see `flask --app wsgi accounts list`)", EXIT_USAGE)
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -17,6 +17,7 @@ from integration.cli.common import (
     friendly_errors,
     local,
     parse_moment,
+    per_account,
 )
 
 db_group = AppGroup("db", help="The ledger database (DATABASE_URL).")
@@ -33,6 +34,7 @@ def db_upgrade_command() -> None:
 
 
 @click.command("sync")
+@per_account
 @click.option("--since", help="YYYY-MM-DD or ISO date-time with offset [default: from the sync cursor]")
 @click.option("--until", help="YYYY-MM-DD (inclusive) or ISO date-time with offset [default: now]")
 @friendly_errors
@@ -63,6 +65,7 @@ def sync_command(since: str | None, until: str | None) -> None:
 
 
 @click.command("reconcile")
+@per_account
 @click.option("--date", "day", required=True, help="YYYY-MM-DD, a day in the operator's time zone")
 @friendly_errors
 def reconcile_command(day: str) -> None:
@@ -86,6 +89,7 @@ recordings_group = AppGroup("recordings", help="Call recordings.")
 
 
 @recordings_group.command("fetch")
+@per_account
 @click.option("--date", "day", required=True, help="YYYY-MM-DD, a day in the operator's time zone")
 @friendly_errors
 def recordings_fetch_command(day: str) -> None:
@@ -107,6 +111,7 @@ contacts_group = AppGroup("contacts", help="The local CRM's contacts.")
 
 
 @contacts_group.command("import")
+@per_account
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @friendly_errors
 def contacts_import_command(path: str) -> None:

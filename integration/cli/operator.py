@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from integration.cli.common import current_runtime, friendly_errors, local, parse_moment
+from integration.cli.common import current_runtime, friendly_errors, local, parse_moment, per_account
 from integration.errors import InvalidPhoneNumber
 from integration.models import CallFilter, Direction
 from integration.phone import contract_number, parse_dialable, parse_phone
@@ -21,6 +21,7 @@ operator_group = AppGroup("operator", help="Call the operator API by hand (no qu
 
 
 @operator_group.command("token")
+@per_account
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @friendly_errors
 def token_command(as_json: bool) -> None:
@@ -59,6 +60,7 @@ def token_command(as_json: bool) -> None:
 
 
 @operator_group.command("calls")
+@per_account
 @click.option("--since", help="YYYY-MM-DD or ISO date-time with offset [default: today]")
 @click.option("--until", help="YYYY-MM-DD (inclusive) or ISO date-time with offset [default: now]")
 @click.option("--num", "nums", multiple=True, help="contract number (repeatable) [default: all of OPERATOR_NUMBERS]")
@@ -110,6 +112,7 @@ def calls_command(since: str | None, until: str | None, nums: tuple[str, ...], d
 
 
 @operator_group.command("callback")
+@per_account
 @click.option("--from", "from_", required=True, help="contract number that rings first (10 digits)")
 @click.option("--to", required=True, help="number to connect to, any format")
 @friendly_errors
@@ -128,6 +131,7 @@ def callback_command(from_: str, to: str) -> None:
 
 
 @operator_group.command("recording")
+@per_account
 @click.argument("record_file_id")
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True), help="file to write the mp3 to"
@@ -152,6 +156,7 @@ operator_group.add_command(settings_group)
 
 
 @settings_group.command("get")
+@per_account
 @click.argument("num")
 @click.option("--json", "as_json", is_flag=True, help="the operator's document as JSON")
 @friendly_errors

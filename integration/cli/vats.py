@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from integration.cli.common import EXIT_FAILED, EXIT_USAGE, current_runtime, fail, friendly_errors
+from integration.cli.common import EXIT_FAILED, EXIT_USAGE, current_runtime, fail, friendly_errors, per_account
 from integration.vats import files
 from integration.vats.plan import NotVerified, Plan, PlanRefused, apply, make_plan, read_live
 from integration.vats.view import weekly_view
@@ -48,6 +48,7 @@ def _print_plan(plan: Plan) -> None:
 
 
 @vats_group.command("show")
+@per_account
 @click.argument("num")
 @friendly_errors
 def show_command(num: str) -> None:
@@ -57,6 +58,7 @@ def show_command(num: str) -> None:
 
 
 @vats_group.command("export")
+@per_account
 @click.argument("num")
 @click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 @friendly_errors
@@ -67,6 +69,7 @@ def export_command(num: str, fmt: str) -> None:
 
 
 @vats_group.command("plan")
+@per_account
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @friendly_errors
 def plan_command(path: str) -> None:
@@ -76,6 +79,7 @@ def plan_command(path: str) -> None:
 
 
 @vats_group.command("apply")
+@per_account
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @friendly_errors

@@ -4,7 +4,8 @@ plugin object each CRM package exposes (``PLUGIN``), and the adapters' errors.""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
+from dataclasses import fields as dataclass_fields
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from marshmallow import ValidationError, post_load, validates_schema
@@ -180,6 +181,15 @@ class CrmSettingsSchema(ConcernSchema):
 
     @post_load
     def _make(self, data: dict[str, Any], **kwargs: Any) -> Any:
+        needed = {
+            f.name
+            for f in dataclass_fields(self.settings_class)
+            if f.default is MISSING and f.default_factory is MISSING
+        }
+        missing = [field.data_key or name for name, field in self.fields.items() if name in needed and name not in data]
+        if missing:  # another CRM's settings, partly set and unusable so: surely a mistake
+            given = ", ".join(self.fields[name].data_key or name for name in data)
+            raise ValidationError({name: [f"is required when {given} is set"] for name in missing})
         return self.settings_class(**data)
 
 

@@ -36,7 +36,7 @@ class LocalStore:
     """Files under a directory (``RECORDINGS_DIR``), written to a temporary name and renamed."""
 
     def __init__(self, root: str | Path):
-        self.root = Path(root)
+        self.root = Path(root).absolute()  # Flask's send_file reads relative paths from the app's package
 
     def path(self, key: str) -> Path:
         if not key or "/" in key or key.startswith("."):

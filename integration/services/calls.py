@@ -12,6 +12,7 @@ from redis.exceptions import LockError
 from integration import sync
 from integration.errors import OperatorUnavailable
 from integration.ledger.work import WorkKind
+from integration.queues import BULK_AFTER
 from integration.runtime import Runtime
 from integration.services.deliveries import deliver_call
 from integration.sync import SyncResult
@@ -62,7 +63,7 @@ def queue_deliveries(rt: Runtime, call_ids: list[str]) -> None:
     crm = rt.crm.name
     rt.delivery_ledger.ensure(call_ids, crm, utc_now())
     for call_id in call_ids:
-        rt.queue_work(WorkKind.DELIVER_CALL, call_id, crm)
+        rt.queue_work(WorkKind.DELIVER_CALL, call_id, crm, bulk=len(call_ids) > BULK_AFTER)
 
 
 def queue_recordings(rt: Runtime, call_ids: list[str]) -> None:
@@ -72,7 +73,7 @@ def queue_recordings(rt: Runtime, call_ids: list[str]) -> None:
         return
     rt.recording_ledger.ensure(found, utc_now())
     for call_id, _ in found:
-        rt.queue_work(WorkKind.FETCH_RECORDING, call_id)
+        rt.queue_work(WorkKind.FETCH_RECORDING, call_id, bulk=len(found) > BULK_AFTER)
 
 
 def recheck_yesterday(rt: Runtime) -> SyncResult | None:

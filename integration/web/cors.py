@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from flask import Response, current_app, request
 
-from integration.web.errors import problem_response
+from integration.web.errors import Problem, problem_response
 from integration.web.state import web
 
 View = TypeVar("View", bound=Callable)
@@ -23,8 +23,13 @@ def browser_endpoint(view: View) -> View:
 def allowed_origin() -> str | None:
     """The request's Origin when ``CORS_ORIGINS`` lets it in, else None."""
     origin = request.headers.get("Origin")
-    origins = web().runtime.settings.cors_origins
-    if origin and ("*" in origins or origin.rstrip("/") in origins):
+    if not origin:
+        return None
+    try:
+        origins = web().runtime.settings.cors_origins
+    except Problem:  # no such account: no origin is allowed
+        return None
+    if "*" in origins or origin.rstrip("/") in origins:
         return origin
     return None
 

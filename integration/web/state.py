@@ -128,10 +128,10 @@ def web() -> WebState:
 
 
 def conceal_refusals(response: Response) -> Response:
-    """``after_request``: under ``/a/<account>/``, a refused credential (401, 403) is answered as
-    an unknown account is (404), so another account's token or link does not reveal that the
-    account exists."""
-    if ACCOUNT_ENVIRON in request.environ and response.status_code in (401, 403):
+    """``after_request``: under ``/a/<account>/``, a refused credential (401, 403) and anything
+    not found are answered as an unknown account is (the same 404), so another account's token,
+    secret, id or link does not reveal that the account exists."""
+    if ACCOUNT_ENVIRON in request.environ and response.status_code in (401, 403, 404):
         return problem_response(404, "Not Found", NOT_SERVED)
     return response
 

@@ -139,6 +139,7 @@ def test_health_and_readiness(http, redis_conn):
         "redis": "ok",
         "database": "ok",
         "operator": "ok (no token pair yet)",
+        "accounts": "ok (0 stored accounts served)",
     }
 
 
