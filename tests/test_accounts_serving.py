@@ -88,8 +88,10 @@ def add_tenant(app: Flask, control: SandboxControl, account: str, numbers: tuple
 
 
 @pytest.fixture
-def env(service_env: dict[str, str], tmp_path) -> dict[str, str]:
+def env(service_env: dict[str, str], database_url: str, tmp_path) -> dict[str, str]:
+    """The service on SQLite and on PostgreSQL, with recording links."""
     return service_env | {
+        "DATABASE_URL": database_url,
         "RECORDING_LINK_KEYS": LINK_KEY,
         "PUBLIC_URL": "http://bridge.test",
         "RECORDINGS_DIR": str(tmp_path / "recordings"),
@@ -463,6 +465,7 @@ def test_bitrix24_clicks_ring_and_calls_are_registered_for_the_account(bitrix_te
     assert {params["LINE_NUMBER"] for params in registered} <= set(tenant.numbers)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # it scans the database file
 def test_no_secret_of_a_stored_account_in_clear_in_redis_or_the_database(bridge, env, control, redis_conn):
     from tests.test_secrets_at_rest import every_value
 
