@@ -187,6 +187,7 @@ HANDLERS: dict[str, Callable[..., str]] = {
 """The handler of each kind of work item: the entry point of that name, which reports its own
 metrics and counts an attempt that failed with an ``IntegrationError`` under the retry policy."""
 TARGETED = {WorkKind.RULE_CALLBACK}  # kinds whose handler takes the target (the rule) too
+BUSY_DEFER = (3.0, 8.0)  # seconds a work item waits when its account's workers are all busy
 
 
 @takes_runtime  # the handler it runs counts itself
@@ -214,9 +215,6 @@ def run_work_item(rt: Runtime, kind: str, subject: str, target: str = "") -> str
             # one under a new job id instead of waiting for this failed job to expire.
             rt.work_ledger.fail_attempt(key, type(exc).__name__, utc_now(), retryable=True)
             raise
-
-
-BUSY_DEFER = (3.0, 8.0)  # seconds a work item waits when its account's workers are all busy
 
 
 @entry_point(deployment=True)

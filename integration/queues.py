@@ -169,7 +169,7 @@ def work_job_id(kind: str, subject: str, target: str, attempt: int, account: str
     if kind == "deliver_call":
         job_id = f"deliver-{target}-{digest(subject)}-{attempt}"
     elif kind == "send_event":
-        job_id = f"event-{digest(subject)}-{attempt}" if account != DEFAULT_ACCOUNT else f"event-{subject}-{attempt}"
+        job_id = f"event-{subject}-{attempt}"
     elif kind == "fetch_recording":
         job_id = f"recording-{digest(subject)}-{attempt}"
     elif kind == "handle_event":
