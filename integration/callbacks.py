@@ -36,13 +36,14 @@ JOB = "integration.jobs.place_callback"
 IDEMPOTENCY_TTL = 24 * 3600
 RECORD_TTL = 24 * 3600
 QUEUE_GRACE = 60  # RQ drops the job this long after CALLBACK_TTL; the job itself expires it at TTL
+JOB_TIMEOUT = 180  # seconds: far above the operator's time limits, so RQ never kills a placing call
 
 
 def job_options(ttl: int) -> dict:
     """RQ options of the ``place_callback`` job (no arguments: the job id is the request id)."""
     return {
         "ttl": ttl + QUEUE_GRACE,
-        "timeout": 180,
+        "timeout": JOB_TIMEOUT,
         "result_ttl": 0,  # the ledger is the record; skipping RQ's result keeps workers quick
         "failure_ttl": 7 * 86400,
     }

@@ -84,6 +84,7 @@ class Settings:
     trusted_proxies: int = 0
     worker_class: str = "simple"
     account_concurrency: int = 2
+    account_callback_concurrency: int = 4
     sync_interval: int = 60
     sync_overlap: int = 7200
     sync_first_window: int = 86400
@@ -400,6 +401,7 @@ class DeploymentSchema(ConcernSchema):
     log_level = LogLevel(data_key="LOG_LEVEL")
     worker_class = Choice("simple", "fork", data_key="WORKER_CLASS")
     account_concurrency = Whole("jobs", at_least=1, data_key="ACCOUNT_CONCURRENCY")
+    account_callback_concurrency = Whole("jobs", at_least=1, data_key="ACCOUNT_CALLBACK_CONCURRENCY")
     max_body_bytes = Whole("bytes", data_key="MAX_BODY_BYTES")
     trusted_proxies = Whole(data_key="TRUSTED_PROXIES")
     recordings_dir = Text(data_key="RECORDINGS_DIR")

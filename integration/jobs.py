@@ -7,6 +7,7 @@ import functools
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -15,10 +16,13 @@ from rq import get_current_job
 from rq.job import Job
 
 from integration.accounts import AccountError
+from integration.callbacks import JOB as CALLBACK_JOB
+from integration.callbacks import job_options
 from integration.errors import IntegrationError
 from integration.keys import DEFAULT_ACCOUNT
 from integration.ledger.work import WorkKey, WorkKind
 from integration.logs import fields
+from integration.queues import CALLBACKS, make_queue
 from integration.runtime import Runtime
 from integration.runtimes import AccountRuntimes
 from integration.services import callbacks, calls, deliveries, recordings, rules, sweeper
@@ -106,11 +110,31 @@ def place_callback(rt: Runtime, request_id: str | None = None) -> dict:
     request_id = request_id or (job.id if job else None)
     if request_id is None:
         raise TypeError("place_callback needs a request id (as an argument or as its job id)")
-    result = callbacks.place_callback(rt, request_id)
+    with rt.callback_slots.hold() as taken:
+        if not taken:  # the account's click-to-calls hold its workers (a slow contract): in a second
+            wait_for_a_slot(rt, request_id)
+            return {"id": request_id, "status": "waiting"}
+        result = callbacks.place_callback(rt, request_id)
     if result is None:
         return {"id": request_id, "status": "missing"}
     rt.metrics.inc("vats_callbacks_total", outcome=result.status.value)
     return {"id": result.id, "status": result.status.value}
+
+
+SLOT_WAIT = timedelta(seconds=1)
+
+
+def wait_for_a_slot(rt: Runtime, request_id: str) -> None:
+    """Place the request later (RQ's scheduler queues it again in ``SLOT_WAIT``); a request that
+    waits past CALLBACK_TTL expires instead of ringing late."""
+    make_queue(CALLBACKS, rt.redis).enqueue_in(
+        SLOT_WAIT,
+        CALLBACK_JOB,
+        args=(request_id,),
+        job_id=f"{request_id}-{uuid.uuid4().hex[:8]}",
+        meta={"account": rt.account},
+        **job_options(rt.settings.callback_ttl),
+    )
 
 
 @entry_point(deployment=True)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import redis
 
 from integration.accounts import DEFAULT, Accounts
-from integration.callbacks import JOB, CallbackIntake, job_options
+from integration.callbacks import JOB, JOB_TIMEOUT, CallbackIntake, job_options
 from integration.config import Settings
 from integration.crm.base import CrmAdapter
 from integration.crm.registry import build_crm
@@ -153,6 +153,12 @@ class Runtime:
     def slots(self) -> Slots:
         """How many workers this account's work items may hold at once (``ACCOUNT_CONCURRENCY``)."""
         return Slots(self.redis, self.key("vats:slots"), self.settings.account_concurrency, lease=WORK_LEASE)
+
+    @cached_property
+    def callback_slots(self) -> Slots:
+        """How many click-to-calls of this account may be placed at once (``ACCOUNT_CALLBACK_CONCURRENCY``)."""
+        most = self.settings.account_callback_concurrency
+        return Slots(self.redis, self.key("vats:slots:callbacks"), most, lease=JOB_TIMEOUT)
 
     @cached_property
     def intake(self) -> CallbackIntake:

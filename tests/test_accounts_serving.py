@@ -23,14 +23,13 @@ from rq.serializers import JSONSerializer
 from integration import create_app, jobs
 from integration.errors import OperatorError
 from integration.ledger.work import WorkKey, WorkKind
-from integration.queues import BULK, BULK_AFTER, DEFAULT, PERIODIC, make_queue
+from integration.queues import BULK, BULK_AFTER, CALLBACKS, DEFAULT, PERIODIC, make_queue
 from integration.runtimes import AccountRuntimes
 from integration.scheduler import StoredAccountTasks, enqueue_due
 from integration.services import calls
 from integration.settings import load_settings
 from integration.timeutil import utc_now
 from tests.bitrix_stand_in import BitrixStandIn
-from tests.receiver import Receiver
 from tests.conftest import (
     API_TOKEN,
     LINK_KEY,
@@ -44,6 +43,7 @@ from tests.conftest import (
     serve,
     start_worker,
 )
+from tests.receiver import Receiver
 from tests.web.helpers import signed
 
 
@@ -313,6 +313,27 @@ def test_an_accounts_work_beyond_its_slots_waits_without_using_an_attempt(bridge
         for slot in held:
             slot.__exit__(None, None, None)
     assert jobs.run_work_item(runtime, key.kind, key.subject) == "no rule matched"
+
+
+def test_a_slow_contracts_click_to_calls_beyond_its_slots_wait_and_ring_once(bridge, env, control, redis_conn):
+    acme = add_tenant(bridge, control, "acme", ("4991110000",))
+    runtime = bridge.extensions["vats.runtimes"].get(acme.account)
+    request_id = click(bridge.test_client(), acme).json["id"]
+    make_queue(CALLBACKS, redis_conn).empty()  # the worker below takes it from the scheduler instead
+    held = [runtime.callback_slots.hold() for _ in range(runtime.settings.account_callback_concurrency)]
+    for slot in held:
+        assert slot.__enter__()  # as if that many of acme's click-to-calls were being placed
+    try:
+        assert jobs.place_callback(runtime, request_id) == {"id": request_id, "status": "waiting"}
+        [waiting] = make_queue(CALLBACKS, redis_conn).scheduled_job_registry.get_job_ids()
+        assert waiting.startswith(request_id) and acme.control.get("callbacks") == []
+    finally:
+        for slot in held:
+            slot.__exit__(None, None, None)
+    time.sleep(1.1)  # its second has passed
+    assert run_worker(env).returncode == 0  # RQ's scheduler queues it; placed now, once
+    assert len(acme.control.get("callbacks")) == 1
+    assert runtime.callback_ledger.get(request_id).status.value == "placed"
 
 
 def test_a_backlog_goes_to_the_bulk_queue_behind_everyone_elses_work(bridge, control, redis_conn):
