@@ -122,6 +122,7 @@ def place_callback(rt: Runtime, request_id: str | None = None) -> dict:
 
 
 SLOT_WAIT = timedelta(seconds=1)
+REPAIR_EVERY = 600.0  # seconds between an account's repairs in one process (three queries each)
 
 
 def wait_for_a_slot(rt: Runtime, request_id: str) -> None:
@@ -145,9 +146,11 @@ def reap_stuck_callbacks(runtimes: AccountRuntimes) -> int:
 
 @entry_point
 def sync_calls(rt: Runtime) -> dict:
-    """Make the work a crash cut short, then poll the call history from the cursor (the
-    scheduler enqueues this for each account every SYNC_INTERVAL)."""
-    sweeper.repair(rt)
+    """Make the work a crash cut short (every ``REPAIR_EVERY`` in this process), then poll the
+    call history from the cursor (the scheduler enqueues this for each account every SYNC_INTERVAL)."""
+    if time.monotonic() - rt.repaired_at >= REPAIR_EVERY:
+        sweeper.repair(rt)
+        rt.repaired_at = time.monotonic()
     result = calls.run_sync(rt)
     if result is None:
         log.debug("sync skipped: another sync is running")

@@ -6,6 +6,7 @@ Nothing connects at import or construction; each resource is made on first use a
 
 from __future__ import annotations
 
+import math
 import time
 from functools import cached_property
 from pathlib import Path
@@ -29,7 +30,7 @@ from integration.ledger.outbox import Outbox
 from integration.ledger.recordings import RecordingLedger
 from integration.ledger.work import WorkLedger
 from integration.metrics import Metrics
-from integration.operator.client import OperatorClient
+from integration.operator.client import OperatorClient, cookieless_session
 from integration.operator.factory import build_operator_client
 from integration.queues import BULK, CALLBACKS, WORK_LEASE, Enqueuer, enqueue_work, make_queue
 from integration.queues import DEFAULT as DEFAULT_QUEUE
@@ -39,6 +40,7 @@ from integration.recordings.storage import LocalStore
 from integration.secretbox import SecretBox
 
 if TYPE_CHECKING:
+    import requests  # annotations only: the operator client makes the session
     from sqlalchemy import Engine  # annotations only: the ledger builds the engine
 
 
@@ -51,6 +53,7 @@ class Runtime:
         self.settings = settings
         self.account = account
         self.shared = shared
+        self.repaired_at = -math.inf  # when ``sync_calls`` last repaired this account's work (monotonic)
 
     def key(self, name: str) -> str:
         """A Redis key (or prefix) of this account (``integration.keys``)."""
@@ -82,9 +85,14 @@ class Runtime:
         return Accounts(AccountLedger(self.engine), AuditLog(self.engine), self.secret_box, self.settings)
 
     @cached_property
+    def operator_session(self) -> requests.Session:
+        """One connection pool for every account's operator calls (it keeps no cookies)."""
+        return self.shared.operator_session if self.shared is not None else cookieless_session()
+
+    @cached_property
     def operator(self) -> OperatorClient:
         """Tokens live in Redis, so this process never invalidates another's pair."""
-        client = build_operator_client(self.settings, self.redis, box=self.secret_box)
+        client = build_operator_client(self.settings, self.redis, box=self.secret_box, session=self.operator_session)
         client.on_call = self._record_operator_call
         return client
 

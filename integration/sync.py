@@ -168,10 +168,9 @@ class SyncResult:
 
 
 def sync_window(
-    ledger: CallLedger, lines: Sequence[str], now: datetime, overlap: timedelta, first_window: timedelta
+    cursors: dict[str, datetime], lines: Sequence[str], now: datetime, overlap: timedelta, first_window: timedelta
 ) -> datetime:
     """Where a regular sync starts: the oldest line cursor minus the overlap."""
-    cursors = ledger.cursors(lines)
     if len(cursors) < len(lines):  # a line never synced: look back the first window for all
         return now - first_window - overlap
     return min(cursors.values()) - overlap
@@ -196,13 +195,13 @@ def sync_calls(
     With ``callbacks``, each new outbound call is linked to the click-to-call that made it.
     """
     regular = since is None
-    start = since if since is not None else sync_window(ledger, lines, now, overlap, first_window)
+    cursors = ledger.cursors(lines)
+    start = since if since is not None else sync_window(cursors, lines, now, overlap, first_window)
     end = min(until or now, now)
     result = SyncResult(start=start, end=end)
     earliest = earliest_available(now, tz) + CLAMP_MARGIN
     if start < earliest:
         result.out_of_reach_before = earliest
-    cursors = ledger.cursors(lines)
     # A backfill moves the cursor only when it joins up with it; a gap must never be skipped.
     moves_cursor = regular or (len(cursors) == len(lines) and start <= min(cursors.values()))
     begin = max(start, earliest)
@@ -221,8 +220,9 @@ def sync_calls(
                         link_callbacks(new_calls, ledger, callbacks)
         if moves_cursor:
             ledger.advance(lines, upper, now)  # only after the calls are committed
+            # A cursor never moves back: it moved when a line had none, or one older than this.
+            result.moved_cursor |= any(line not in cursors or cursors[line] < upper for line in lines)
         result.found += found
         result.new_ids += new_ids
         log_slice(lower, upper, found, stored)
-    result.moved_cursor = ledger.cursors(lines) != cursors
     return result

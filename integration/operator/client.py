@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import logging
 import time
@@ -86,6 +87,14 @@ def _never_sent(exc: requests.RequestException) -> bool:
             reason = reason.reason
         return isinstance(reason, ConnectTimeoutError)  # includes NewConnectionError (refused, DNS)
     return False
+
+
+def cookieless_session() -> requests.Session:
+    """A session that keeps no cookies, so that several contracts can share its connection pool
+    without anything of one riding along with another's requests."""
+    session = requests.Session()
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return session
 
 
 class Transport:
