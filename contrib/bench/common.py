@@ -13,9 +13,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def memory_kib(field: str) -> int:
-    """VmRSS (now) or VmHWM (peak) of this process, in KiB."""
-    with open("/proc/self/status") as status:
+def memory_kib(field: str, pid: int | str = "self") -> int:
+    """VmRSS (now) or VmHWM (peak) of this process (or of process ``pid``), in KiB."""
+    with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
@@ -23,12 +23,16 @@ def memory_kib(field: str) -> int:
 
 
 class SandboxProcess:
-    """``python -m integration.sandbox`` on a free loopback port, stopped on exit."""
+    """``python -m integration.sandbox`` on a free loopback port, stopped on exit; ``args`` are
+    more of its options (``--contracts N``, …)."""
+
+    def __init__(self, args: list[str] | None = None):
+        self.args = args or []
 
     def __enter__(self) -> SandboxProcess:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "integration.sandbox", "--port", "0", "--calls", "0"],
+            [sys.executable, "-m", "integration.sandbox", "--port", "0", "--calls", "0", *self.args],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -69,19 +73,23 @@ def wait_http(url: str, timeout: float = 20) -> None:
 
 
 class Process:
-    """A command in the background, stopped (SIGTERM, then SIGKILL) on exit."""
+    """A command in the background, stopped (SIGTERM, then SIGKILL) on exit; its output goes to
+    the file ``log`` (appended), or nowhere."""
 
-    def __init__(self, args: list[str], env: dict[str, str]):
-        self.args, self.env = args, env
+    def __init__(self, args: list[str], env: dict[str, str], log: str | None = None):
+        self.args, self.env, self.log = args, env, log
 
     def __enter__(self) -> Process:
+        output = open(self.log, "ab") if self.log else subprocess.DEVNULL  # closed once the child has it
         self.process = subprocess.Popen(
             self.args,
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT), **self.env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
         )
+        if self.log:
+            output.close()  # the child has its own copy
         return self
 
     def __exit__(self, *exc) -> None:
@@ -92,7 +100,7 @@ class Process:
             self.process.kill()
 
 
-def gunicorn(app: str, port: int, env: dict[str, str], workers: int = 2) -> Process:
+def gunicorn(app: str, port: int, env: dict[str, str], workers: int = 2, log: str | None = None) -> Process:
     return Process(
         [
             sys.executable,
@@ -107,6 +115,7 @@ def gunicorn(app: str, port: int, env: dict[str, str], workers: int = 2) -> Proc
             app,
         ],
         env,
+        log,
     )
 
 
