@@ -20,7 +20,7 @@ from rq.serializers import JSONSerializer
 
 from integration.jobs import RuntimeJob
 from integration.logs import fields, rq_level, setup_logging
-from integration.queues import QUEUE_NAMES, queues
+from integration.queues import CALLBACKS, QUEUE_NAMES, queues
 from integration.runtime import Runtime
 from integration.runtimes import AccountRuntimes
 from integration.scheduler import Scheduler, StoredAccountTasks, periodic_tasks
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             burst=args.burst or None,
         ),
     )
-    if not args.burst:
+    if not args.burst and args.queues != (CALLBACKS,):  # click-to-call workers do nothing else
         scheduler.start()
     try:
         worker.work(burst=args.burst, with_scheduler=True, logging_level=rq_level(settings.log_level))

@@ -20,6 +20,7 @@ from redis import Redis
 from redis.exceptions import NoScriptError
 from rq import Queue
 from rq.exceptions import DuplicateJobError
+from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.utils import now, utcformat
 
@@ -192,3 +193,16 @@ def enqueue_work(queue, kind: str, subject: str, target: str, attempt: int, acco
             timeout=WORK_LEASE,
             meta={"account": account},
         )
+
+
+def enqueue_missing(queue, items: Sequence[tuple[str, str, str, int]], account: str = DEFAULT_ACCOUNT) -> int:
+    """Queue each (kind, subject, target, attempt) that has no job yet; one round trip finds
+    those that have (a backlog's items are mostly queued already). Returns how many were queued."""
+    job_ids = [work_job_id(*item, account) for item in items]
+    pipeline = queue.connection.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipeline.exists(Job.key_for(job_id))
+    missing = [item for item, exists in zip(items, pipeline.execute(), strict=True) if not exists]
+    for item in missing:
+        enqueue_work(queue, *item, account)
+    return len(missing)

@@ -32,7 +32,7 @@ from integration.ledger.work import WorkLedger
 from integration.metrics import Metrics
 from integration.operator.client import OperatorClient, cookieless_session
 from integration.operator.factory import build_operator_client
-from integration.queues import BULK, CALLBACKS, WORK_LEASE, Enqueuer, enqueue_work, make_queue
+from integration.queues import BULK, CALLBACKS, WORK_LEASE, Enqueuer, enqueue_missing, enqueue_work, make_queue
 from integration.queues import DEFAULT as DEFAULT_QUEUE
 from integration.ratelimit import Slots
 from integration.recordings.links import LinkSigner
@@ -40,7 +40,10 @@ from integration.recordings.storage import LocalStore
 from integration.secretbox import SecretBox
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import requests  # annotations only: the operator client makes the session
+    from rq import Queue
     from sqlalchemy import Engine  # annotations only: the ledger builds the engine
 
 
@@ -154,8 +157,14 @@ class Runtime:
     def queue_work(self, kind: str, subject: str, target: str = "", attempt: int = 0, *, bulk: bool = False) -> None:
         """Queue one attempt of this account's work item (its job names the account); ``bulk``:
         part of a large backlog, served after every account's other work."""
-        queue = make_queue(BULK if bulk else DEFAULT_QUEUE, self.redis)
-        enqueue_work(queue, kind, subject, target, attempt, self.account)
+        enqueue_work(self.work_queue(bulk), kind, subject, target, attempt, self.account)
+
+    def queue_missing_work(self, items: Sequence[tuple[str, str, str, int]], *, bulk: bool = False) -> int:
+        """Queue the (kind, subject, target, attempt) items that have no job yet; how many."""
+        return enqueue_missing(self.work_queue(bulk), items, self.account)
+
+    def work_queue(self, bulk: bool = False) -> Queue:
+        return make_queue(BULK if bulk else DEFAULT_QUEUE, self.redis)
 
     @cached_property
     def slots(self) -> Slots:

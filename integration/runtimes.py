@@ -29,6 +29,7 @@ class AccountRuntimes:
         self.default = default
         self.refresh_every, self.most, self.clock = refresh_every, most, clock
         self._versions: dict[str, tuple[int, bool]] = {}
+        self._fingerprint: tuple | None = None
         self._read_at: float | None = None
         self._built: OrderedDict[str, tuple[int, Runtime]] = OrderedDict()
         self._lock = threading.Lock()
@@ -57,7 +58,7 @@ class AccountRuntimes:
             return built[1]
 
     def versions(self) -> dict[str, tuple[int, bool]]:
-        """Each stored account's (version, enabled) as last read; a new dict after each read."""
+        """Each stored account's (version, enabled) as last read; a new dict only when one changed."""
         with self._lock:
             self._refresh_if_due()
             return self._versions
@@ -69,11 +70,15 @@ class AccountRuntimes:
             return [DEFAULT, *sorted(i for i, (_, enabled) in self._versions.items() if enabled)]
 
     def refresh(self) -> None:
-        """Read the stored accounts' versions now (the next ``get`` rebuilds what changed)."""
-        self._versions = self.default.accounts.ledger.versions()
+        """Read the stored accounts' versions now, if any changed (the next ``get`` rebuilds what
+        changed); ``versions()`` is a new dict only then."""
+        ledger = self.default.accounts.ledger
+        fingerprint = ledger.fingerprint()
+        if fingerprint != self._fingerprint:
+            self._versions, self._fingerprint = ledger.versions(), fingerprint
+            for gone in [i for i in self._built if self._versions.get(i, (0, False))[1] is False]:
+                del self._built[gone]
         self._read_at = self.clock()
-        for gone in [i for i in self._built if self._versions.get(i, (0, False))[1] is False]:
-            del self._built[gone]
 
     def _refresh_if_due(self) -> None:
         if self._read_at is None or self.clock() - self._read_at >= self.refresh_every:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ class Periodic:
     at: int | None = None  # seconds into each interval (UTC); default: a stable spread per task
     jitter: int = 0  # up to this many seconds later in each interval, different every interval
     account: str | None = None  # the account whose runtime runs it (None: deployment-wide or default)
+    urgent: bool = False  # queued at the front (the sweeper must not wait behind thousands of syncs)
 
     @property
     def offset(self) -> int:
@@ -61,9 +63,9 @@ class Periodic:
 def periodic_tasks(settings: Settings) -> list[Periodic]:
     """The deployment-wide tasks and the environment's account's (``default``)."""
     return [
-        Periodic("reap_stuck_callbacks", "integration.jobs.reap_stuck_callbacks", every=30),
-        Periodic("retry_due_deliveries", "integration.jobs.retry_due_deliveries", every=5),
-        Periodic("clean_recordings", "integration.jobs.clean_recordings", every=3600),
+        Periodic("reap_stuck_callbacks", "integration.jobs.reap_stuck_callbacks", every=30, urgent=True),
+        Periodic("retry_due_deliveries", "integration.jobs.retry_due_deliveries", every=5, urgent=True),
+        Periodic("clean_recordings", "integration.jobs.clean_recordings", every=3600, urgent=True),
         *account_tasks(DEFAULT_ACCOUNT, settings),
     ]
 
@@ -118,6 +120,7 @@ def enqueue_due(
                 result_ttl=task.every * 2,
                 failure_ttl=max(task.every * 2, 3600) if task.account else 86400,
                 meta={"account": task.account or DEFAULT_ACCOUNT},
+                at_front=task.urgent,
             )
         except DuplicateJobError:
             continue
@@ -126,9 +129,16 @@ def enqueue_due(
     return enqueued
 
 
+LEADER = "vats:scheduler:leader"
+LEADER_LEASE = 10  # seconds; a leader that stops ticking is replaced this long after
+
+
 class Scheduler(threading.Thread):
     """Runs ``enqueue_due`` every ``tick`` seconds until stopped, on ``tasks`` and on those
-    ``more()`` returns at each tick (every served stored account's)."""
+    ``more()`` returns at each tick (every served stored account's). Of all the workers'
+    schedulers one leads (a Redis lease) and enqueues; the others stand by, so thousands of
+    accounts' runs are enqueued once, not once per worker (unique job ids keep a change of
+    leader from running anything twice)."""
 
     def __init__(
         self,
@@ -144,6 +154,7 @@ class Scheduler(threading.Thread):
         self.tick = tick
         self.stopped = threading.Event()
         self.seen: dict[str, int] = {}
+        self.token = uuid.uuid4().hex
 
     def run(self) -> None:
         while not self.stopped.is_set():
@@ -154,10 +165,25 @@ class Scheduler(threading.Thread):
             self.stopped.wait(self.tick)
 
     def run_once(self, now: float) -> list[str]:
+        if not self.leads():
+            self.seen.clear()  # when it leads again, it asks Redis afresh
+            return []
         return enqueue_due(self.connection, now, [*self.tasks, *self.more()], self.seen)
+
+    def leads(self) -> bool:
+        """Take or renew the lease; False while another scheduler holds it."""
+        if self.connection.set(LEADER, self.token, nx=True, ex=LEADER_LEASE):
+            return True
+        if self.connection.get(LEADER) == self.token.encode():
+            self.connection.expire(LEADER, LEADER_LEASE)
+            return True
+        return False
 
     def stop(self) -> None:
         self.stopped.set()
+        with contextlib.suppress(Exception):  # hand over at once rather than after the lease
+            if self.connection.get(LEADER) == self.token.encode():
+                self.connection.delete(LEADER)
 
 
 class StoredAccountTasks:

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from integration.ledger.tables import (
     accounts,
@@ -101,6 +101,13 @@ class AccountLedger:
     def all(self) -> list[StoredAccount]:
         with self.engine.connect() as connection:
             return [_account(row) for row in connection.execute(select(accounts).order_by(accounts.c.id))]
+
+    def fingerprint(self) -> tuple:
+        """One row that changes whenever any account is created, changed or deleted: a process
+        rereads ``versions`` only when it does."""
+        statement = select(func.count(), func.sum(accounts.c.version), func.max(accounts.c.updated_at))
+        with self.engine.connect() as connection:
+            return tuple(connection.execute(statement).one())
 
     def versions(self) -> dict[str, tuple[int, bool]]:
         """Every account's (version, enabled): what a process compares to reload what changed."""

@@ -38,8 +38,8 @@ def repair(rt: Runtime) -> None:
 
 
 def queue_due(rt: Runtime) -> int:
-    """Queue every item of the account whose next attempt is due (also those Redis lost); a
-    backlog goes to the bulk queue. Returns how many were queued."""
+    """Queue every item of the account whose next attempt is due and has no job (also those Redis
+    lost); a backlog goes to the bulk queue. Returns how many were due."""
     crm = rt.crm.name
     kinds: dict[str, str | None] = {
         WorkKind.DELIVER_CALL: crm,  # another CRM's deliveries wait for a deployment of that CRM
@@ -50,13 +50,12 @@ def queue_due(rt: Runtime) -> int:
     if isinstance(rt.crm, TakesEvents):
         kinds[WorkKind.SEND_EVENT] = None
     due = rt.work_ledger.due(utc_now(), limit=SWEEP_LIMIT * len(kinds), kinds=kinds)
-    for item in due:
-        rt.queue_work(item.kind, item.subject, item.target, item.attempts, bulk=len(due) > BULK_AFTER)
-    if due:
-        per_kind = Counter(item.kind for item in due)
-        log.debug(
-            "account's due work queued", extra=fields(account=rt.account, **{str(k): n for k, n in per_kind.items()})
-        )
+    if not due:
+        return 0
+    items = [(item.kind, item.subject, item.target, item.attempts) for item in due]
+    queued = rt.queue_missing_work(items, bulk=len(due) > BULK_AFTER)  # the others wait in a queue
+    per_kind = {str(kind): n for kind, n in Counter(item.kind for item in due).items()}
+    log.debug("account's due work queued", extra=fields(account=rt.account, queued=queued, **per_kind))
     return len(due)
 
 
