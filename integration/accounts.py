@@ -22,7 +22,7 @@ from typing import Any
 from integration.config import Settings
 from integration.errors import ConfigError, IntegrationError
 from integration.keys import DEFAULT_ACCOUNT
-from integration.ledger.accounts import AccountLedger, AuditLog, StoredAccount
+from integration.ledger.accounts import AccountLedger, AuditLog, NumbersTaken, StoredAccount
 from integration.secretbox import SecretBox, SecretKeyError
 from integration.settings import account_settings, secret_names
 from integration.timeutil import utc_now
@@ -115,8 +115,10 @@ class Accounts:
             self._refuse_default(account_id)
             settings = self._validated(account_id, document)
             public, secrets = self._split(document)
-            if not self.ledger.add(account_id, public, self.box.seal(json.dumps(secrets)), self.clock()):
-                raise AccountError(f"account {account_id} exists already: use update")
+            sealed, numbers = self.box.seal(json.dumps(secrets)), settings.operator_numbers
+            with _refused_by_the_database(numbers):
+                if not self.ledger.add(account_id, public, sealed, numbers, self.clock()):
+                    raise AccountError(f"account {account_id} exists already: use update")
             note(f"settings: {_names(public)}; secrets: {_names(secrets)}")
         return settings
 
@@ -127,7 +129,9 @@ class Accounts:
             before = self.document(account_id)
             settings = self._validated(account_id, document)
             public, secrets = self._split(document)
-            self.ledger.replace(account_id, public, self.box.seal(json.dumps(secrets)), self.clock())
+            sealed, numbers = self.box.seal(json.dumps(secrets)), settings.operator_numbers
+            with _refused_by_the_database(numbers):
+                self.ledger.replace(account_id, public, sealed, numbers, self.clock())
             changed = sorted(name for name in set(before) | set(document) if before.get(name) != document.get(name))
             note(f"changed: {', '.join(changed) or 'nothing'}")
         return settings
@@ -185,18 +189,9 @@ class Accounts:
     def _validated(self, account_id: str, document: Mapping[str, Any]) -> Settings:
         check_id(account_id)
         settings = account_settings(document, self.deployment, f"account {account_id}")
-        owners = dict.fromkeys(self.deployment.operator_numbers, DEFAULT)
-        for stored in self.ledger.all():
-            if stored.id != account_id:
-                owners.update(dict.fromkeys(_numbers(stored), stored.id) | owners)
-        taken = [number for number in settings.operator_numbers if number in owners]
-        if taken:
-            raise ConfigError(
-                [
-                    f"OPERATOR_NUMBERS: {n} is account {owners[n]}'s already (a contract number serves one account)"
-                    for n in taken
-                ]
-            )
+        numbers = settings.operator_numbers
+        owners = self.ledger.owners(numbers, account_id) | dict.fromkeys(self.deployment.operator_numbers, DEFAULT)
+        _refuse_taken(numbers, owners)
         return settings
 
     @staticmethod
@@ -223,6 +218,28 @@ class Accounts:
         finally:
             account = account_id if account_id and ACCOUNT_ID.match(account_id) else None
             self.audit.add(self.clock(), actor, account, action, "; ".join(details), result)
+
+
+def _refuse_taken(numbers: tuple[str, ...], owners: Mapping[str, str]) -> None:
+    """``ConfigError`` naming each of ``numbers`` that ``owners`` gives to an account."""
+    taken = [number for number in numbers if number in owners]
+    if taken:
+        raise ConfigError(
+            [
+                f"OPERATOR_NUMBERS: {n} is account {owners[n]}'s already (a contract number serves one account)"
+                for n in taken
+            ]
+        )
+
+
+@contextlib.contextmanager
+def _refused_by_the_database(numbers: tuple[str, ...]) -> Iterator[None]:
+    """A number taken since the check (by a concurrent change) refused as the check refuses it."""
+    try:
+        yield
+    except NumbersTaken as taken:
+        _refuse_taken(numbers, taken.owners)
+        raise
 
 
 def _numbers(stored: StoredAccount) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ every change audited; ``flask --app wsgi accounts …``."""
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -273,3 +274,99 @@ def test_deleting_an_account_deletes_all_its_data_and_nothing_else(service_env, 
     with pytest.raises(AccountError, match="no account 'acme'"):
         delete_account(default, "acme", "carol")
     default.engine.dispose()
+
+
+@pytest.fixture
+def stored(service_env, database_url, redis_conn):
+    """``accounts`` on SQLite and on PostgreSQL."""
+    settings = load_settings(service_env | {"DATABASE_URL": database_url}, dotenv="/nonexistent")
+    engine = make_engine(database_url)
+    yield Accounts(AccountLedger(engine), AuditLog(engine), SecretBox(settings.secret_keys), settings)
+    engine.dispose()
+
+
+def numbered(*numbers: str) -> dict:
+    """ACME with other contract numbers (its user on the first)."""
+    listed = ", ".join(f'"{n}"' for n in numbers)
+    return toml(
+        ACME.replace('["4991110000", "4991110001"]', f"[{listed}]").replace(
+            '"7" = "4991110001"', f'"7" = "{numbers[0]}"'
+        )
+    )
+
+
+def taken(number: str, account: str) -> str:
+    return f"OPERATOR_NUMBERS: {number} is account {account}'s already (a contract number serves one account)"
+
+
+def test_the_numbers_of_a_deleted_account_can_be_used_again(stored):
+    stored.create("acme", numbered("4991110000", "4991110001"), "test")
+    with pytest.raises(ConfigError) as refused:
+        stored.create("beta", numbered("4992220000", "4991110001"), "test")
+    assert refused.value.problems == [taken("4991110001", "acme")]
+    stored.delete("acme", "test")
+    assert stored.ledger.owners(["4991110000", "4991110001"], "beta") == {}
+    stored.create("beta", numbered("4992220000", "4991110001"), "test")
+    assert stored.ledger.owners(["4991110000", "4991110001", "4992220000"], "") == {
+        "4991110001": "beta",
+        "4992220000": "beta",
+    }
+
+
+def test_an_update_moves_a_number_to_another_account_once_its_account_frees_it(stored):
+    stored.create("acme", numbered("4991110000", "4991110001"), "test")
+    stored.create("beta", numbered("4992220000"), "test")
+    with pytest.raises(ConfigError) as refused:
+        stored.update("beta", numbered("4992220000", "4991110001"), "test")
+    assert refused.value.problems == [taken("4991110001", "acme")]
+    stored.update("acme", numbered("4991110000"), "test")
+    assert stored.update("beta", numbered("4992220000", "4991110001"), "test").operator_numbers == (
+        "4992220000",
+        "4991110001",
+    )
+    assert stored.ledger.owners(["4991110000", "4991110001", "4992220000"], "") == {
+        "4991110000": "acme",
+        "4991110001": "beta",
+        "4992220000": "beta",
+    }
+    with pytest.raises(ConfigError) as back:
+        stored.update("acme", numbered("4991110000", "4991110001"), "test")
+    assert back.value.problems == [taken("4991110001", "beta")]
+
+
+@pytest.mark.parametrize("ids", [("acme", "beta"), ("acme", "acme")])
+def test_of_two_accounts_created_at_once_with_the_same_number_one_is_stored(stored, monkeypatch, ids):
+    """Both pass the check before either writes: the database refuses the second."""
+    both_checked = threading.Barrier(2, timeout=10)
+    check = stored._validated
+
+    def check_then_wait(account_id, document):
+        settings = check(account_id, document)
+        both_checked.wait()
+        return settings
+
+    monkeypatch.setattr(stored, "_validated", check_then_wait)
+    outcomes: dict[int, object] = {}
+
+    def create(at: int) -> None:
+        try:
+            outcomes[at] = stored.create(ids[at], numbered("4991110000", "4991110001"), f"admin {at}")
+        except (ConfigError, AccountError) as exc:
+            outcomes[at] = exc
+
+    threads = [threading.Thread(target=create, args=(at,)) for at in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    [winner] = [at for at, outcome in outcomes.items() if not isinstance(outcome, Exception)]
+    refused = outcomes[1 - winner]
+    if ids[0] == ids[1]:
+        assert str(refused) == "account acme exists already: use update"
+    else:
+        assert isinstance(refused, ConfigError)
+        assert refused.problems == [taken("4991110000", ids[winner]), taken("4991110001", ids[winner])]
+    monkeypatch.undo()
+    assert [s.id for s in stored.summaries()] == ["default", ids[winner]]
+    assert set(stored.ledger.owners(["4991110000", "4991110001"], "").values()) == {ids[winner]}
+    assert sorted(e.result.split(":")[0] for e in stored.audit.recent()) == ["ok", "refused"]

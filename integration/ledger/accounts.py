@@ -7,12 +7,15 @@ This module stores what it is given: validating a document and sealing its secre
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from integration.ledger.tables import (
+    account_numbers,
     accounts,
     activities,
     audit_log,
@@ -42,6 +45,14 @@ DATA_TABLES = (
     sync_cursors,
     calls,
 )
+
+
+class NumbersTaken(Exception):
+    """Contract numbers that are other accounts' already: ``owners`` maps each to its account."""
+
+    def __init__(self, owners: dict[str, str]):
+        super().__init__(", ".join(f"{number} is account {account}'s" for number, account in owners.items()))
+        self.owners = owners
 
 
 @dataclass(frozen=True)
@@ -75,28 +86,44 @@ class AccountLedger:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def add(self, account_id: str, settings: dict, secrets: str, now: datetime) -> bool:
-        """Store a new account (enabled); False when the id is taken."""
-        with self.engine.begin() as connection:
-            if connection.execute(select(accounts.c.id).where(accounts.c.id == account_id)).first():
-                return False
-            connection.execute(
-                insert(accounts).values(
-                    id=account_id,
-                    enabled=True,
-                    settings=json.dumps(settings, ensure_ascii=False),
-                    secrets=secrets,
-                    version=1,
-                    created_at=now,
-                    updated_at=now,
+    def add(self, account_id: str, settings: dict, secrets: str, numbers: Collection[str], now: datetime) -> bool:
+        """Store a new account (enabled) with its contract numbers; False when the id is taken,
+        ``NumbersTaken`` when a number is another account's."""
+        try:
+            with self.engine.begin() as connection:
+                if connection.execute(select(accounts.c.id).where(accounts.c.id == account_id)).first():
+                    return False
+                connection.execute(
+                    insert(accounts).values(
+                        id=account_id,
+                        enabled=True,
+                        settings=json.dumps(settings, ensure_ascii=False),
+                        secrets=secrets,
+                        version=1,
+                        created_at=now,
+                        updated_at=now,
+                    )
                 )
-            )
+                _claim(connection, account_id, numbers)
+        except IntegrityError:  # a concurrent create took the id or a number first
+            if self.get(account_id):
+                return False
+            self._refuse(account_id, numbers)
+            raise
         return True
 
     def get(self, account_id: str) -> StoredAccount | None:
         with self.engine.connect() as connection:
             row = connection.execute(select(accounts).where(accounts.c.id == account_id)).first()
         return _account(row) if row else None
+
+    def owners(self, numbers: Collection[str], other_than: str) -> dict[str, str]:
+        """Which of ``numbers`` are stored accounts' other than ``other_than``: {number: account}."""
+        statement = select(account_numbers).where(
+            account_numbers.c.number.in_(list(numbers)), account_numbers.c.account != other_than
+        )
+        with self.engine.connect() as connection:
+            return {row.number: row.account for row in connection.execute(statement)}
 
     def all(self) -> list[StoredAccount]:
         with self.engine.connect() as connection:
@@ -115,9 +142,20 @@ class AccountLedger:
             rows = connection.execute(select(accounts.c.id, accounts.c.version, accounts.c.enabled))
             return {row.id: (row.version, row.enabled) for row in rows}
 
-    def replace(self, account_id: str, settings: dict, secrets: str, now: datetime) -> bool:
-        """New settings and secrets for an account; False when there is no such account."""
-        return self._change(account_id, now, settings=json.dumps(settings, ensure_ascii=False), secrets=secrets)
+    def replace(self, account_id: str, settings: dict, secrets: str, numbers: Collection[str], now: datetime) -> bool:
+        """New settings, secrets and contract numbers for an account; False when there is no such
+        account, ``NumbersTaken`` when a number is another account's."""
+        values = {"settings": json.dumps(settings, ensure_ascii=False), "secrets": secrets}
+        try:
+            with self.engine.begin() as connection:
+                if not self._changed(connection, account_id, now, values):
+                    return False
+                connection.execute(delete(account_numbers).where(account_numbers.c.account == account_id))
+                _claim(connection, account_id, numbers)
+        except IntegrityError:
+            self._refuse(account_id, numbers)
+            raise
+        return True
 
     def set_enabled(self, account_id: str, enabled: bool, now: datetime) -> bool:
         return self._change(account_id, now, enabled=enabled)
@@ -146,17 +184,36 @@ class AccountLedger:
                 table.name: connection.execute(delete(table).where(table.c.account == account_id)).rowcount
                 for table in DATA_TABLES
             }
+            connection.execute(delete(account_numbers).where(account_numbers.c.account == account_id))
             existed = connection.execute(delete(accounts).where(accounts.c.id == account_id)).rowcount == 1
         return existed, counts, keys
 
     def _change(self, account_id: str, now: datetime, **values) -> bool:
         with self.engine.begin() as connection:
-            statement = (
-                update(accounts)
-                .where(accounts.c.id == account_id)
-                .values(**values, version=accounts.c.version + 1, updated_at=now)
-            )
-            return connection.execute(statement).rowcount == 1
+            return self._changed(connection, account_id, now, values)
+
+    @staticmethod
+    def _changed(connection: Connection, account_id: str, now: datetime, values: dict) -> bool:
+        statement = (
+            update(accounts)
+            .where(accounts.c.id == account_id)
+            .values(**values, version=accounts.c.version + 1, updated_at=now)
+        )
+        return connection.execute(statement).rowcount == 1
+
+    def _refuse(self, account_id: str, numbers: Collection[str]) -> None:
+        """After a refused write: ``NumbersTaken`` naming the numbers other accounts hold."""
+        owners = self.owners(numbers, account_id)
+        if owners:
+            raise NumbersTaken(owners) from None
+
+
+def _claim(connection: Connection, account_id: str, numbers: Collection[str]) -> None:
+    """Record the account's numbers, in order: concurrent claims wait on each other instead of
+    deadlocking."""
+    rows = [{"number": number, "account": account_id} for number in sorted(set(numbers))]
+    if rows:
+        connection.execute(insert(account_numbers), rows)
 
 
 class AuditLog:

@@ -196,6 +196,17 @@ accounts = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# Each stored account's contract numbers (its OPERATOR_NUMBERS): the primary key keeps a number
+# to one account, even against concurrent changes. The ledger deletes them with the account (no
+# ON DELETE CASCADE: a SQLite batch migration that copies ``accounts`` would empty this table).
+account_numbers = Table(
+    "account_numbers",
+    metadata,
+    Column("number", String(10), primary_key=True),
+    Column("account", String(63), ForeignKey("accounts.id"), nullable=False),
+)
+Index("ix_account_numbers_account", account_numbers.c.account)
+
 # Who changed what, when, with what result (never a secret's value).
 audit_log = Table(
     "audit_log",

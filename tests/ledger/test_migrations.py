@@ -1,5 +1,7 @@
 """The migrations build exactly the schema the code declares, on SQLite and PostgreSQL."""
 
+import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 from alembic.autogenerate import compare_metadata
@@ -406,4 +408,45 @@ def test_0011_adds_accounts_and_widens_the_work_item_target(database_url):
             ),
             {"target": long_rule, "now": datetime.now(UTC)},
         )
+    engine.dispose()
+
+
+# --- 0013: the stored accounts' contract numbers in a table of their own ---------------------------
+
+
+def test_0013_fills_account_numbers_from_the_accounts_stored_before_it(database_url, caplog):
+    engine = make_engine(database_url)
+    downgrade(engine, "0012")
+    assert "account_numbers" not in inspect(engine).get_table_names()
+    stored = {  # OPERATOR_NUMBERS as a list or as comma-separated text; 4993330000 listed twice
+        "acme": (T0, ["4991110000", "4991110001"]),
+        "beta": (T1, "4992220000, 4993330000"),
+        "gamma": (T2, ["4993330000", "4994440000"]),
+    }
+    with engine.begin() as connection:
+        for account, (created, numbers) in stored.items():
+            connection.execute(
+                text(
+                    "INSERT INTO accounts (id, enabled, settings, secrets, version, created_at, updated_at)"
+                    " VALUES (:id, :enabled, :settings, 'sealed', 1, :at, :at)"
+                ),
+                {"id": account, "enabled": True, "settings": json.dumps({"OPERATOR_NUMBERS": numbers}), "at": created},
+            )
+
+    with caplog.at_level(logging.WARNING, logger="alembic"):
+        upgrade(engine)
+    assert _drift(engine) == []
+    assert {row["number"]: row["account"] for row in _rows(engine, "account_numbers")} == {
+        "4991110000": "acme",
+        "4991110001": "acme",
+        "4992220000": "beta",
+        "4993330000": "beta",  # the earlier account's…
+        "4994440000": "gamma",
+    }
+    assert "4993330000 stays account beta's (account gamma lists it too)" in caplog.text  # …and a warning
+
+    downgrade(engine, "0012")
+    assert "account_numbers" not in inspect(engine).get_table_names()
+    upgrade(engine)
+    assert len(_rows(engine, "account_numbers")) == 5
     engine.dispose()
