@@ -10,7 +10,7 @@ from integration.models import CallbackRequest, CallbackStatus
 from integration.queues import PERIODIC
 from integration.runtime import Runtime
 from integration.runtimes import AccountRuntimes
-from integration.scheduler import Periodic, enqueue_due
+from integration.scheduler import Periodic, Scheduler, enqueue_due
 from integration.settings import load_settings
 
 TASK = Periodic("probe", "integration.jobs.reap_stuck_callbacks", every=60)
@@ -79,3 +79,13 @@ def test_jitter_moves_each_run_within_its_interval_the_same_way_for_every_schedu
         assert task.due(start + 1) and task.bucket(start) == bucket
         starts.append(start - begin)
     assert all(0 <= s <= 10 for s in starts) and len(set(starts)) > 3  # spread, not one fixed phase
+
+
+def test_one_scheduler_leads_and_another_takes_over_when_it_stops(redis_conn):
+    now = 1_800_000_000.0
+    first, second = Scheduler(redis_conn, [TASK]), Scheduler(redis_conn, [TASK])
+    assert first.run_once(now) == [f"periodic-probe-{TASK.bucket(now)}"]
+    assert second.run_once(now + 61) == []  # stands by: the first leads
+    first.stop()  # hands over at once
+    assert second.run_once(now + 61) == [f"periodic-probe-{TASK.bucket(now + 61)}"]
+    assert first.run_once(now + 122) == []
