@@ -7,6 +7,7 @@ low layers import only ``integration.config`` (the ``Settings`` type and the sch
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,6 +48,13 @@ def concern_schemas() -> tuple[type[ConcernSchema], ...]:
     return (*CORE, *(plugin.settings_schema for plugin in PLUGINS.values()))
 
 
+@functools.cache
+def instance(schema: type[ConcernSchema]) -> ConcernSchema:
+    """One instance of each schema per process: loading thousands of accounts' settings builds
+    no schema twice (loading changes nothing in the schema)."""
+    return schema()
+
+
 def setting_names(scope: str) -> list[str]:
     """The public names of the ``deployment``-wide or per-``account`` settings."""
     if scope not in (DEPLOYMENT, ACCOUNT):
@@ -63,7 +71,7 @@ def load_document(source: Mapping[str, Any], problems: list[str], scope: str | N
         if scope is not None and schema.scope != scope:
             continue
         try:
-            values.update(schema().load(source))
+            values.update(instance(schema).load(source))
         except ValidationError as exc:
             problems.extend(problems_of(exc))
             values.update(exc.valid_data if isinstance(exc.valid_data, dict) else {})
@@ -75,7 +83,7 @@ def load_document(source: Mapping[str, Any], problems: list[str], scope: str | N
         if name != backend and not any(key in source for key in own.names()):
             continue
         try:  # another CRM's settings (the amoCRM widget's, say) are checked when set, never required
-            crm[name] = own().load(source, partial=name != backend)
+            crm[name] = instance(own).load(source, partial=name != backend)
         except ValidationError as exc:
             problems.extend(problems_of(exc))
     values["crm_settings"] = crm

@@ -23,7 +23,7 @@ from rq.serializers import JSONSerializer
 from integration import create_app, jobs
 from integration.errors import OperatorError
 from integration.ledger.work import WorkKey, WorkKind
-from integration.queues import BULK, BULK_AFTER, CALLBACKS, DEFAULT, PERIODIC, make_queue
+from integration.queues import BULK, BULK_AFTER, CALLBACKS, DEFAULT, PERIODIC, WORK_LEASE, make_queue
 from integration.runtimes import AccountRuntimes
 from integration.scheduler import StoredAccountTasks, enqueue_due
 from integration.services import calls
@@ -515,3 +515,24 @@ def test_no_secret_of_a_stored_account_in_clear_in_redis_or_the_database(bridge,
     stored = b"".join(path.read_bytes() for path in database.parent.glob(database.name + "*"))
     assert b"4991110000" in stored and b"acme" in dump  # what is not secret is there…
     assert [s for s in secrets if s.encode() in dump or s.encode() in stored] == []  # …no secret is
+
+
+def test_one_sweep_serves_every_account_a_fair_share_and_finds_lost_jobs(bridge, control, redis_conn, monkeypatch):
+    from integration.services import sweeper
+
+    acme = add_tenant(bridge, control, "acme", ("4991110000",))
+    runtimes = bridge.extensions["vats.runtimes"]
+    backlog, few = runtimes.get(acme.account), runtimes.get("default")
+    now = utc_now()
+    for i in range(sweeper.PER_ACCOUNT + 50):
+        backlog.event_ledger.add(f"acme/webhook:msg_{i}", "contact.updated", {"id": i}, now - timedelta(hours=1))
+    few.event_ledger.add("webhook:msg_late", "contact.updated", {"id": 1}, now)
+    assert jobs.retry_due_deliveries(runtimes) == sweeper.PER_ACCOUNT + 1  # the newest one too
+    queued = len(make_queue(DEFAULT, redis_conn).job_ids), len(make_queue(BULK, redis_conn).job_ids)
+    assert queued == (1, sweeper.PER_ACCOUNT)  # acme's share is a backlog: behind the others' work
+    assert jobs.retry_due_deliveries(runtimes) == 50  # the rest; the queued ones wait for their jobs
+    assert jobs.retry_due_deliveries(runtimes) == 0
+    redis_conn.flushdb()  # every job lost: after a job's time limit they are due again
+    later = now + timedelta(seconds=WORK_LEASE + 1)
+    monkeypatch.setattr(sweeper, "utc_now", lambda: later)
+    assert jobs.retry_due_deliveries(runtimes) == sweeper.PER_ACCOUNT + 1

@@ -47,6 +47,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -285,6 +286,13 @@ def arrived(sandbox: SandboxProcess, contract_id: str, sent: list[tuple[str, flo
         if number in seen:
             record = session.get(f"{api}/{request_id}", headers={"Authorization": "Bearer bench"}, timeout=10).json()
             accepted.append(seen[number] - datetime.fromisoformat(record["created_at"]).timestamp())
+    missing = Counter(
+        session.get(f"{api}/{request_id}", headers={"Authorization": "Bearer bench"}, timeout=10).json().get("status")
+        for number, (_, request_id) in wanted.items()
+        if number not in seen
+    )
+    if missing or len(sent) > len(wanted):
+        print(f"  not answered 202: {len(sent) - len(wanted)}; answered 202, not received: {dict(missing)}")
     return Clicks(
         [seen[n] - at for n, (at, _) in wanted.items() if n in seen],
         accepted,

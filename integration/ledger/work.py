@@ -18,13 +18,13 @@ data and read and write their work state here, in the same transaction where the
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
 
-from sqlalchemy import Connection, Engine, and_, case, false, or_, select, update
+from sqlalchemy import Connection, Engine, and_, case, false, func, or_, select, update
 from sqlalchemy.sql import ColumnElement
 
 from integration.ledger.db import dialect_module
@@ -321,12 +321,32 @@ class WorkLedger:
                 )
 
 
-def accounts_with_due_work(engine: Engine, now: datetime) -> list[str]:
-    """Every account with a pending item whose next attempt has come (the sweeper visits only those)."""
-    statement = (
-        select(work_items.c.account)
+def due_everywhere(engine: Engine, now: datetime, per_account: int, limit: int) -> list[WorkItem]:
+    """Pending items of every account whose next attempt has come, the longest-waiting first, at
+    most ``per_account`` of one account (a backlog never crowds out the others)."""
+    rank = func.row_number().over(partition_by=work_items.c.account, order_by=work_items.c.next_attempt_at)
+    ranked = (
+        select(work_items, rank.label("rank"))
         .where(work_items.c.status == WorkStatus.PENDING.value, work_items.c.next_attempt_at <= now)
-        .distinct()
+        .subquery()
     )
+    columns = [ranked.c[column.name] for column in work_items.c]
+    statement = select(*columns).where(ranked.c.rank <= per_account).order_by(ranked.c.next_attempt_at).limit(limit)
     with engine.connect() as connection:
-        return list(connection.execute(statement).scalars())
+        return [_item(row) for row in connection.execute(statement)]
+
+
+def hold_off(engine: Engine, ids: Sequence[int], now: datetime, until: datetime) -> None:
+    """Items just queued leave the due set until ``until`` (their job's time limit), unless their
+    job has already moved their next attempt: a later sweep finds them only if the job was lost."""
+    with engine.begin() as connection:
+        for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+            connection.execute(
+                update(work_items)
+                .where(
+                    work_items.c.id.in_(chunk),
+                    work_items.c.status == WorkStatus.PENDING.value,
+                    work_items.c.next_attempt_at <= now,
+                )
+                .values(next_attempt_at=until)
+            )
