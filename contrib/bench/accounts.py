@@ -533,25 +533,10 @@ def print_intervals(intervals: list[Interval], accounts: int) -> None:
         extra += f"; failed {interval.failed}" if interval.failed else ""
         extra += f"; not synced by the end {interval.unsynced}" if interval.unsynced else ""
         print(lag_row(name, interval.lags, accounts, interval.started, extra))
-    steady = intervals[1:]
-    if intervals:
-        print(
-            lag_row(
-                "all intervals",
-                [lag for i in intervals for lag in i.lags],
-                accounts * len(intervals),
-                sum(i.started for i in intervals),
-            )
-        )
-    if steady:
-        print(
-            lag_row(
-                "after the first",
-                [lag for i in steady for lag in i.lags],
-                accounts * len(steady),
-                sum(i.started for i in steady),
-            )
-        )
+    for name, chosen in (("all intervals", intervals), ("after the first", intervals[1:])):
+        if chosen:
+            lags = [lag for i in chosen for lag in i.lags]
+            print(lag_row(name, lags, accounts * len(chosen), sum(i.started for i in chosen)))
     print("target: p99 lag ≤ 120 s (every account synced within two intervals)")
 
 
