@@ -746,7 +746,14 @@ def build_document(app: Flask, settings: Settings) -> dict:
         openapi_version="3.1.0",
         plugins=[plugin],
         info={"description": DESCRIPTION},
-        servers=[{"url": settings.public_url.rstrip("/") or "/", "description": "PUBLIC_URL"}],
+        servers=[
+            {"url": settings.public_url.rstrip("/") or "/", "description": "PUBLIC_URL: the account `default`"},
+            {
+                "url": settings.public_url.rstrip("/") + "/a/{account}",
+                "description": "a stored account's paths: every account-scoped path is also served here",
+                "variables": {"account": {"default": "default", "description": "the account id"}},
+            },
+        ],
     )
     assert plugin.converter is not None  # set when the spec initialises the plugin
     plugin.converter.add_attribute_function(_number_field)

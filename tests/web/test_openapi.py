@@ -150,3 +150,9 @@ def test_it_needs_no_credentials_and_describes_the_failing_answers_too(document)
     assert item["security"] == []
     assert document["paths"]["/readyz"]["get"]["responses"]["503"]["content"][PROBLEM]
     assert document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]["text/plain"]
+
+
+def test_the_account_prefix_is_a_server_of_its_own(document, http):
+    default, stored = document["servers"]
+    assert stored["url"] == default["url"] + "/a/{account}" and stored["variables"]["account"]["default"] == "default"
+    assert http.get("/a/default/openapi.json").status_code == 200  # the prefix names the environment's too
