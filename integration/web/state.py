@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 
 from integration.accounts import AccountError
 from integration.crm.amocrm import settings_of as amocrm_settings
@@ -120,11 +120,15 @@ def request_account() -> str:
 
 
 def web() -> WebState:
-    """The request's account's state; a 404 problem when that account is not served."""
-    try:
-        return current_app.extensions["vats.web"].of(request_account())
-    except AccountError:
-        raise Problem(404, "Not Found", NOT_SERVED) from None
+    """The request's account's state (looked up once a request); a 404 problem when that account
+    is not served."""
+    state = g.get("vats_web")
+    if state is None:
+        try:
+            state = g.vats_web = current_app.extensions["vats.web"].of(request_account())
+        except AccountError:
+            raise Problem(404, "Not Found", NOT_SERVED) from None
+    return state
 
 
 def conceal_refusals(response: Response) -> Response:
