@@ -1,8 +1,8 @@
 """Call history → ledger (flow 2), without Flask or RQ.
 
 ``sync_calls`` polls ``getcalllist`` from the stored cursor minus an overlap window (late rows
-still appear), in ≤ 1-month slices with every contract line in one request, inserts only the
-calls not seen before and moves the cursor after each slice's commit. A call's key is stable:
+still appear), in slices of at most a day with every contract line in one request, inserts only
+the calls not seen before and moves the cursor after each slice's commit. A call's key is stable:
 the recording id when there is one, else a hash of line, start, direction, number and duration.
 """
 
@@ -66,6 +66,9 @@ def call_from_row(row: CallRow, region: str) -> Call:
     )
 
 
+# A backfill reads a day at a time: no single answer of a month's calls for the operator to build
+# and us to hold, and its progress is committed a day at a time.
+SLICE = timedelta(days=1)
 CHUNK = 10_000  # calls normalised while the ledger writes the chunk before
 
 
@@ -207,7 +210,7 @@ def sync_calls(
     begin = max(start, earliest)
     if begin >= end:
         return result
-    for lower, upper in split_period(begin, end, now, tz):
+    for lower, upper in split_period(begin, end, now, tz, span=SLICE):
         found, new_ids, stored = 0, [], Counter[str]()
         with fewer_young_collections():  # a month's rows and calls are millions of small objects
             for calls, fresh in store_calls(operator.iter_call_list_slice(lines, lower, upper), ledger, region, now):

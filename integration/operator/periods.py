@@ -26,8 +26,10 @@ def split_period(
     *,
     clamp: bool = False,
     depth_months: int = HISTORY_DEPTH_MONTHS,
+    span: timedelta | None = None,
 ) -> list[tuple[datetime, datetime]]:
-    """Half-open ``[start, end)`` slices of at most one month each, in the operator's zone.
+    """Half-open ``[start, end)`` slices of at most one month each (and at most ``span``), in
+    the operator's zone.
 
     History older than the operator keeps is refused with a clear ``PeriodError`` (or, with
     ``clamp``, cut off); an end in the future is cut to ``now``.
@@ -51,7 +53,7 @@ def split_period(
     slices = []
     cursor = start
     while cursor < end:
-        upper = min(add_months(cursor, MAX_SPAN_MONTHS), end)
+        upper = min(add_months(cursor, MAX_SPAN_MONTHS), cursor + span if span else end, end)
         slices.append((cursor, upper))
         cursor = upper
     return slices

@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -30,6 +30,13 @@ def test_long_periods_split_into_month_slices_that_touch():
     assert [s.date().isoformat() for s, _ in slices] == ["2026-01-31", "2026-02-28", "2026-03-28", "2026-04-28"]
     assert all(a[1] == b[0] for a, b in zip(slices, slices[1:], strict=False))
     assert slices[-1][1] == now
+
+
+def test_a_span_cuts_slices_shorter():
+    now = datetime(2026, 11, 27, 12, tzinfo=UTC)
+    slices = split_period(now - timedelta(days=2, hours=5), now, now, MSK, span=timedelta(days=1))
+    assert [upper - lower for lower, upper in slices] == [timedelta(days=1), timedelta(days=1), timedelta(hours=5)]
+    assert all(a[1] == b[0] for a, b in zip(slices, slices[1:], strict=False)) and slices[-1][1] == now
 
 
 def test_empty_reversed_and_naive_periods():
