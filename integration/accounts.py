@@ -79,6 +79,10 @@ class Accounts:
 
     # --- reading -------------------------------------------------------------------------------
 
+    def exists(self, account_id: str) -> bool:
+        """Whether the account is stored (enabled or not) or is the environment's."""
+        return account_id == DEFAULT or self.ledger.get(account_id) is not None
+
     def document(self, account_id: str) -> dict[str, Any]:
         """The stored account file, secrets opened (for the processes that serve the account)."""
         stored = self._stored(account_id)

@@ -39,8 +39,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         recordings_group,
         secrets_group,
         sync_command,
+        users_group,
         vats_group,
     )
+    from integration.console import install as install_console
     from integration.web.api import api
     from integration.web.cors import add_cors_headers
     from integration.web.errors import register_error_handlers, too_large
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             app.register_blueprint(import_string(path))
     app.register_blueprint(openapi)
     register_error_handlers(app)
+    install_console(app, settings)
     app.after_request(add_cors_headers)
     app.after_request(conceal_refusals)
     app.cli.add_command(operator_group)
@@ -84,6 +87,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.cli.add_command(vats_group)
     app.cli.add_command(secrets_group)
     app.cli.add_command(accounts_group)
+    app.cli.add_command(users_group)
 
     @app.before_request
     def _start_clock() -> None:

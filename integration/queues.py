@@ -15,10 +15,11 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from redis import Redis
 from redis.exceptions import NoScriptError
-from rq import Queue
+from rq import Queue, Worker
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -45,6 +46,31 @@ def make_queue(name: str, connection: Redis) -> Queue:
 def queues(connection: Redis, names: tuple[str, ...] = QUEUE_NAMES) -> list[Queue]:
     """The queues a worker serves, in the order it serves them."""
     return [make_queue(name, connection) for name in names]
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    name: str
+    state: str  # RQ's: idle, busy, suspended…
+    queues: tuple[str, ...]
+    last_heartbeat: datetime | None
+
+
+def queue_depths(connection: Redis) -> dict[str, int]:
+    """Jobs waiting in each queue, in serving order (one round trip)."""
+    with connection.pipeline(transaction=False) as pipe:
+        for queue in queues(connection):
+            pipe.llen(queue.key)
+        return dict(zip(QUEUE_NAMES, pipe.execute(), strict=True))
+
+
+def workers_alive(connection: Redis) -> list[WorkerState]:
+    """The workers that have registered and not gone quiet (RQ drops a worker whose heartbeat
+    stops)."""
+    return [
+        WorkerState(w.name, str(w.get_state()), tuple(w.queue_names()), w.last_heartbeat)
+        for w in Worker.all(connection=connection)
+    ]
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from integration.ledger.deliveries import DeliveryLedger
 from integration.ledger.events import EventLedger
 from integration.ledger.outbox import Outbox
 from integration.ledger.recordings import RecordingLedger
+from integration.ledger.users import UserLedger
 from integration.ledger.work import WorkLedger
 from integration.metrics import Metrics
 from integration.operator.client import OperatorClient, cookieless_session
@@ -38,6 +39,7 @@ from integration.ratelimit import Slots
 from integration.recordings.links import LinkSigner
 from integration.recordings.storage import LocalStore
 from integration.secretbox import SecretBox
+from integration.users import ConsoleUsers
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -86,6 +88,13 @@ class Runtime:
         if self.shared is not None:
             return self.shared.accounts
         return Accounts(AccountLedger(self.engine), AuditLog(self.engine), self.secret_box, self.settings)
+
+    @cached_property
+    def users(self) -> ConsoleUsers:
+        """The console's users (the deployment's, like the accounts)."""
+        if self.shared is not None:
+            return self.shared.users
+        return ConsoleUsers(UserLedger(self.engine), AuditLog(self.engine), self.accounts.exists)
 
     @cached_property
     def operator_session(self) -> requests.Session:

@@ -13,6 +13,7 @@ from integration.cli.accounts import accounts_group
 from integration.cli.keys import secrets_group
 from integration.cli.ledger import contacts_group, db_group, reconcile_command, recordings_group, sync_command
 from integration.cli.operator import operator_group
+from integration.cli.users import users_group
 from integration.cli.vats import vats_group
 
 __all__ = [
@@ -24,5 +25,6 @@ __all__ = [
     "recordings_group",
     "secrets_group",
     "sync_command",
+    "users_group",
     "vats_group",
 ]

@@ -21,6 +21,7 @@ from integration.ledger.tables import (
     audit_log,
     callback_requests,
     calls,
+    console_users,
     contacts,
     crm_events,
     deal_calls,
@@ -44,6 +45,7 @@ DATA_TABLES = (
     callback_requests,
     sync_cursors,
     calls,
+    console_users,
 )
 
 

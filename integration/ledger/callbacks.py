@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from integration.ledger.db import dialect_module, insert_ignoring_duplicates
 from integration.ledger.tables import DEFAULT_ACCOUNT, calls
@@ -100,6 +100,20 @@ class CallbackLedger:
         )
         with self.engine.begin() as connection:
             return connection.execute(statement).rowcount == 1
+
+    def counts_since(self, since: datetime) -> dict[str, int]:
+        """Click-to-calls accepted since ``since``, by status."""
+        statement = (
+            select(table.c.status, func.count()).where(self.mine, table.c.created_at >= since).group_by(table.c.status)
+        )
+        with self.engine.connect() as connection:
+            return {status: count for status, count in connection.execute(statement)}
+
+    def recent(self, limit: int = 50) -> list[CallbackRequest]:
+        """The latest click-to-calls, newest first."""
+        statement = select(table).where(self.mine).order_by(table.c.created_at.desc()).limit(limit)
+        with self.engine.connect() as connection:
+            return [_record(row) for row in connection.execute(statement)]
 
     def placed_between(self, start: datetime, end: datetime) -> list[CallbackRequest]:
         """Placed click-to-calls not linked to a call yet, placed in ``[start, end]``, newest first."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy import Engine, Integer, cast, func, or_, select, update
 from sqlalchemy.pool import SingletonThreadPool
 
 from integration.ledger import deliveries
@@ -147,6 +147,28 @@ class CallLedger:
             )
             return {row.line: row.synced_until for row in rows}
 
+    def sync_state(self, lines: Sequence[str]) -> dict[str, tuple[datetime, datetime]]:
+        """Each synced line's cursor and when a sync last moved it."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(sync_cursors).where(sync_cursors.c.account == self.account, sync_cursors.c.line.in_(list(lines)))
+            )
+            return {row.line: (row.synced_until, row.updated_at) for row in rows}
+
+    def per_hour(self, since: datetime, until: datetime) -> dict[tuple[datetime, str], int]:
+        """Calls started in ``[since, until)`` counted by UTC hour and status."""
+        hour = _epoch_hour(self.engine.dialect.name).label("hour")
+        statement = (
+            select(hour, calls.c.status, func.count())
+            .where(self.mine, calls.c.started_at >= since, calls.c.started_at < until)
+            .group_by(hour, calls.c.status)
+        )
+        with self.engine.connect() as connection:
+            return {
+                (datetime.fromtimestamp(int(h) * 3600, UTC), status): count
+                for h, status, count in connection.execute(statement)
+            }
+
     def advance(self, lines: Sequence[str], until: datetime, now: datetime) -> None:
         """Move the cursors of ``lines`` forward to ``until`` (never backwards)."""
         statement = dialect_module(self.engine).insert(sync_cursors)
@@ -160,16 +182,27 @@ class CallLedger:
             connection.execute(statement, rows)
 
 
+DELIVERY_STATES = ("pending", deliveries.DELIVERED, "failed", "none")
+
+
+def _epoch_hour(dialect: str):
+    """Hours since 1970 of a call's start (UTC), in the dialect's SQL."""
+    if dialect == "sqlite":
+        return cast(func.strftime("%s", calls.c.started_at), Integer) // 3600
+    return func.floor(func.extract("epoch", calls.c.started_at) / 3600)
+
+
 def call_filters(
     *,
     line: str | None = None,
     match_key: str | None = None,
     direction: str | None = None,
     status: str | None = None,
+    delivery: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> list:
-    """SQL conditions for listing calls."""
+    """SQL conditions for listing calls (``page``'s: ``delivery`` is of its joined delivery)."""
     conditions = []
     if line:
         conditions.append(calls.c.line == line)
@@ -179,8 +212,21 @@ def call_filters(
         conditions.append(calls.c.direction == direction)
     if status:
         conditions.append(calls.c.status == status)
+    if delivery == "none":
+        conditions.append(work_items.c.id.is_(None))
+    elif delivery:
+        conditions.append(deliveries.delivery_status() == delivery)
     if since:
         conditions.append(calls.c.started_at >= since)
     if until:
         conditions.append(calls.c.started_at < until)
     return conditions
+
+
+def syncs_by_account(engine: Engine) -> dict[str, tuple[datetime, datetime]]:
+    """Every account's oldest line cursor and when a sync last moved one of its cursors."""
+    statement = select(
+        sync_cursors.c.account, func.min(sync_cursors.c.synced_until), func.max(sync_cursors.c.updated_at)
+    ).group_by(sync_cursors.c.account)
+    with engine.connect() as connection:
+        return {account: (until, moved) for account, until, moved in connection.execute(statement)}

@@ -220,3 +220,16 @@ audit_log = Table(
     Column("result", String(200), nullable=False),
 )
 Index("ix_audit_log_account_at", audit_log.c.account, audit_log.c.at)
+
+# People who sign in to the console. A user without an account administers the deployment.
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("email", String(254), primary_key=True),
+    Column("account", String(63)),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("password_changed_at", UTCDateTime, nullable=False),
+)
+Index("ix_console_users_account", console_users.c.account)

@@ -310,6 +310,18 @@ class WorkLedger:
                 .values(next_attempt_at=until)
             )
 
+    def unfinished(self) -> dict[tuple[str, str], int]:
+        """Pending and failed items by (kind, status)."""
+        statement = (
+            select(work_items.c.kind, work_items.c.status, func.count())
+            .where(
+                work_items.c.account == self.account, work_items.c.status.in_((WorkStatus.PENDING, WorkStatus.FAILED))
+            )
+            .group_by(work_items.c.kind, work_items.c.status)
+        )
+        with self.engine.connect() as connection:
+            return {(kind, status): count for kind, status, count in connection.execute(statement)}
+
     def retry(self, keys: Iterable[WorkKey], now: datetime) -> None:
         """Failed items become pending again, due now, with a fresh retry window."""
         with self.engine.begin() as connection:
@@ -350,3 +362,17 @@ def hold_off(engine: Engine, ids: Sequence[int], now: datetime, until: datetime)
                 )
                 .values(next_attempt_at=until)
             )
+
+
+def unfinished_by_account(engine: Engine) -> dict[str, dict[str, int]]:
+    """Every account's pending and failed work items: {account: {status: count}}."""
+    statement = (
+        select(work_items.c.account, work_items.c.status, func.count())
+        .where(work_items.c.status.in_((WorkStatus.PENDING, WorkStatus.FAILED)))
+        .group_by(work_items.c.account, work_items.c.status)
+    )
+    found: dict[str, dict[str, int]] = {}
+    with engine.connect() as connection:
+        for account, status, count in connection.execute(statement):
+            found.setdefault(account, {})[status] = count
+    return found

@@ -6,14 +6,12 @@ import hmac
 import time
 
 from flask import Blueprint, jsonify, request
-from marshmallow import ValidationError
 
 from integration.callbacks import current_status, public_view
 from integration.crm.base import BrowsesContacts
-from integration.ledger.calls import call_filters
 from integration.models import Call
 from integration.phone import parse_phone
-from integration.timeutil import parse_moment
+from integration.web.call_filters import call_conditions
 from integration.web.errors import Problem
 from integration.web.inputs import reading, whole_number
 from integration.web.state import web
@@ -60,40 +58,13 @@ def _paged(items: list, limit: int, offset: int):
     return jsonify(items=items, next_offset=offset + limit if len(items) == limit else None)
 
 
-def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
-    value = request.args.get(name)
-    if value is not None and value not in allowed:
-        raise ValidationError({name: [f"must be one of: {', '.join(allowed)}"]})
-    return value
-
-
 @api.get("/calls")
 def list_calls():
     """The ledger of calls, newest first: ``line``, ``number``, ``direction``, ``status``,
-    ``since``, ``until`` (YYYY-MM-DD or ISO 8601), ``limit``, ``offset``."""
+    ``delivery``, ``since``, ``until`` (YYYY-MM-DD or ISO 8601), ``limit``, ``offset``."""
     runtime = web().runtime
-    settings = runtime.settings
     limit, offset = _page()
-    moments = {}
-    for name in ("since", "until"):
-        if request.args.get(name):
-            with reading(name):
-                moments[name] = parse_moment(request.args[name], settings.tz, end=name == "until")
-    match_key = None
-    if request.args.get("number"):
-        with reading("number"):
-            match_key = parse_phone(request.args["number"], settings.default_region).match_key
-    line = request.args.get("line")
-    if line and line not in settings.operator_numbers:
-        raise ValidationError({"line": ["must be one of OPERATOR_NUMBERS"]})
-    conditions = call_filters(
-        line=line,
-        match_key=match_key,
-        direction=_choice("direction", ("inbound", "outbound")),
-        status=_choice("status", ("answered", "missed", "voicemail")),
-        since=moments.get("since"),
-        until=moments.get("until"),
-    )
+    conditions = call_conditions(request.args, runtime.settings)
     page = runtime.call_ledger.page(conditions, limit, offset, runtime.crm.name)
     return _paged([call_view(call, delivery) for call, delivery in page], limit, offset)
 

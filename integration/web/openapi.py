@@ -710,10 +710,11 @@ def openapi_path(rule: str) -> str:
 
 
 def served_operations(app: Flask) -> set[tuple[str, str]]:
-    """(OpenAPI path, lower-case method) of every route (HEAD and Flask's automatic OPTIONS aside)."""
+    """(OpenAPI path, lower-case method) of every route of the HTTP API (HEAD and Flask's
+    automatic OPTIONS aside; the console's pages are for people, not part of it)."""
     served = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
+        if rule.endpoint in ("static", "root") or rule.endpoint.startswith("console."):
             continue
         for method in rule.methods or ():
             if method == "HEAD" or (method == "OPTIONS" and getattr(rule, "provide_automatic_options", True)):

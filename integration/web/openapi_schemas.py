@@ -12,6 +12,7 @@ from typing import Any
 
 from marshmallow import INCLUDE, RAISE, Schema, fields, validate
 
+from integration.ledger.calls import DELIVERY_STATES
 from integration.models import CallbackStatus, CallStatus, Direction
 
 CALLBACK_STATUSES = [status.value for status in CallbackStatus]
@@ -199,6 +200,9 @@ class CallsQuerySchema(PageQuerySchema):
     number = _text("any format; matched on the last 10 digits")
     direction = fields.Str(validate=validate.OneOf(["inbound", "outbound"]))
     status = fields.Str(validate=validate.OneOf(CALL_STATUSES))
+    delivery = fields.Str(
+        validate=validate.OneOf(DELIVERY_STATES), metadata={"description": "the call's delivery to the CRM"}
+    )
     since = _text("YYYY-MM-DD (a whole day in OPERATOR_TIMEZONE) or ISO 8601 with an offset")
     until = _text("YYYY-MM-DD (inclusive) or ISO 8601 with an offset")
 

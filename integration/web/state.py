@@ -134,8 +134,13 @@ def web() -> WebState:
 def conceal_refusals(response: Response) -> Response:
     """``after_request``: under ``/a/<account>/``, a refused credential (401, 403) and anything
     not found are answered as an unknown account is (the same 404), so another account's token,
-    secret, id or link does not reveal that the account exists."""
-    if ACCOUNT_ENVIRON in request.environ and response.status_code in (401, 403, 404):
+    secret, id or link does not reveal that the account exists. (The console answers the same
+    way with a page of its own.)"""
+    if (
+        ACCOUNT_ENVIRON in request.environ
+        and response.status_code in (401, 403, 404)
+        and request.blueprint != "console"
+    ):
         return problem_response(404, "Not Found", NOT_SERVED)
     return response
 
