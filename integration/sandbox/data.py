@@ -42,6 +42,8 @@ def random_external(rng: random.Random) -> str:
 ID3_HEADER = b"ID3\x04\x00\x00\x00\x00\x00\x00"
 FRAME_HEADER = b"\xff\xfb\x90\x64"  # MPEG-1 Layer III, 128 kbit/s, 44.1 kHz
 FRAME_SIZE = 417
+SIDE_INFO = 32  # bytes of side information in an MPEG-1 stereo frame
+HEADER_AND_SIDE_INFO = len(FRAME_HEADER) + SIDE_INFO
 BLOCK = FRAME_SIZE * 2514  # about 1 MB, whole frames
 
 
@@ -64,7 +66,10 @@ class RecordingSpec:
             rng = random.Random(self.seed * 1_000_003 + index)
             frames = bytearray(rng.randbytes(BLOCK))
             for offset in range(0, BLOCK, FRAME_SIZE):
-                frames[offset : offset + 4] = FRAME_HEADER
+                # A silent frame a player decodes and seeks through: zero side information (no
+                # bit reservoir, no Huffman data); the random rest is ancillary data, which
+                # decoders skip and which makes each recording's bytes its own.
+                frames[offset : offset + HEADER_AND_SIDE_INFO] = FRAME_HEADER + bytes(SIDE_INFO)
             piece = bytes(frames[:remaining])
             remaining -= len(piece)
             index += 1
