@@ -117,6 +117,19 @@ def main() -> int:
             say(title)
             subprocess.run(flask + args, cwd=ROOT, env=env, check=False)
 
+        say("flask --app wsgi users create demo@example.com: the console's demo admin")
+        console_password = remembered("demo-console-password", lambda: secrets.token_urlsafe(12))
+        made = subprocess.run(
+            flask + ["users", "create", "demo@example.com", "--role", "admin", "--password-stdin"],
+            cwd=ROOT,
+            env=env,
+            input=console_password + "\n",
+            text=True,
+            capture_output=True,
+            check=False,
+        )
+        print((made.stdout or made.stderr).strip())  # "exists already" on a second run
+
         say("flask --app wsgi contacts import var/demo-contacts.csv: a few contacts for the local CRM")
         known = [
             c
@@ -173,7 +186,10 @@ def main() -> int:
 
         say(f"running: web {base}, worker, sandbox http://127.0.0.1:{SANDBOX_PORT} — Ctrl-C stops everything")
         print(
-            f"""Try:
+            f"""The console: {base}/console/ — sign in as demo@example.com with the password {console_password}
+(kept in var/demo-console-password).
+
+Try:
   curl {base}/readyz
   curl {base}/metrics
   curl -X POST {base}/callback-requests -d phone=89161112233 -d name=Anna      # the website form

@@ -9,11 +9,14 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any, ClassVar
 
 from rq import get_current_job
+from rq.exceptions import NoSuchJobError
 from rq.job import Job
+from rq.serializers import JSONSerializer
 
 from integration.accounts import AccountError
 from integration.callbacks import JOB as CALLBACK_JOB
@@ -23,6 +26,7 @@ from integration.keys import DEFAULT_ACCOUNT
 from integration.ledger.work import WorkKey, WorkKind
 from integration.logs import fields
 from integration.queues import CALLBACKS, make_queue
+from integration.queues import DEFAULT as DEFAULT_QUEUE
 from integration.runtime import Runtime
 from integration.runtimes import AccountRuntimes
 from integration.services import callbacks, calls, deliveries, recordings, rules, sweeper
@@ -248,3 +252,52 @@ def run_work_item(rt: Runtime, kind: str, subject: str, target: str = "") -> str
 def retry_due_deliveries(runtimes: AccountRuntimes) -> int:
     """The sweeper (every 5 s): queue every work item whose next attempt is due, in every account."""
     return sweeper.sweep_accounts(runtimes)
+
+
+RECONCILE_JOB = "integration.jobs.reconcile_day"
+RECONCILE_KEPT = 86400  # seconds a reconcile's summary stays readable
+
+
+@entry_point
+def reconcile_day(rt: Runtime, day: str) -> dict:
+    """``calls.reconcile_day`` for a person who asked from the console: its summary."""
+    report = calls.reconcile_day(rt, date.fromisoformat(day))
+    return {"day": day, "operator_calls": report.operator_calls, "new_calls": report.new_calls, "counts": report.counts}
+
+
+def queue_reconcile(rt: Runtime, day: date) -> str:
+    """Queue a reconcile of ``day`` for the account; the job's id, to read its outcome by."""
+    job = make_queue(DEFAULT_QUEUE, rt.redis).enqueue_call(
+        RECONCILE_JOB,
+        args=(day.isoformat(),),
+        job_id=f"{rt.account}-reconcile-{uuid.uuid4().hex}",
+        meta={"account": rt.account},
+        result_ttl=RECONCILE_KEPT,
+        failure_ttl=RECONCILE_KEPT,
+        timeout=calls.SYNC_LOCK_LEASE + 600,
+    )
+    return job.id
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # RQ's: queued, started, finished, failed…
+    result: dict | None
+    error: str | None
+
+
+def reconcile_outcome(rt: Runtime, job_id: str) -> Outcome | None:
+    """A reconcile job of this account (None: no such job, or another account's)."""
+    try:
+        job = Job.fetch(job_id, connection=rt.redis, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return None
+    if job.func_name != RECONCILE_JOB or (job.meta or {}).get("account") != rt.account:
+        return None
+    status = job.get_status().value
+    error = None
+    if status == "failed":
+        latest = job.latest_result()
+        trace = (latest.exc_string if latest else None) or ""
+        error = trace.strip().splitlines()[-1] if trace.strip() else "the reconcile failed"
+    return Outcome(status, job.return_value() if status == "finished" else None, error)

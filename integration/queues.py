@@ -68,7 +68,9 @@ def workers_alive(connection: Redis) -> list[WorkerState]:
     """The workers that have registered and not gone quiet (RQ drops a worker whose heartbeat
     stops)."""
     return [
-        WorkerState(w.name, str(w.get_state()), tuple(w.queue_names()), w.last_heartbeat)
+        WorkerState(
+            w.name, str(getattr(w.get_state(), "value", w.get_state())), tuple(w.queue_names()), w.last_heartbeat
+        )
         for w in Worker.all(connection=connection)
     ]
 

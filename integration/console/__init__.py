@@ -10,7 +10,7 @@ from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from integration.config import Settings
-from integration.console import auth, views  # noqa: F401  (their routes join the blueprint)
+from integration.console import actions, auth, views  # noqa: F401  (their routes join the blueprint)
 from integration.console.blueprint import console
 from integration.console.format import call_number, duration, human_number, local_time
 from integration.console.sessions import IDLE, session_signing_key

@@ -310,6 +310,23 @@ class WorkLedger:
                 .values(next_attempt_at=until)
             )
 
+    def stuck(self, kind: str | None = None, limit: int = 50, offset: int = 0) -> list[WorkItem]:
+        """Failed items, and pending ones that have failed an attempt already, newest first."""
+        statement = select(work_items).where(
+            work_items.c.account == self.account,
+            or_(
+                work_items.c.status == WorkStatus.FAILED.value,
+                and_(work_items.c.status == WorkStatus.PENDING.value, work_items.c.attempts > 0),
+            ),
+        )
+        if kind:
+            statement = statement.where(work_items.c.kind == kind)
+        statement = (
+            statement.order_by(work_items.c.created_at.desc(), work_items.c.id.desc()).limit(limit).offset(offset)
+        )
+        with self.engine.connect() as connection:
+            return [_item(row) for row in connection.execute(statement)]
+
     def unfinished(self) -> dict[tuple[str, str], int]:
         """Pending and failed items by (kind, status)."""
         statement = (
@@ -322,15 +339,25 @@ class WorkLedger:
         with self.engine.connect() as connection:
             return {(kind, status): count for kind, status, count in connection.execute(statement)}
 
-    def retry(self, keys: Iterable[WorkKey], now: datetime) -> None:
-        """Failed items become pending again, due now, with a fresh retry window."""
+    def retry(self, keys: Iterable[WorkKey], now: datetime) -> list[WorkKey]:
+        """Failed items become pending again, due now, with a fresh retry window; pending ones
+        become due now. Returns the keys that were (done ones stay done)."""
+        retried = []
         with self.engine.begin() as connection:
             for key in keys:
-                connection.execute(
+                failed = connection.execute(
                     update(work_items)
                     .where(of(key, self.account), work_items.c.status == WorkStatus.FAILED.value)
                     .values(status=WorkStatus.PENDING.value, next_attempt_at=now, created_at=now, finished_at=None)
                 )
+                pending = connection.execute(
+                    update(work_items)
+                    .where(of(key, self.account), work_items.c.status == WorkStatus.PENDING.value)
+                    .values(next_attempt_at=now)
+                )
+                if failed.rowcount or pending.rowcount:
+                    retried.append(key)
+        return retried
 
 
 def due_everywhere(engine: Engine, now: datetime, per_account: int, limit: int) -> list[WorkItem]:

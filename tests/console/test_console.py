@@ -4,6 +4,7 @@ account, and the pages' figures against the ledger."""
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime, timedelta
 
 import pytest
@@ -137,7 +138,7 @@ def test_a_viewer_may_sign_out_but_not_act(app, http):
 def add_calls(app, count: int, start: datetime, **fields) -> list[Call]:
     calls = [
         Call(
-            id=f"call-{start:%H%M}-{i}",
+            id=f"call-{uuid.uuid4().hex[:12]}",
             line=fields.get("line", NUMBERS[0]),
             direction=fields.get("direction", Direction.INBOUND),
             status=fields.get("status", CallStatus.ANSWERED),
