@@ -10,9 +10,10 @@ from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from integration.config import Settings
-from integration.console import actions, auth, views  # noqa: F401  (their routes join the blueprint)
+from integration.console import actions, auth, routing, views  # noqa: F401  (their routes join the blueprint)
 from integration.console.blueprint import console
 from integration.console.format import call_number, duration, human_number, local_time
+from integration.console.i18n import LANGUAGES, gettext, language
 from integration.console.sessions import IDLE, session_signing_key
 
 
@@ -39,7 +40,12 @@ def install(app: Flask, settings: Settings) -> None:
     app.register_blueprint(console)
     app.add_url_rule("/", "root", lambda: app.redirect(f"{request.script_root}/console/", 302))
     app.jinja_env.globals.update(
-        csrf_token=auth.csrf_token, current_user=auth.current_user, console_url=auth.console_url
+        csrf_token=auth.csrf_token,
+        current_user=auth.current_user,
+        console_url=auth.console_url,
+        _=gettext,
+        language=language,
+        languages=LANGUAGES,
     )
     app.jinja_env.filters.update(number=human_number, call_number=call_number, local=local_time, duration=duration)
 

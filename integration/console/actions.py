@@ -13,6 +13,7 @@ from marshmallow import ValidationError
 
 from integration.console.auth import account_state, current_user, deployment
 from integration.console.blueprint import console
+from integration.console.i18n import _
 from integration.jobs import queue_reconcile, reconcile_outcome
 from integration.ledger.work import WorkKey, WorkKind
 from integration.services.work import retry_stuck, retry_work
@@ -57,15 +58,16 @@ def retry():
     kind = _kind(request.form.get("kind"))
     if request.form.get("subject"):
         if kind is None:
-            abort(400, "Which work item? The form named no known kind.")
+            abort(400, "Which work item? The form named no known kind.")  # error.html translates it
         item = runtime.work_ledger.get(WorkKey(kind, request.form["subject"], request.form.get("target", "")))
         retried = retry_work(runtime, [item]) if item else 0
         audit("work.retry", f"{kind} {request.form['subject']}", "ok" if retried else "refused: nothing to retry")
-        flash(f"{kind.replace('_', ' ')} queued again." if retried else "It was done already: nothing to retry.")
+        kind_name = _(kind.replace("_", " "))
+        flash(_("%(kind)s queued again.", kind=kind_name) if retried else _("It was done already: nothing to retry."))
     else:
         retried = retry_stuck(runtime, kind)
         audit("work.retry-all", kind or "every kind", f"ok: {retried} retried")
-        flash(f"{retried} item(s) queued again.")
+        flash(_("%(count)s item(s) queued again.", count=retried))
     return redirect(url_for("console.work", kind=kind or None), 303)
 
 
@@ -78,7 +80,7 @@ def reconcile():
         if day > utc_now().astimezone(runtime.settings.tz).date():
             raise ValueError
     except ValueError:
-        flash(f"Reconcile: {text!r} is not a day (YYYY-MM-DD, today or earlier).", "problem")
+        flash(_("Reconcile: %(day)s is not a day (YYYY-MM-DD, today or earlier).", day=repr(text)), "problem")
         return redirect(url_for("console.work"), 303)
     job_id = queue_reconcile(runtime, day)
     audit("work.reconcile", day.isoformat(), "queued")

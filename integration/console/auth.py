@@ -17,6 +17,7 @@ from flask.typing import ResponseReturnValue
 
 from integration.config import RateLimit
 from integration.console.blueprint import console
+from integration.console.i18n import COOKIE, LANGUAGES, _
 from integration.console.sessions import ConsoleSessions
 from integration.keys import DEFAULT_ACCOUNT
 from integration.ratelimit import RateLimiter
@@ -26,7 +27,7 @@ from integration.users import User
 from integration.web.errors import Problem
 from integration.web.state import ACCOUNT_ENVIRON, WebState, request_account, web
 
-PUBLIC = {"console.sign_in", "console.static"}
+PUBLIC = {"console.sign_in", "console.static", "console.choose_language"}
 FOR_EVERY_ROLE = {"console.sign_out"}  # the one form a viewer sends
 # Sign-in attempts counted per email and per client address, in a quarter of an hour.
 PER_EMAIL = RateLimit(10, 900)
@@ -127,14 +128,14 @@ def sign_in():
     password = request.form.get("password", "")
     audit = deployment().accounts.audit
     if not deployment().settings.secret_keys:
-        problem, status = "Sign-in needs SECRET_KEYS on the server (it signs the session).", 503
+        problem, status = _("Sign-in needs SECRET_KEYS on the server (it signs the session)."), 503
     elif not email or not password:
-        problem, status = "Enter your email and password.", 422
+        problem, status = _("Enter your email and password."), 422
     elif wait := _limited(email):
-        problem, status = f"Too many attempts: try again in {max(1, wait // 60)} min.", 429
+        problem, status = _("Too many attempts: try again in %(minutes)s min.", minutes=max(1, wait // 60)), 429
     elif (user := deployment().users.authenticate(email, password)) is None:
         audit.add(utc_now(), email, None, "console.sign-in", f"from {request.remote_addr}", "refused: wrong password")
-        problem, status = "Wrong email or password.", 401
+        problem, status = _("Wrong email or password."), 401
     else:
         audit.add(utc_now(), user.email, user.account, "console.sign-in", f"from {request.remote_addr}", "ok")
         session.clear()  # a new session id and CSRF token: nothing from before signing in carries over
@@ -143,6 +144,16 @@ def sign_in():
         return redirect(_safe_next(request.form.get("next")), 303)
     page = render_template("console/sign_in.html", next=request.form.get("next", ""), email=email, problem=problem)
     return page, status
+
+
+@console.get("/language")
+def choose_language():
+    """The language switch: remembered a year in a cookie, then back to the page."""
+    chosen = request.args.get("to", "")
+    answer = redirect(_safe_next(request.args.get("next")), 303)
+    if chosen in LANGUAGES:
+        answer.set_cookie(COOKIE, chosen, max_age=365 * 86400, samesite="Lax", httponly=True)
+    return answer
 
 
 @console.post("/sign-out")

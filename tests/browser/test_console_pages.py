@@ -15,12 +15,21 @@ from tests.conftest import run_worker
 from tests.test_accounts_serving import add_tenant
 
 
-def synced(site: Site, control) -> None:
-    """The sandbox's history in the ledger, delivered to the local CRM, recordings fetched."""
+def synced(site: Site, control, refused: int = 0) -> list[str]:
+    """The sandbox's history in the ledger, delivered to the local CRM, recordings fetched; the
+    first ``refused`` calls' deliveries fail for good before the worker runs (as when a CRM
+    answers 400). Returns the ids of those."""
     control.post("calls/generate", {"count": 60, "days": 3, "seed": 7, "recording_ratio": 0.5})
-    assert run_sync(site.runtime) is not None
+    runtime = site.runtime
+    assert run_sync(runtime) is not None
+    failing = [call.id for call, _ in runtime.call_ledger.page([], refused, 0, runtime.crm.name)] if refused else []
+    for call_id in failing:
+        runtime.delivery_ledger.fail_attempt(
+            call_id, runtime.crm.name, "the CRM refused the activity: 400", utc_now(), retryable=False
+        )
     done = run_worker(site.env)
     assert done.returncode == 0, done.stderr
+    return failing
 
 
 def test_signing_in_and_reading_the_overview_calls_and_a_call(site: Site, control, page: Watched):
@@ -144,3 +153,54 @@ def test_csrf_another_account_and_a_viewer_in_the_browser(site: Site, control, p
     table.get_by_role("link", name="acme").click()
     assert browser.url == site.url + "/a/acme/console/"
     assert "Account acme" in browser.locator(".account").inner_text()
+
+
+def test_a_failed_delivery_retried_and_the_routing_applied_in_the_browser(site: Site, control, client, page: Watched):
+    [call_id] = synced(site, control, refused=1)
+    site.user("ops@example.com")
+    browser = page.page
+    sign_in(browser, site.url, "ops@example.com")
+
+    browser.get_by_role("link", name="Stuck work").click()
+    row = browser.locator(f'[data-testid=stuck] tr[data-subject="{call_id}"]')
+    assert "the CRM refused the activity: 400" in row.inner_text() and "gave up" in row.inner_text()
+    assert serious_violations(browser) == []
+    screenshot(browser, "stuck-work")
+    row.get_by_role("button", name=re.compile("^Retry")).click()
+    browser.wait_for_load_state()
+    assert "queued again" in browser.locator(".flash").inner_text()
+    assert run_worker(site.env).returncode == 0
+    browser.goto(f"{site.url}/console/calls/{call_id}")
+    assert "delivered" in browser.locator("[data-testid=delivery]").inner_text()
+
+    # Routing: the grid, a block's forwarding edited, planned, applied and read back.
+    browser.get_by_role("link", name="Routing").click()
+    browser.get_by_role("link", name="+7 499 000-00-00").click()
+    assert browser.locator("[data-testid=week] tbody tr").count() == 7
+    assert serious_violations(browser) == []
+    screenshot(browser, "routing")
+    block = browser.locator("details.block").first
+    block.locator("summary").click()
+    block.get_by_label("New forwarding number").fill("8 916 555-44-33")
+    block.get_by_role("button", name="Plan").click()
+    browser.wait_for_load_state()
+    assert "9165554433" in browser.locator("[data-testid=changes]").inner_text()
+    screenshot(browser, "routing-plan")
+    browser.get_by_role("button", name="Apply").click()
+    browser.wait_for_load_state()
+    assert "Applied 1 change(s)" in browser.locator(".flash").inner_text()
+    live = client.get_pbx_settings(["4990000000"])[0].raw
+    assert "9165554433" in [r["num"] for r in live["profiles"][0]["scheduleBlocks"][0]["redirectNums"]]
+
+    # Planned, then changed in the web cabinet behind the console's back: apply is refused.
+    block = browser.locator("details.block").first
+    block.locator("summary").click()
+    block.get_by_label("Dial time, s 1").fill("45")
+    block.get_by_role("button", name="Plan").click()
+    browser.wait_for_load_state()
+    live["isDoNotDisturbMode"] = 1
+    client.set_pbx_settings([live])
+    browser.get_by_role("button", name="Apply").click()
+    browser.wait_for_load_state()
+    assert browser.locator("[data-testid=stale]").is_visible()
+    screenshot(browser, "routing-refused")

@@ -113,7 +113,10 @@ def test_an_account_user_sees_only_their_account(app, http, acme):
     mine = http.get("/console/calls")  # the default account's
     unknown = http.get("/a/nobody/console/")
     assert mine.status_code == unknown.status_code == 404
-    assert mine.get_data(as_text=True) == unknown.get_data(as_text=True).replace("/a/nobody", "")
+    main = re.compile(r"<main.*</main>", re.DOTALL)
+    assert main.search(mine.get_data(as_text=True)).group() == main.search(
+        unknown.get_data(as_text=True)
+    ).group().replace("/a/nobody", "")
     assert "text/html" in mine.content_type
     assert http.get("/console/accounts").status_code == 404
 
