@@ -105,6 +105,10 @@ class ConsoleUsers:
             return None
         return _user(stored)
 
+    def get(self, email: str) -> User | None:
+        stored = self.ledger.get(email.strip().lower())
+        return _user(stored) if stored else None
+
     def signed_in(self, email: str, since: datetime) -> User | None:
         """The user of a session started at ``since``; None once the user is deleted or their
         password changed after it."""

@@ -5,8 +5,9 @@ through the same services as the webhooks and the CLI."""
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlsplit
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from integration.config import Settings
@@ -23,6 +24,23 @@ def error_page(exc: HTTPException):
     status = exc.code or 500
     message = exc.description if status in (400, 403) else None
     return render_template("console/error.html", status=status, message=message), status
+
+
+@console.after_request
+def protect(response):
+    """Console pages are never framed (no click-jacking of "Retry all") nor cached, and load
+    nothing from elsewhere but the recordings' own links."""
+    media = urlsplit(current_app.extensions["vats"].settings.public_url)
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; "
+        f"media-src 'self' {media.scheme}://{media.netloc}; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+    )
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if not request.path.startswith("/console/static/"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def install(app: Flask, settings: Settings) -> None:

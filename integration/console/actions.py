@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from marshmallow import ValidationError
@@ -16,10 +16,12 @@ from integration.console.blueprint import console
 from integration.console.i18n import _
 from integration.jobs import queue_reconcile, reconcile_outcome
 from integration.ledger.work import WorkKey, WorkKind
+from integration.redaction import KnownSecrets, redact_url
 from integration.services.work import retry_stuck, retry_work
 from integration.timeutil import utc_now
 
 PAGE = 50
+RECONCILE_REACH = timedelta(days=31)  # the operator keeps a month of history
 KINDS = [kind.value for kind in WorkKind]
 
 
@@ -27,6 +29,12 @@ def audit(action: str, detail: str, result: str = "ok") -> None:
     user = current_user()
     runtime = account_state().runtime
     deployment().accounts.audit.add(utc_now(), user.email if user else "?", runtime.account, action, detail, result)
+
+
+def shown_error(text: str) -> str:
+    """An error's text as a page may show it: no secret of the account's settings, no secret in
+    a URL (the logs redact the same way)."""
+    return KnownSecrets.of(account_state().runtime.settings).redact(redact_url(text))
 
 
 def _kind(value: str | None) -> str | None:
@@ -74,13 +82,14 @@ def retry():
 @console.post("/work/reconcile")
 def reconcile():
     runtime = account_state().runtime
-    text = request.form.get("day", "").strip()
+    text = request.form.get("day", "").strip()[:40]
+    today = utc_now().astimezone(runtime.settings.tz).date()
     try:
         day = date.fromisoformat(text)
-        if day > utc_now().astimezone(runtime.settings.tz).date():
+        if not today - RECONCILE_REACH <= day <= today:
             raise ValueError
     except ValueError:
-        flash(_("Reconcile: %(day)s is not a day (YYYY-MM-DD, today or earlier).", day=repr(text)), "problem")
+        flash(_("Reconcile: %(day)s is not a day of the last month (YYYY-MM-DD).", day=repr(text)), "problem")
         return redirect(url_for("console.work"), 303)
     job_id = queue_reconcile(runtime, day)
     audit("work.reconcile", day.isoformat(), "queued")
@@ -92,6 +101,8 @@ def reconcile_page(job_id: str):
     outcome = reconcile_outcome(account_state().runtime, job_id)
     if outcome is None:
         abort(404)
+    if outcome.error:
+        outcome = replace(outcome, error=shown_error(outcome.error))
     return render_template("console/reconcile.html", outcome=outcome)
 
 
@@ -137,7 +148,7 @@ def place_test_call():
         return page, 422
     user = current_user()
     once = request.form.get("once", "")[:64]  # the form's own id: sent twice, it rings once
-    accepted, _ = runtime.intake.submit(
+    accepted, _new = runtime.intake.submit(
         replace(order, source="console", idempotency_key=f"console:{once}" if once else None)
     )
     audit("click-to-call.test", f"{order.phone_from} → {order.destination.e164 or order.destination.raw}", accepted.id)

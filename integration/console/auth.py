@@ -25,6 +25,7 @@ from integration.runtime import Runtime
 from integration.timeutil import utc_now
 from integration.users import User
 from integration.web.errors import Problem
+from integration.web.forms import client_key
 from integration.web.state import ACCOUNT_ENVIRON, WebState, request_account, web
 
 PUBLIC = {"console.sign_in", "console.static", "console.choose_language"}
@@ -32,6 +33,7 @@ FOR_EVERY_ROLE = {"console.sign_out"}  # the one form a viewer sends
 # Sign-in attempts counted per email and per client address, in a quarter of an hour.
 PER_EMAIL = RateLimit(10, 900)
 PER_ADDRESS = RateLimit(50, 900)
+PER_EMAIL_EVERYWHERE = RateLimit(100, 900)
 
 
 def deployment() -> Runtime:
@@ -84,14 +86,14 @@ def console_url(account: str, endpoint: str = "console.overview", **values) -> s
 @console.before_request
 def guard() -> ResponseReturnValue | None:
     if request.method == "POST" and not hmac.compare_digest(
-        request.form.get("csrf_token", ""), session.get("csrf", "-")
+        request.form.get("csrf_token", "").encode(), session.get("csrf", "-").encode()
     ):
         abort(400, "This form has expired or did not come from this console: reload the page and try again.")
     if request.endpoint in PUBLIC:
         return None
     user = current_user()
     if user is None:
-        return redirect(url_for("console.sign_in", next=request.full_path if request.method == "GET" else None), 303)
+        return redirect(url_for("console.sign_in", next=here() if request.method == "GET" else None), 303)
     account = request_account()
     if not user.sees(account):
         if request.endpoint == "console.overview" and not prefixed() and user.account:
@@ -106,18 +108,39 @@ def guard() -> ResponseReturnValue | None:
     return None
 
 
+def here() -> str:
+    """This page's path and query, its account's prefix included (to come back to)."""
+    return request.script_root + request.full_path
+
+
 def _safe_next(target: str | None) -> str:
-    """Where to go after signing in: a path of this site only."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    """Where to go after signing in: a path of this site only (no scheme, host or control
+    character: a header cannot be split by it)."""
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and not any(c < " " or c in "\\\x7f" for c in target)
+        and not urlsplit(target).netloc
+    ):
         return target
     return url_for("console.overview")
 
 
 def _limited(email: str) -> int:
-    """Seconds to wait before another sign-in attempt (0: go ahead; counted)."""
+    """Seconds to wait before another sign-in attempt (0: go ahead; counted). Guessing one
+    user's password from one network stops after ``PER_EMAIL``; one network's guesses at anyone
+    after ``PER_ADDRESS``; many networks' guesses at one user after ``PER_EMAIL_EVERYWHERE``
+    (so locking a user out takes many networks)."""
     limiter = RateLimiter(deployment().redis, prefix="vats:console:signin:")
-    who = hashlib.sha256(email.encode()).hexdigest()[:32]
-    return limiter.hit([(f"email:{who}", PER_EMAIL), (f"address:{request.remote_addr}", PER_ADDRESS)])
+    who, where = hashlib.sha256(email.encode()).hexdigest()[:32], client_key()
+    return limiter.hit(
+        [
+            (f"email:{who}:{where}", PER_EMAIL),
+            (f"address:{where}", PER_ADDRESS),
+            (f"email:{who}", PER_EMAIL_EVERYWHERE),
+        ]
+    )
 
 
 @console.route("/sign-in", methods=["GET", "POST"])
@@ -127,17 +150,21 @@ def sign_in():
     email = request.form.get("email", "").strip().lower()[:254]
     password = request.form.get("password", "")
     audit = deployment().accounts.audit
-    if not deployment().settings.secret_keys:
-        problem, status = _("Sign-in needs SECRET_KEYS on the server (it signs the session)."), 503
-    elif not email or not password:
+    if not email or not password:
         problem, status = _("Enter your email and password."), 422
     elif wait := _limited(email):
         problem, status = _("Too many attempts: try again in %(minutes)s min.", minutes=max(1, wait // 60)), 429
     elif (user := deployment().users.authenticate(email, password)) is None:
-        audit.add(utc_now(), email, None, "console.sign-in", f"from {request.remote_addr}", "refused: wrong password")
+        # Who tried is named only when that user exists: a password typed into the email field
+        # must not end up in the audit log.
+        known = deployment().users.get(email) is not None
+        actor = email if known else "(unknown user)"
+        audit.add(utc_now(), actor, None, "console.sign-in", f"from {client_key()}", "refused: wrong password")
         problem, status = _("Wrong email or password."), 401
     else:
-        audit.add(utc_now(), user.email, user.account, "console.sign-in", f"from {request.remote_addr}", "ok")
+        audit.add(utc_now(), user.email, user.account, "console.sign-in", f"from {client_key()}", "ok")
+        if session.get("sid"):  # signing in again ends the session before
+            sessions().end(session["sid"])
         session.clear()  # a new session id and CSRF token: nothing from before signing in carries over
         session["sid"] = sessions().start(user.email, utc_now())
         session.permanent = True

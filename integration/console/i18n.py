@@ -211,7 +211,7 @@ RUSSIAN: dict[str, str] = {
     "It was done already: nothing to retry.": "Уже выполнено: повторять нечего.",
     "%(count)s item(s) queued again.": "Снова в очереди: %(count)s.",
     "Which work item? The form named no known kind.": "Какая задача? В форме нет известного вида.",
-    "Reconcile: %(day)s is not a day (YYYY-MM-DD, today or earlier).": "Сверка: %(day)s — не день (ГГГГ-ММ-ДД, сегодня или раньше).",
+    "Reconcile: %(day)s is not a day of the last month (YYYY-MM-DD).": "Сверка: %(day)s — не день последнего месяца (ГГГГ-ММ-ДД).",
     "← Stuck work": "← Застрявшие задачи",
     "%(day)s: %(found)s call(s) at the operator, %(new)s new to the ledger; in the CRM %(delivered)s delivered, %(pending)s pending, %(failed)s failed.": "%(day)s: у оператора звонков — %(found)s, новых в журнале — %(new)s; в CRM передано %(delivered)s, ожидают %(pending)s, с ошибкой %(failed)s.",
     "It failed: %(error)s": "Не удалось: %(error)s",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from flask import abort, flash, render_template, request
 
-from integration.console.actions import audit
+from integration.console.actions import audit, shown_error
 from integration.console.auth import account_state
 from integration.console.blueprint import console
 from integration.console.i18n import _
@@ -62,7 +62,7 @@ def _live(num: str) -> dict | None:
     try:
         return read_live(account_state().runtime.operator, num)
     except (OperatorError, IntegrationError) as exc:
-        flash(_("The operator did not give the settings: %(error)s", error=str(exc)), "problem")
+        flash(_("The operator did not give the settings: %(error)s", error=shown_error(str(exc))), "problem")
         return None
 
 
@@ -94,15 +94,15 @@ def edited_block(num: str) -> dict:
     form = request.form
     days = {day: [span.strip() for span in form.get(f"day-{day}", "").split(",") if span.strip()] for day in WEEKDAYS}
     entries = []
-    for index in range(int(form.get("entries", "0") or 0) + 1):
+    for index in range(_whole(form.get("entries"), MOST_ENTRIES) + 1):
         number = form.get(f"num-{index}", "").strip()
         if not number or form.get(f"remove-{index}"):
             continue
         entry: dict = {"num": number, "isActive": 1 if form.get(f"active-{index}") else 0}
         if form.get(f"id-{index}"):
-            entry["id"] = int(form[f"id-{index}"]) if form[f"id-{index}"].isdigit() else form[f"id-{index}"]
+            entry["id"] = _id(form[f"id-{index}"])
         dial = form.get(f"dial-{index}", "").strip()
-        entry["dialTime"] = int(dial) if dial.isascii() and dial.isdigit() else dial
+        entry["dialTime"] = int(dial) if dial.isascii() and dial.isdigit() and len(dial) < 6 else dial
         entries.append(entry)
     block = {"id": _id(form.get("block")), "days": days, "redirectNums": entries}
     return {
@@ -113,7 +113,15 @@ def edited_block(num: str) -> dict:
 
 
 def _id(text: str | None) -> int | str | None:
-    return int(text) if text and text.isdigit() else text
+    return int(text) if text and text.isascii() and text.isdigit() and len(text) < 19 else text
+
+
+MOST_ENTRIES = 100  # forwarding entries of one block a form may carry
+
+
+def _whole(text: str | None, most: int) -> int:
+    """A count from a form: 0 unless it is ASCII digits within ``most``."""
+    return min(int(text), most) if text and text.isascii() and text.isdigit() and len(text) < 6 else 0
 
 
 @console.post("/routing/<num>/plan")
@@ -146,7 +154,7 @@ def routing_apply(num: str):
         return _plan_page(number, edited, exc.plan), 409 if exc.plan.stale else 422
     except (SettingsBusy, NotVerified, OutcomeUnknown, OperatorError) as exc:
         audit("routing.apply", number, f"error: {type(exc).__name__}")
-        flash(_("Not applied: %(error)s", error=str(exc)), "problem")
+        flash(_("Not applied: %(error)s", error=shown_error(str(exc))), "problem")
         return _plan_page(number, edited, None), 502
     audit("routing.apply", number, f"ok: {len(plan.changes)} change(s)")
     flash(

@@ -46,8 +46,10 @@ class ConsoleSessions:
     def start(self, email: str, now: datetime) -> str:
         """A new session's id (for the cookie)."""
         session_id = secrets.token_urlsafe(32)
-        self.redis.hset(self._key(session_id), mapping={"email": email, "started_at": now.isoformat()})
-        self.redis.expire(self._key(session_id), IDLE)
+        with self.redis.pipeline() as pipe:  # MULTI: never a session without its expiry
+            pipe.hset(self._key(session_id), mapping={"email": email, "started_at": now.isoformat()})
+            pipe.expire(self._key(session_id), IDLE)
+            pipe.execute()
         return session_id
 
     def get(self, session_id: str, now: datetime) -> Session | None:
@@ -55,7 +57,7 @@ class ConsoleSessions:
         key = self._key(session_id)
         with self.redis.pipeline() as pipe:
             pipe.hgetall(key)
-            pipe.expire(key, IDLE, xx=True)
+            pipe.expire(key, IDLE)  # a missing key stays missing
             found, _ = pipe.execute()
         if not found:
             return None

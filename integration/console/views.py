@@ -32,14 +32,14 @@ def overview():
     now = utc_now()
     midnight = now.astimezone(settings.tz).replace(hour=0, minute=0, second=0, microsecond=0)
     syncs = runtime.call_ledger.sync_state(settings.operator_numbers)
+    user = current_user()
+    workers, depths = [], {}  # the deployment's, shown to its own users only
     try:
-        token, workers, depths = (
-            runtime.operator.tokens.status(),
-            workers_alive(runtime.redis),
-            queue_depths(runtime.redis),
-        )
+        token = runtime.operator.tokens.status()
+        if user and user.deployment_wide:
+            workers, depths = workers_alive(runtime.redis), queue_depths(runtime.redis)
     except RedisError:
-        token, workers, depths = None, [], {}
+        token = None
     return render_template(
         "console/overview.html",
         token=token,
@@ -47,6 +47,7 @@ def overview():
         now=now,
         workers=workers,
         depths=depths,
+        deployment_wide=bool(user and user.deployment_wide),
         today=runtime.callback_ledger.counts_since(midnight),
         work=runtime.work_ledger.unfinished(),
         kinds=list(WorkKind),

@@ -263,3 +263,49 @@ def test_a_user_of_the_environments_account(app, http):
     sign_in(http, "x@example.com")
     assert http.get("/console/").status_code == 200
     assert http.get("/console/accounts").status_code == 404
+
+
+def test_hostile_input_gets_a_page_never_a_500(app, http, acme):
+    make_user(app, "ops@example.com")
+    assert http.post("/console/sign-in", data={"csrf_token": "é", "email": "x"}).status_code == 400
+    assert http.get("/console/language?to=en&next=/%0d%0aSet-Cookie:x=1").headers["Location"] == "/console/"
+    assert http.get("/console/language?to=en&next=/\\evil.example").headers["Location"] == "/console/"
+    kept = http.get("/a/acme/console/calls?line=")
+    assert "next=/a/acme/console/calls" in kept.headers["Location"]
+    sign_in(http, "ops@example.com")
+    token = csrf(http, "/console/")
+    for entries in ("abc", "99999999999", "²"):
+        answer = http.post(f"/console/routing/{NUMBERS[0]}/plan", data={"csrf_token": token, "entries": entries})
+        assert answer.status_code in (200, 422)
+    for day in ("0001-01-01", "2999-01-01", "x" * 5000):
+        answer = http.post("/console/work/reconcile", data={"csrf_token": token, "day": day})
+        assert answer.status_code == 303
+        assert "not a day of the last month" in http.get(answer.headers["Location"]).get_data(as_text=True)
+    assert http.get("/console/calls?page=99999999999999999999").status_code == 200
+
+
+def test_pages_are_not_framed_nor_cached(app, http):
+    answer = http.get("/console/sign-in")
+    assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
+    assert answer.headers["X-Frame-Options"] == "DENY" and answer.headers["Cache-Control"] == "no-store"
+
+
+def test_a_wrong_sign_in_names_only_a_user_that_exists(app, http):
+    make_user(app, "ops@example.com")
+    sign_in(http, "my password is hunter2", "x" * 12)
+    sign_in(http, "ops@example.com", "x" * 12)
+    actors = [entry.actor for entry in app.extensions["vats"].accounts.audit.recent()[:2]]
+    assert actors == ["ops@example.com", "(unknown user)"]
+
+
+def test_signing_in_again_ends_the_session_before(app, http, redis_conn):
+    make_user(app, "ops@example.com")
+    sign_in(http, "ops@example.com")
+    sign_in(http, "ops@example.com")
+    assert len(redis_conn.keys("vats:console:session:*")) == 1
+
+
+def test_an_account_user_does_not_see_the_deployments_workers(app, http, acme):
+    make_user(app, "acme@example.com", "admin", acme)
+    sign_in(http, "acme@example.com")
+    assert "workers-h" not in http.get("/a/acme/console/").get_data(as_text=True)

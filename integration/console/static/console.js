@@ -6,7 +6,10 @@
   setInterval(function () {
     if (document.hidden) return;
     fetch(rows.dataset.refresh, { credentials: "same-origin" })
-      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (response) {
+        if (response.redirected) { window.location.reload(); return null; }  // the session ended
+        return response.ok ? response.text() : null;
+      })
       .then(function (html) { if (html !== null) rows.innerHTML = html; })
       .catch(function () {});
   }, 15000);
