@@ -38,3 +38,4 @@ bench: $(VENV)/.dev
 	$(PY) contrib/bench/latency.py
 	$(PY) contrib/bench/pipeline.py
 	$(PY) contrib/bench/recordings.py
+	$(PY) contrib/bench/console.py

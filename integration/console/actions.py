@@ -14,6 +14,7 @@ from marshmallow import ValidationError
 from integration.console.auth import account_state, current_user, deployment
 from integration.console.blueprint import console
 from integration.console.i18n import _
+from integration.console.inputs import page_number
 from integration.jobs import queue_reconcile, reconcile_outcome
 from integration.ledger.work import WorkKey, WorkKind
 from integration.redaction import KnownSecrets, redact_url
@@ -45,8 +46,7 @@ def _kind(value: str | None) -> str | None:
 def work():
     runtime = account_state().runtime
     kind = _kind(request.args.get("kind"))
-    page = request.args.get("page", "1")
-    number = int(page) if page.isascii() and page.isdigit() and 0 < int(page) < 10**6 else 1
+    number = page_number()
     items = runtime.work_ledger.stuck(kind, PAGE + 1, (number - 1) * PAGE)
     return render_template(
         "console/work.html",

@@ -14,6 +14,7 @@ from integration.console.actions import audit, shown_error
 from integration.console.auth import account_state
 from integration.console.blueprint import console
 from integration.console.i18n import _
+from integration.console.inputs import whole
 from integration.errors import IntegrationError, InvalidPhoneNumber, OperatorError, OutcomeUnknown
 from integration.rules import WEEKDAYS
 from integration.vats.document import DAY_NAMES, blocks, days_of, profiles, redirects
@@ -94,7 +95,7 @@ def edited_block(num: str) -> dict:
     form = request.form
     days = {day: [span.strip() for span in form.get(f"day-{day}", "").split(",") if span.strip()] for day in WEEKDAYS}
     entries = []
-    for index in range(_whole(form.get("entries"), MOST_ENTRIES) + 1):
+    for index in range(whole(form.get("entries"), MOST_ENTRIES) + 1):
         number = form.get(f"num-{index}", "").strip()
         if not number or form.get(f"remove-{index}"):
             continue
@@ -102,7 +103,8 @@ def edited_block(num: str) -> dict:
         if form.get(f"id-{index}"):
             entry["id"] = _id(form[f"id-{index}"])
         dial = form.get(f"dial-{index}", "").strip()
-        entry["dialTime"] = int(dial) if dial.isascii() and dial.isdigit() and len(dial) < 6 else dial
+        seconds = whole(dial, 99_999, -1)
+        entry["dialTime"] = seconds if seconds >= 0 else dial  # not a number: the plan says so
         entries.append(entry)
     block = {"id": _id(form.get("block")), "days": days, "redirectNums": entries}
     return {
@@ -117,11 +119,6 @@ def _id(text: str | None) -> int | str | None:
 
 
 MOST_ENTRIES = 100  # forwarding entries of one block a form may carry
-
-
-def _whole(text: str | None, most: int) -> int:
-    """A count from a form: 0 unless it is ASCII digits within ``most``."""
-    return min(int(text), most) if text and text.isascii() and text.isdigit() and len(text) < 6 else 0
 
 
 @console.post("/routing/<num>/plan")

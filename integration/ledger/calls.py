@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, Integer, cast, func, or_, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.pool import SingletonThreadPool
 
 from integration.ledger import deliveries
@@ -13,6 +13,7 @@ from integration.ledger.db import dialect_module, insert_new
 from integration.ledger.tables import DEFAULT_ACCOUNT, calls, sync_cursors, work_items
 from integration.ledger.work import joined_on
 from integration.models import Call, CallStatus, Direction
+from integration.phone import MATCH_KEY_DIGITS
 
 _COLUMNS = (
     "account",
@@ -29,6 +30,7 @@ _COLUMNS = (
     "record_file_id",
     "is_read",
     "first_seen_at",
+    "ext_key",
 )
 
 
@@ -49,6 +51,7 @@ def _values(account: str, call: Call, now: datetime) -> tuple:
         call.record_file_id,
         call.is_read,
         now,
+        call.ext_e164[1:][-MATCH_KEY_DIGITS:] if call.ext_e164 else None,  # the number's match key
     )
 
 
@@ -93,9 +96,10 @@ class CallLedger:
         """Ids of calls since ``since`` whose external number ends with one of ``match_keys``."""
         if not match_keys:
             return []
-        numbers = or_(*(calls.c.ext_e164.like(f"%{key}") for key in match_keys))
         statement = (
-            select(calls.c.id).where(self.mine, numbers, calls.c.started_at >= since).order_by(calls.c.started_at)
+            select(calls.c.id)
+            .where(self.mine, calls.c.ext_key.in_(match_keys), calls.c.started_at >= since)
+            .order_by(calls.c.started_at)
         )
         with self.engine.connect() as connection:
             return list(connection.execute(statement).scalars())
@@ -157,17 +161,14 @@ class CallLedger:
 
     def per_hour(self, since: datetime, until: datetime) -> dict[tuple[datetime, str], int]:
         """Calls started in ``[since, until)`` counted by UTC hour and status."""
-        hour = _epoch_hour(self.engine.dialect.name).label("hour")
+        hour = _hour(self.engine.dialect.name).label("hour")
         statement = (
             select(hour, calls.c.status, func.count())
             .where(self.mine, calls.c.started_at >= since, calls.c.started_at < until)
             .group_by(hour, calls.c.status)
         )
         with self.engine.connect() as connection:
-            return {
-                (datetime.fromtimestamp(int(h) * 3600, UTC), status): count
-                for h, status, count in connection.execute(statement)
-            }
+            return {(_as_hour(h), status): count for h, status, count in connection.execute(statement)}
 
     def advance(self, lines: Sequence[str], until: datetime, now: datetime) -> None:
         """Move the cursors of ``lines`` forward to ``until`` (never backwards)."""
@@ -185,11 +186,19 @@ class CallLedger:
 DELIVERY_STATES = ("pending", deliveries.DELIVERED, "failed", "none")
 
 
-def _epoch_hour(dialect: str):
-    """Hours since 1970 of a call's start (UTC), in the dialect's SQL."""
+def _hour(dialect: str):
+    """A call's start cut to its hour (UTC), in the dialect's cheapest SQL: SQLite keeps the
+    start as text, whose first 13 characters are the hour (``2026-11-30 21``)."""
     if dialect == "sqlite":
-        return cast(func.strftime("%s", calls.c.started_at), Integer) // 3600
-    return func.floor(func.extract("epoch", calls.c.started_at) / 3600)
+        return func.substr(calls.c.started_at, 1, 13)
+    return func.date_trunc("hour", calls.c.started_at)
+
+
+def _as_hour(value: str | datetime) -> datetime:
+    """``_hour``'s value as an aware UTC datetime."""
+    if isinstance(value, str):
+        return datetime.strptime(value, "%Y-%m-%d %H").replace(tzinfo=UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def call_filters(
@@ -207,15 +216,20 @@ def call_filters(
     if line:
         conditions.append(calls.c.line == line)
     if match_key:
-        conditions.append(calls.c.ext_e164.like(f"%{match_key}"))
+        conditions.append(calls.c.ext_key == match_key)
     if direction:
         conditions.append(calls.c.direction == direction)
     if status:
         conditions.append(calls.c.status == status)
     if delivery == "none":
         conditions.append(work_items.c.id.is_(None))
+    elif delivery == deliveries.DELIVERED:  # most calls: the newest are found at once
+        conditions.append(work_items.c.status == "done")
     elif delivery:
-        conditions.append(deliveries.delivery_status() == delivery)
+        # Pending and failed are the few: found from the items' side (indexed by status), then
+        # the joined item of this CRM checked exactly.
+        few = select(work_items.c.subject).where(work_items.c.kind == deliveries.KIND, work_items.c.status == delivery)
+        conditions += [calls.c.id.in_(few), work_items.c.status == delivery]
     if since:
         conditions.append(calls.c.started_at >= since)
     if until:

@@ -50,8 +50,11 @@ calls = Table(
     Column("is_read", Integer),
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("callback_request_id", String(32)),  # the click-to-call that made this call, if any
+    Column("ext_key", String(10)),  # the number's match key (last 10 digits of E.164): looked up by number
 )
-Index("ix_calls_account_started_at", calls.c.account, calls.c.started_at)
+# With the status, the console's calls-per-hour chart is read from the index alone.
+Index("ix_calls_account_started_status", calls.c.account, calls.c.started_at, calls.c.status)
+Index("ix_calls_account_ext_key", calls.c.account, calls.c.ext_key, calls.c.started_at)
 _LINKED = calls.c.callback_request_id.is_not(None)
 Index("ix_calls_callback_request_id", calls.c.callback_request_id, sqlite_where=_LINKED, postgresql_where=_LINKED)
 
@@ -181,6 +184,8 @@ work_items = Table(
     UniqueConstraint("account", "kind", "subject", "target", name="uq_work_items_key"),
 )
 Index("ix_work_items_due", work_items.c.status, work_items.c.next_attempt_at)
+# An account's unfinished and stuck work (the console) without reading its done items.
+Index("ix_work_items_account_status", work_items.c.account, work_items.c.status, work_items.c.kind)
 
 # Accounts stored in the database (the environment's ``default`` is not): the account file's
 # settings in clear (``settings``, JSON) and its secrets sealed with SECRET_KEYS (``secrets``).

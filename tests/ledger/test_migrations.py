@@ -20,7 +20,11 @@ def test_the_migrated_schema_is_the_declared_one(database_url):
 
 def test_calls_keep_only_the_indexes_their_queries_use(database_url):
     engine = make_engine(database_url)
-    assert _calls_indexes(engine) == {"ix_calls_account_started_at", "ix_calls_callback_request_id"}
+    assert _calls_indexes(engine) == {
+        "ix_calls_account_started_status",
+        "ix_calls_account_ext_key",
+        "ix_calls_callback_request_id",
+    }
     assert "IS NOT NULL" in _definition(engine, "ix_calls_callback_request_id")  # only linked calls
     engine.dispose()
 
@@ -449,4 +453,29 @@ def test_0013_fills_account_numbers_from_the_accounts_stored_before_it(database_
     assert "account_numbers" not in inspect(engine).get_table_names()
     upgrade(engine)
     assert len(_rows(engine, "account_numbers")) == 5
+    engine.dispose()
+
+
+# --- 0015: a call's number's match key, indexed ------------------------------------------------
+
+
+def test_0015_fills_each_calls_match_key_as_the_ledger_writes_it(database_url):
+    engine = make_engine(database_url)
+    downgrade(engine, "0014")
+    numbers = {"c1": "+79161234567", "c2": "+4930123456", "c3": "+1234", "c4": None}
+    with engine.begin() as connection:
+        for call_id, e164 in numbers.items():
+            connection.execute(
+                text(
+                    "INSERT INTO calls (account, id, line, direction, status, started_at, duration, ext_raw,"
+                    " ext_e164, ext_internal, first_seen_at) VALUES ('default', :id, '4990000000', 'inbound',"
+                    " 'answered', :at, 5, 'x', :e164, :internal, :at)"
+                ),
+                {"id": call_id, "e164": e164, "internal": e164 is None, "at": T0},
+            )
+    upgrade(engine)
+    assert _drift(engine) == []
+    keys = {row["id"]: row["ext_key"] for row in _rows(engine, "calls")}
+    assert keys == {"c1": "9161234567", "c2": "4930123456", "c3": "1234", "c4": None}
+    assert keys == {c: (e[1:][-10:] if e else None) for c, e in numbers.items()}  # as CallLedger writes it
     engine.dispose()
