@@ -62,7 +62,7 @@ CHART_KEPT = 60  # seconds an account's calls-per-hour figures are reused
 
 def hourly_counts(runtime: Runtime, now: datetime) -> dict[tuple[datetime, str], int]:
     """The last 7 days' calls per hour and status, read at most once a minute per account (at a
-    million calls the count takes a few hundred ms on SQLite; the chart may be a minute old)."""
+    million calls the count takes ~100 ms on SQLite; the chart may be a minute old)."""
     key = runtime.key("vats:console:hourly")
     with contextlib.suppress(RedisError, ValueError):
         if cached := runtime.redis.get(key):
