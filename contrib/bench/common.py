@@ -13,6 +13,22 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def emptied_and_migrated(url: str) -> str:
+    """The ledger database at ``url`` emptied (PostgreSQL: its public schema dropped) and brought
+    to the current schema; returns ``url``."""
+    from sqlalchemy import text
+
+    from integration.ledger.db import make_engine, upgrade
+
+    engine = make_engine(url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
 def memory_kib(field: str, pid: int | str = "self") -> int:
     """VmRSS (now) or VmHWM (peak) of this process (or of process ``pid``), in KiB."""
     with open(f"/proc/{pid}/status") as status:

@@ -28,8 +28,9 @@ from sqlalchemy import event, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from contrib.bench.common import emptied_and_migrated
 from integration import create_app
-from integration.ledger.db import make_engine, upgrade
+from integration.ledger.db import make_engine
 from integration.ledger.tables import calls, deliveries, work_items
 from integration.settings import load_settings
 from integration.timeutil import utc_now
@@ -40,16 +41,6 @@ POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 PASSWORD = "bench console password"
 TARGET_MS = 150.0
-
-
-def fresh(url: str) -> str:
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    upgrade(engine)
-    engine.dispose()
-    return url
 
 
 def fill(url: str, count: int, seed: int = 17) -> str:
@@ -214,7 +205,7 @@ def main() -> int:
         for kind in kinds:
             url = f"sqlite:///{folder}/console.db" if kind == "sqlite" else POSTGRES
             print(f"{kind}: filling", flush=True)
-            number = fill(fresh(url), args.calls)
+            number = fill(emptied_and_migrated(url), args.calls)
             results[kind] = measure(url, args.rounds, number)
     print()
     print(f"console pages, {args.calls:,} calls in the ledger, {args.rounds} requests each (server time, ms)")

@@ -26,12 +26,11 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sqlalchemy import text
 
-from contrib.bench.common import memory_kib
+from contrib.bench.common import emptied_and_migrated, memory_kib
 from integration.delivery import Policies, activity_for, match_call
 from integration.ledger.calls import CallLedger
-from integration.ledger.db import make_engine, upgrade
+from integration.ledger.db import make_engine
 from integration.models import Contact
 from integration.operator.client import load_rows, parse_json, rowset_of
 from integration.operator.schemas import EnvelopeSchema
@@ -82,11 +81,7 @@ def baseline(raw: bytes) -> float:
 
 
 def pipeline(raw: bytes, url: str) -> tuple[float, list[int]]:
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    upgrade(engine)
+    engine = make_engine(emptied_and_migrated(url))
     ledger = CallLedger(engine)
     crm = MemoryCrm([f"+79{i:09d}" for i in range(0, 10**9, 10**9 // 5000)])
     policies, users_by_line = Policies(), {}  # a worker's settings, read once
