@@ -24,6 +24,7 @@ from integration.errors import ConfigError, IntegrationError, InvalidPhoneNumber
 from integration.keys import DEFAULT_ACCOUNT
 from integration.ledger.db import DatabaseError
 from integration.runtime import Runtime
+from integration.users import UserError
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNKNOWN = 1, 2, 3
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def friendly_errors(command: Callable) -> Callable:
     def run(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (InvalidPhoneNumber, PeriodError) as exc:
+        except (InvalidPhoneNumber, PeriodError, UserError) as exc:
             fail(str(exc), EXIT_USAGE)
         except ConfigError as exc:
             click.echo("error: fix these and try again:", err=True)

@@ -9,7 +9,7 @@ from flask.cli import AppGroup
 
 from integration.cli.accounts import actor
 from integration.cli.common import EXIT_USAGE, current_runtime, fail, friendly_errors
-from integration.users import ROLES, ConsoleUsers, UserError
+from integration.users import ROLES, ConsoleUsers
 
 users_group = AppGroup("users", help="Console users: who signs in to /console, and what they may do.")
 
@@ -33,10 +33,7 @@ def _password(from_stdin: bool) -> str:
 @friendly_errors
 def create_command(email: str, role: str, account: str | None, password_stdin: bool) -> None:
     """Create a console user (a password of 12 characters or more)."""
-    try:
-        user = _users().create(email, role, account, _password(password_stdin), actor())
-    except UserError as exc:
-        fail(str(exc), EXIT_USAGE)
+    user = _users().create(email, role, account, _password(password_stdin), actor())
     click.echo(f"user {user.email} created: {user.role} of {user.account or 'every account'}")
 
 
@@ -55,10 +52,7 @@ def list_command() -> None:
 @friendly_errors
 def password_command(email: str, password_stdin: bool) -> None:
     """Set a user's password (their signed-in sessions end)."""
-    try:
-        _users().set_password(email.strip().lower(), _password(password_stdin), actor())
-    except UserError as exc:
-        fail(str(exc), EXIT_USAGE)
+    _users().set_password(email.strip().lower(), _password(password_stdin), actor())
     click.echo(f"password of {email} changed")
 
 
@@ -70,8 +64,5 @@ def delete_command(email: str, yes: bool) -> None:
     """Remove a console user (their signed-in sessions end)."""
     if not yes:
         fail(f"deleting {email} cannot be undone: add --yes", EXIT_USAGE)
-    try:
-        _users().remove(email.strip().lower(), actor())
-    except UserError as exc:
-        fail(str(exc), EXIT_USAGE)
+    _users().remove(email.strip().lower(), actor())
     click.echo(f"user {email} deleted")

@@ -198,57 +198,28 @@ def test_the_session_cookie_is_secure_behind_https(service_env, redis_conn):
         assert "Secure" in sign_in(http, "ops@example.com").headers["Set-Cookie"]
 
 
+def users_create(env: dict, email: str, role: str, *more: str, password: str = PASSWORD):
+    """``flask --app wsgi users create EMAIL --role ROLE … --password-stdin`` in its own process."""
+    return run_cli(
+        "users", "create", email, "--role", role, *more, "--password-stdin", env=env, input_text=password + "\n"
+    )
+
+
 def test_users_create_from_the_command_line(service_env, acme):
-    ok = run_cli(
-        "users",
-        "create",
-        "Ops@Example.com",
-        "--role",
-        "admin",
-        "--account",
-        acme,
-        "--password-stdin",
-        env=service_env,
-        input_text=PASSWORD + "\n",
-    )
+    ok = users_create(service_env, "Ops@Example.com", "admin", "--account", acme)
     assert ok.returncode == 0 and "ops@example.com created: admin of acme" in ok.stdout
-    again = run_cli(
-        "users",
-        "create",
-        "ops@example.com",
-        "--role",
-        "viewer",
-        "--password-stdin",
-        env=service_env,
-        input_text=PASSWORD + "\n",
-    )
+    again = users_create(service_env, "ops@example.com", "viewer")
     assert again.returncode == 2 and "exists already" in again.stderr
-    weak = run_cli(
-        "users",
-        "create",
-        "new@example.com",
-        "--role",
-        "viewer",
-        "--password-stdin",
-        env=service_env,
-        input_text="short\n",
-    )
+    weak = users_create(service_env, "new@example.com", "viewer", password="short")
     assert weak.returncode == 2 and "password: must be at least 12 characters" in weak.stderr
-    nobody = run_cli(
-        "users",
-        "create",
-        "new@example.com",
-        "--role",
-        "viewer",
-        "--account",
-        "nobody",
-        "--password-stdin",
-        env=service_env,
-        input_text=PASSWORD + "\n",
-    )
+    nobody = users_create(service_env, "new@example.com", "viewer", "--account", "nobody")
     assert nobody.returncode == 2 and "no account 'nobody'" in nobody.stderr
     listed = run_cli("users", "list", env=service_env)
     assert "ops@example.com" in listed.stdout and PASSWORD not in listed.stdout + listed.stderr
+    missing = run_cli("users", "delete", "nobody@example.com", "--yes", env=service_env)
+    assert missing.returncode == 2 and "no user nobody@example.com" in missing.stderr
+    unconfirmed = run_cli("users", "delete", "ops@example.com", env=service_env)
+    assert unconfirmed.returncode == 2 and "add --yes" in unconfirmed.stderr
 
 
 def test_deleting_an_account_deletes_its_users(app, acme):
