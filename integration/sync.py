@@ -192,10 +192,13 @@ def sync_calls(
     since: datetime | None = None,
     until: datetime | None = None,
     callbacks: CallbackLedger | None = None,
+    on_stored: Callable[[list[str]], None] = lambda new_ids: None,
 ) -> SyncResult:
     """Bring the ledger up to date for ``[since, until)`` (default: from the cursor to now).
 
     With ``callbacks``, each new outbound call is linked to the click-to-call that made it.
+    ``on_stored(new_ids)`` follows each slice's commit, so what a slice stored is handed on even
+    when a later slice fails.
     """
     regular = since is None
     cursors = ledger.cursors(lines)
@@ -221,6 +224,7 @@ def sync_calls(
                     stored.update(call.line for call in new_calls)
                     if callbacks is not None:
                         link_callbacks(new_calls, ledger, callbacks)
+        on_stored(new_ids)
         if moves_cursor:
             ledger.advance(lines, upper, now)  # only after the calls are committed
             # A cursor never moves back: it moved when a line had none, or one older than this.

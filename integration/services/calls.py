@@ -32,8 +32,9 @@ def run_sync(
     lock = rt.redis.lock(rt.key(SYNC_LOCK), timeout=SYNC_LOCK_LEASE, blocking_timeout=wait)
     if not lock.acquire(blocking=wait > 0):
         return None
+    stored: list[str] = []  # every slice's new calls, also when a later slice fails
     try:
-        result = sync.sync_calls(
+        return sync.sync_calls(
             rt.operator,
             rt.call_ledger,
             settings.operator_numbers,
@@ -45,11 +46,11 @@ def run_sync(
             since=since,
             until=until,
             callbacks=rt.callback_ledger,
+            on_stored=stored.extend,
         )
-        queue_deliveries(rt, result.new_ids)
-        queue_recordings(rt, result.new_ids)
-        return result
     finally:
+        queue_deliveries(rt, stored)
+        queue_recordings(rt, stored)
         try:
             lock.release()
         except LockError:
